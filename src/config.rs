@@ -1,0 +1,195 @@
+//! Configuration: one struct, read from flags and `CHATGATE_*` environment variables,
+//! validated once at start-up. Every default is stated on its field and in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Everything chatgate can be told at start-up.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "chatgate",
+    version,
+    about = "A real-time chat gateway and IM backend"
+)]
+pub struct Config {
+    /// Address to listen on for HTTP and WebSocket.
+    #[arg(long, env = "CHATGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite database, the generated signing key, uploads and the outbox.
+    #[arg(long, env = "CHATGATE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://PATH` or `postgres://...`. Default: `sqlite://<data-dir>/chatgate.db`.
+    #[arg(long, env = "CHATGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL for multi-node deployments. Unset means a single node with an in-process bus.
+    #[arg(long, env = "CHATGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// URL the server POSTs password-reset notifications to. Unset: they are appended to
+    /// `<data-dir>/outbox.jsonl`.
+    #[arg(long, env = "CHATGATE_NOTIFY_WEBHOOK")]
+    pub notify_webhook: Option<String>,
+
+    /// Public base URL of this service, used in reset links. Default: `http://<listen>`.
+    #[arg(long, env = "CHATGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// HMAC key for signing tokens (at least 32 bytes). Unset: a random key is generated once
+    /// and kept in `<data-dir>/jwt.key`. Every node of a cluster must share it.
+    #[arg(long, env = "CHATGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Issuer (`iss`) written into and required of every token.
+    #[arg(long, env = "CHATGATE_JWT_ISSUER", default_value = "chatgate")]
+    pub jwt_issuer: String,
+
+    /// Lifetime of a login token, in seconds (default 7 days).
+    #[arg(long, env = "CHATGATE_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub token_ttl_secs: u64,
+
+    /// Largest WebSocket message or HTTP request body accepted, in bytes. A larger frame
+    /// closes the socket with 1009.
+    #[arg(long, env = "CHATGATE_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Frames that may wait in one session's outbound queue before the session is dropped as a
+    /// slow consumer.
+    #[arg(long, env = "CHATGATE_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+
+    /// Requests one session may have in flight at once; further frames wait to be read.
+    #[arg(long, env = "CHATGATE_SESSION_INFLIGHT", default_value_t = 32)]
+    pub session_inflight: usize,
+
+    /// Seconds between WebSocket pings the server sends.
+    #[arg(long, env = "CHATGATE_PING_INTERVAL_SECS", default_value_t = 30)]
+    pub ping_interval_secs: u64,
+
+    /// Seconds of silence after a ping before the socket is considered dead and closed.
+    #[arg(long, env = "CHATGATE_PING_TIMEOUT_SECS", default_value_t = 30)]
+    pub ping_timeout_secs: u64,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "CHATGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// SQLite `synchronous` mode. `normal` survives a process crash; `full` also survives an
+    /// OS crash or power loss, at a lower commit rate.
+    #[arg(long, env = "CHATGATE_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Normal)]
+    pub sqlite_sync: SqliteSync,
+
+    /// Password hashes that may run at once (argon2id is CPU-bound). Default: the core count.
+    #[arg(long, env = "CHATGATE_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    #[arg(long, env = "CHATGATE_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log output format.
+    #[arg(long, env = "CHATGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// SQLite durability level; see [`Config::sqlite_sync`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    /// `PRAGMA synchronous=NORMAL`.
+    Normal,
+    /// `PRAGMA synchronous=FULL`.
+    Full,
+}
+
+/// Log output format; see [`Config::log_format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_from(["chatgate"])
+    }
+}
+
+impl Config {
+    /// Checks the values that clap's types cannot, once, before anything starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if self.max_frame_bytes < 1024 {
+            bail!("--max-frame-bytes must be at least 1024");
+        }
+        if self.outbound_queue == 0 || self.session_inflight == 0 {
+            bail!("--outbound-queue and --session-inflight must be positive");
+        }
+        if self.token_ttl_secs < 60 {
+            bail!("--token-ttl-secs must be at least 60");
+        }
+        if self.ping_interval_secs == 0 || self.ping_timeout_secs == 0 {
+            bail!("--ping-interval-secs and --ping-timeout-secs must be positive");
+        }
+        if self.db_max_connections == 0 {
+            bail!("--db-max-connections must be positive");
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < 32
+        {
+            bail!("--jwt-secret must be at least 32 bytes");
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
+        {
+            bail!("--database-url must start with sqlite:, postgres: or postgresql:");
+        }
+        if let Some(url) = &self.notify_webhook
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("--notify-webhook must be an http(s) URL");
+        }
+        if self.redis_url.is_some() {
+            bail!(
+                "--redis-url: the Redis bus for multi-node deployments is not built yet; run a single node without it"
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("chatgate.db").display()
+            )
+        })
+    }
+
+    /// The public base URL in effect, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The ping interval as a duration.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs)
+    }
+
+    /// The pong timeout as a duration.
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_secs(self.ping_timeout_secs)
+    }
+}

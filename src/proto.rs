@@ -1,0 +1,642 @@
+//! The wire contract: frames, their two encodings, and the request and reply shapes of every
+//! route. Documented for people in `proto-docs/`.
+//!
+//! Invariants:
+//! - A text frame is JSON and a binary frame is MessagePack (maps with field names); a reply
+//!   uses the encoding of its request.
+//! - Ids are strings on the wire; times are integer Unix milliseconds.
+//! - A push is encoded at most once per format, however many sessions receive it
+//!   ([`Push`] caches its encodings).
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::error::Error;
+use crate::user::{Gender, LoginRecord, ProfilePatch, User};
+
+/// A frame encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON in text frames.
+    Json,
+    /// MessagePack in binary frames.
+    MsgPack,
+}
+
+/// An encoded frame, ready for a socket or an HTTP body. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// JSON text.
+    Text(Utf8Bytes),
+    /// MessagePack bytes.
+    Binary(Bytes),
+}
+
+impl Payload {
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Payload::Text(t) => t.as_bytes(),
+            Payload::Binary(b) => b,
+        }
+    }
+}
+
+/// A request id chosen by the client and echoed in the reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    /// An integer id.
+    Int(i64),
+    /// A string id.
+    Str(String),
+}
+
+/// A decoded client frame.
+#[derive(Debug)]
+pub enum Incoming {
+    /// `{"type":"req","id":..,"route":..,"data":..}`
+    Request {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The route path, such as `/user/login`.
+        route: String,
+        /// The route's arguments (an empty object when absent).
+        data: Value,
+    },
+    /// `{"type":"ping"}`, answered with `{"type":"pong"}`.
+    Ping,
+}
+
+/// A frame that could not be turned into [`Incoming`], with the request id if one was readable.
+#[derive(Debug)]
+pub struct BadFrame {
+    /// The request id, when the frame had a readable one.
+    pub id: Option<RequestId>,
+    /// What was wrong.
+    pub error: Error,
+}
+
+#[derive(Deserialize)]
+struct RawFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    route: Option<Value>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+/// Decodes one client frame.
+pub fn decode(bytes: &[u8], format: Format) -> Result<Incoming, BadFrame> {
+    let raw: RawFrame = match format {
+        Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        Format::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+    }
+    .map_err(|e| BadFrame {
+        id: None,
+        error: Error::MalformedFrame(e),
+    })?;
+    let id = raw
+        .id
+        .map(serde_json::from_value::<RequestId>)
+        .transpose()
+        .map_err(|_| BadFrame {
+            id: None,
+            error: Error::MalformedFrame("id must be a string or an integer".into()),
+        })?;
+    match raw.kind.as_str() {
+        "ping" => Ok(Incoming::Ping),
+        "req" => {
+            let bad = |msg: &str| BadFrame {
+                id: id.clone(),
+                error: Error::MalformedFrame(msg.into()),
+            };
+            let Some(id) = id.clone() else {
+                return Err(bad("a request needs an id"));
+            };
+            let Some(Value::String(route)) = raw.route else {
+                return Err(bad("a request needs a route string"));
+            };
+            let data = match raw.data {
+                None | Some(Value::Null) => Value::Object(Default::default()),
+                Some(obj @ Value::Object(_)) => obj,
+                Some(_) => return Err(bad("data must be an object")),
+            };
+            Ok(Incoming::Request { id, route, data })
+        }
+        _ => Err(BadFrame {
+            id,
+            error: Error::UnknownFrameType,
+        }),
+    }
+}
+
+/// The reply frame; over HTTP the same object without `type` and `id`.
+#[derive(Debug, Serialize)]
+pub struct Reply<'a> {
+    /// Always `"res"` on the socket; absent over HTTP.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The request id; absent over HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a RequestId>,
+    /// 0 on success, 1 on failure.
+    pub code: u8,
+    /// For people.
+    pub message: String,
+    /// The route's result, or null on failure.
+    pub data: Option<Value>,
+    /// The wire reason, on failure only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<std::borrow::Cow<'static, str>>,
+    /// With `rate_limited`: milliseconds before a retry may succeed.
+    #[serde(rename = "retryAfter", skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl<'a> Reply<'a> {
+    /// Builds the reply to a request, successful or not.
+    pub fn new(id: Option<&'a RequestId>, socket: bool, result: Result<Value, Error>) -> Self {
+        let kind = socket.then_some("res");
+        match result {
+            Ok(data) => Reply {
+                kind,
+                id,
+                code: 0,
+                message: "ok".into(),
+                data: Some(data),
+                error: None,
+                retry_after: None,
+            },
+            Err(err) => Reply {
+                kind,
+                id,
+                code: 1,
+                message: err.public_message(),
+                data: None,
+                error: Some(err.reason()),
+                retry_after: match err {
+                    Error::RateLimited { retry_after_ms } => Some(retry_after_ms),
+                    _ => None,
+                },
+            },
+        }
+    }
+}
+
+/// Encodes any frame in `format`.
+pub fn encode<T: Serialize>(frame: &T, format: Format) -> Payload {
+    match format {
+        // Serializing our own types to JSON cannot fail: their maps have string keys.
+        Format::Json => Payload::Text(serde_json::to_string(frame).unwrap_or_default().into()),
+        Format::MsgPack => {
+            Payload::Binary(rmp_serde::to_vec_named(frame).unwrap_or_default().into())
+        }
+    }
+}
+
+/// `{"type":"pong"}`.
+pub fn pong(format: Format) -> Payload {
+    #[derive(Serialize)]
+    struct Pong {
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+    encode(&Pong { kind: "pong" }, format)
+}
+
+/// A server push, encoded lazily and at most once per format.
+#[derive(Debug)]
+pub struct Push {
+    event: &'static str,
+    data: Value,
+    json: OnceLock<Payload>,
+    msgpack: OnceLock<Payload>,
+}
+
+#[derive(Serialize)]
+struct PushFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'static str,
+    data: &'a Value,
+}
+
+impl Push {
+    /// A push of `event` with `data`, shared among recipients.
+    pub fn new(event: &'static str, data: impl Serialize) -> Arc<Push> {
+        Arc::new(Push {
+            event,
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            json: OnceLock::new(),
+            msgpack: OnceLock::new(),
+        })
+    }
+
+    /// The event name.
+    pub fn event(&self) -> &'static str {
+        self.event
+    }
+
+    /// The push in `format`, encoded on first use.
+    pub fn payload(&self, format: Format) -> Payload {
+        let cell = match format {
+            Format::Json => &self.json,
+            Format::MsgPack => &self.msgpack,
+        };
+        cell.get_or_init(|| {
+            encode(
+                &PushFrame {
+                    kind: "push",
+                    event: self.event,
+                    data: &self.data,
+                },
+                format,
+            )
+        })
+        .clone()
+    }
+}
+
+/// Event names of pushes.
+pub mod event {
+    /// The session was ended by logout or password reset; `{reason}`.
+    pub const SESSION_KICKED: &str = "session.kicked";
+}
+
+/// Parses a route's `data` into its request type, naming the offending field on failure.
+pub fn parse<T: DeserializeOwned>(data: Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(data).map_err(|err| {
+        let inner = err.inner().to_string();
+        let path = err.path().to_string();
+        // serde reports a missing field on its parent; name the field itself.
+        let field = match inner.split('`').nth(1) {
+            Some(name)
+                if inner.starts_with("missing field") || inner.starts_with("unknown field") =>
+            {
+                if path == "." {
+                    name.to_owned()
+                } else {
+                    format!("{path}.{name}")
+                }
+            }
+            _ if path == "." => "data".to_owned(),
+            _ => path,
+        };
+        Error::validation(field, inner)
+    })
+}
+
+/// Serializes an id as a string.
+pub fn id_str<S: Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}
+
+/// Reads an id sent as a string (or, leniently, as an integer).
+pub fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Int(i64),
+        Str(String),
+    }
+    match Id::deserialize(d)? {
+        Id::Int(i) => Ok(i),
+        Id::Str(s) => s.parse().map_err(|_| serde::de::Error::custom("not an id")),
+    }
+}
+
+fn de_opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "de_id")] i64);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
+/// Reads an integer sent as a number or, as HTTP query strings do, as a string.
+fn de_opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    de_opt_id(d)
+}
+
+/// Distinguishes an absent field (outer `None`) from an explicit null (`Some(None)`).
+fn de_nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+// ---- user routes ----
+
+/// `userinfo` on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfo {
+    /// User id.
+    #[serde(serialize_with = "id_str")]
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub nickname: String,
+    /// Avatar URL.
+    pub avatar: String,
+    /// `unknown`, `male`, `female` or `other`.
+    pub gender: &'static str,
+    /// `YYYY-MM-DD`, only in the owner's own view.
+    pub birthday: Option<String>,
+    /// Age in years.
+    pub age: Option<i64>,
+    /// Status line.
+    pub signature: String,
+    /// Registration time.
+    pub created_at: i64,
+}
+
+impl From<User> for UserInfo {
+    fn from(u: User) -> Self {
+        UserInfo {
+            id: u.id,
+            username: u.username,
+            nickname: u.profile.nickname,
+            avatar: u.profile.avatar,
+            gender: u.profile.gender.as_str(),
+            birthday: u.profile.birthday,
+            age: u.profile.age,
+            signature: u.profile.signature,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// `{username, password}` of register and login.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Login name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// `{token, userinfo}`.
+#[derive(Debug, Serialize)]
+pub struct AuthReply {
+    /// Bearer token.
+    pub token: String,
+    /// The user.
+    pub userinfo: UserInfo,
+}
+
+/// `{username}` of changePassword.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPassword {
+    /// Whose password to reset.
+    pub username: String,
+}
+
+/// `{callback}`.
+#[derive(Debug, Serialize)]
+pub struct CallbackReply {
+    /// Where the reset secret is used.
+    pub callback: String,
+}
+
+/// `{resetToken, password}` of resetPassword.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResetPassword {
+    /// The secret from the notification.
+    pub reset_token: String,
+    /// The new password.
+    pub password: String,
+}
+
+/// `{token}` of /user/auth.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthToken {
+    /// The bearer token.
+    pub token: String,
+}
+
+/// `{id?, username?}` of GET /user/info.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfoQuery {
+    /// Another user's id.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub id: Option<i64>,
+    /// Another user's username.
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+/// `{userinfo}`.
+#[derive(Debug, Serialize)]
+pub struct UserInfoReply {
+    /// The user.
+    pub userinfo: UserInfo,
+}
+
+/// `{userinfo: {...}}` of POST /user/info.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfoUpdate {
+    /// The fields to change.
+    pub userinfo: UserInfoPatch,
+}
+
+/// The changeable part of `userinfo`. Read-only fields a client echoes back are accepted and
+/// ignored when unchanged.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserInfoPatch {
+    /// Ignored.
+    #[serde(default, rename = "id")]
+    _id: Option<Value>,
+    /// Ignored.
+    #[serde(default, rename = "createdAt")]
+    _created_at: Option<Value>,
+    /// Must equal the current username if present.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Refused if present.
+    #[serde(default)]
+    pub password: Option<Value>,
+    /// New nickname.
+    #[serde(default)]
+    pub nickname: Option<String>,
+    /// New avatar URL.
+    #[serde(default)]
+    pub avatar: Option<String>,
+    /// New gender.
+    #[serde(default)]
+    pub gender: Option<String>,
+    /// New birthday, or null to clear.
+    #[serde(default, deserialize_with = "de_nullable")]
+    pub birthday: Option<Option<String>>,
+    /// New age, or null to clear.
+    #[serde(default, deserialize_with = "de_nullable")]
+    pub age: Option<Option<i64>>,
+    /// New signature.
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+impl UserInfoPatch {
+    /// The domain patch; the gender string must name a gender.
+    pub fn into_patch(self) -> Result<(Option<String>, ProfilePatch), Error> {
+        if self.password.is_some() {
+            return Err(Error::validation(
+                "password",
+                "the password is changed through /user/changePassword",
+            ));
+        }
+        let gender = self
+            .gender
+            .map(|g| {
+                Gender::parse(&g).ok_or_else(|| {
+                    Error::validation("gender", "gender must be unknown, male, female or other")
+                })
+            })
+            .transpose()?;
+        Ok((
+            self.username,
+            ProfilePatch {
+                nickname: self.nickname,
+                avatar: self.avatar,
+                gender,
+                birthday: self.birthday,
+                age: self.age,
+                signature: self.signature,
+            },
+        ))
+    }
+}
+
+/// `{cursor?, limit?}` of /user/loginLog.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginLogQuery {
+    /// `nextCursor` of the previous page.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub cursor: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub limit: Option<i64>,
+}
+
+/// One login-log entry on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginLogEntry {
+    /// Entry id.
+    #[serde(serialize_with = "id_str")]
+    pub id: i64,
+    /// When.
+    pub at: i64,
+    /// Client address.
+    pub ip: String,
+    /// User agent or device.
+    pub user_agent: String,
+    /// `ws` or `http`.
+    pub transport: String,
+    /// Whether it succeeded.
+    pub success: bool,
+}
+
+impl From<LoginRecord> for LoginLogEntry {
+    fn from(r: LoginRecord) -> Self {
+        LoginLogEntry {
+            id: r.id,
+            at: r.at,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            transport: r.transport,
+            success: r.success,
+        }
+    }
+}
+
+/// `{logs, nextCursor}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginLogReply {
+    /// Newest first.
+    pub logs: Vec<LoginLogEntry>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `{reason}` of `session.kicked`.
+#[derive(Debug, Serialize)]
+pub struct Kicked {
+    /// `logout` or `password_reset`.
+    pub reason: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_requests_in_both_formats() {
+        let json = br#"{"type":"req","id":7,"route":"/user/login","data":{"username":"a"}}"#;
+        let Incoming::Request { id, route, data } = decode(json, Format::Json).unwrap() else {
+            panic!()
+        };
+        assert_eq!(id, RequestId::Int(7));
+        assert_eq!(route, "/user/login");
+        let packed = rmp_serde::to_vec_named(
+            &serde_json::json!({"type":"req","id":"x","route":"/r","data":data}),
+        )
+        .unwrap();
+        let Incoming::Request { id, .. } = decode(&packed, Format::MsgPack).unwrap() else {
+            panic!()
+        };
+        assert_eq!(id, RequestId::Str("x".into()));
+    }
+
+    #[test]
+    fn bad_frames_are_typed() {
+        let reason = |b: &[u8]| decode(b, Format::Json).unwrap_err().error.reason();
+        assert_eq!(reason(b"{nope"), "frame.malformed");
+        assert_eq!(reason(br#"{"type":"zap","id":1}"#), "frame.unknown_type");
+        assert_eq!(reason(br#"{"type":"req","id":1}"#), "frame.malformed");
+        assert_eq!(
+            reason(br#"{"type":"req","id":[1],"route":"/x"}"#),
+            "frame.malformed"
+        );
+        assert_eq!(
+            decode(br#"{"type":"req","id":1,"data":5}"#, Format::Json)
+                .unwrap_err()
+                .id,
+            Some(RequestId::Int(1))
+        );
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let err = parse::<Credentials>(serde_json::json!({"username":"a"})).unwrap_err();
+        assert_eq!(err.reason(), "validation.password");
+        let err =
+            parse::<Credentials>(serde_json::json!({"username":5,"password":"x"})).unwrap_err();
+        assert_eq!(err.reason(), "validation.username");
+    }
+
+    #[test]
+    fn push_is_encoded_once_per_format() {
+        let push = Push::new("x", Kicked { reason: "logout" });
+        let a = push.payload(Format::Json);
+        let b = push.payload(Format::Json);
+        assert_eq!(a.as_bytes().as_ptr(), b.as_bytes().as_ptr());
+    }
+}

@@ -1,0 +1,161 @@
+//! The connection registry: user id → that user's live sessions on this node.
+//!
+//! Invariants:
+//! - Every session has a bounded outbound queue. Nothing ever waits on a session's queue: a push
+//!   to a full queue ends that session as a slow consumer instead of blocking the sender.
+//! - No lock is held across an `.await`: the map's shard locks are taken only to copy handles.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, Events, KickReason};
+use crate::proto::{Format, Payload};
+use crate::user::Identity;
+
+/// Why a session is being closed by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Its token was revoked; a `session.kicked` push precedes the close.
+    Kicked(KickReason),
+    /// Its outbound queue overflowed.
+    SlowConsumer,
+}
+
+/// One live session, shared by its socket task, its request tasks and the registry.
+pub struct Session {
+    /// Node-unique session id.
+    pub id: u64,
+    /// Encoding of pushes to this session.
+    pub format: Format,
+    tx: mpsc::Sender<Payload>,
+    identity: Mutex<Option<Identity>>,
+    ending: OnceLock<Ending>,
+    ended: CancellationToken,
+}
+
+impl Session {
+    /// The user the session is bound to, if any.
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Queues a frame without waiting; a full queue ends the session as a slow consumer.
+    pub fn send(&self, payload: Payload) {
+        if self.tx.try_send(payload).is_err() {
+            self.end(Ending::SlowConsumer);
+        }
+    }
+
+    /// Asks the socket task to close the session; the first reason given wins.
+    pub fn end(&self, why: Ending) {
+        let _ = self.ending.set(why);
+        self.ended.cancel();
+    }
+
+    /// Completes when the session has been asked to end, with the reason.
+    pub async fn ending(&self) -> Ending {
+        self.ended.cancelled().await;
+        *self.ending.get().unwrap_or(&Ending::SlowConsumer)
+    }
+}
+
+/// All sessions of this node, by user.
+#[derive(Default)]
+pub struct Registry {
+    users: DashMap<i64, Vec<Arc<Session>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    /// Creates a session with an outbound queue of `queue` frames; the receiver goes to the
+    /// socket task.
+    pub fn open(&self, format: Format, queue: usize) -> (Arc<Session>, mpsc::Receiver<Payload>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let session = Session {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            format,
+            tx,
+            identity: Mutex::new(None),
+            ending: OnceLock::new(),
+            ended: CancellationToken::new(),
+        };
+        (Arc::new(session), rx)
+    }
+
+    /// Binds `session` to `identity` (login on an open socket), moving it off any user it was
+    /// bound to before.
+    pub fn bind(&self, session: &Arc<Session>, identity: Identity) {
+        let user_id = identity.user_id;
+        let previous = session
+            .identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(identity);
+        if let Some(previous) = previous {
+            self.remove(previous.user_id, session.id);
+        }
+        self.users.entry(user_id).or_default().push(session.clone());
+    }
+
+    /// Forgets a closing session.
+    pub fn close(&self, session: &Session) {
+        if let Some(identity) = session.identity() {
+            self.remove(identity.user_id, session.id);
+        }
+    }
+
+    fn remove(&self, user_id: i64, session_id: u64) {
+        self.users.remove_if_mut(&user_id, |_, sessions| {
+            sessions.retain(|s| s.id != session_id);
+            sessions.is_empty()
+        });
+    }
+
+    /// The live sessions of `user_id`, copied out so no lock outlives this call.
+    pub fn sessions(&self, user_id: i64) -> Vec<Arc<Session>> {
+        self.users
+            .get(&user_id)
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Number of authenticated sessions on this node.
+    pub fn len(&self) -> usize {
+        self.users.iter().map(|e| e.value().len()).sum()
+    }
+
+    /// Whether no authenticated session is on this node.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+impl Events for Registry {
+    fn publish(&self, event: Event) {
+        match event {
+            Event::Kick {
+                user_id,
+                jti,
+                reason,
+            } => {
+                for session in self.sessions(user_id) {
+                    let matches = match (&jti, session.identity()) {
+                        (None, _) => true,
+                        (Some(jti), Some(identity)) => identity.jti == *jti,
+                        (Some(_), None) => false,
+                    };
+                    if matches {
+                        session.end(Ending::Kicked(reason));
+                    }
+                }
+            }
+        }
+    }
+}

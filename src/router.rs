@@ -1,0 +1,218 @@
+//! The one router: every route, whichever transport it came over.
+//!
+//! Transports decode a frame into `(route, method, data)`, say who is calling, and get back a
+//! JSON value or an [`Error`]. The router parses the route's request type from `proto`, calls
+//! the domain, and shapes the reply. It is the only place that knows both wire types and the
+//! domain.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::proto::{self, AuthReply, CallbackReply, LoginLogReply, UserInfoReply};
+use crate::user::{Identity, Lookup, Origin, Users};
+
+/// How the caller is authenticated.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No credentials.
+    Anonymous,
+    /// A bearer token not yet checked (HTTP: checked only by routes that need it).
+    Token(String),
+    /// A session already bound to a user (WebSocket).
+    Session(Identity),
+}
+
+/// Who is calling, and from where.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Credentials.
+    pub auth: Auth,
+    /// Address, user agent, transport.
+    pub origin: Origin,
+}
+
+/// The HTTP method, or none for a socket frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// HTTP GET, query parameters.
+    Get,
+    /// HTTP POST, a body.
+    Post,
+    /// A socket frame: where a path has both forms, `data` decides.
+    Socket,
+}
+
+/// A route's result.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The reply's `data`.
+    pub data: Value,
+    /// Set when the call authenticated the caller (login, register, auth): a socket binds to it.
+    pub bind: Option<Identity>,
+}
+
+/// The router.
+pub struct Router {
+    users: Users,
+}
+
+fn reply(data: impl Serialize) -> Result<Outcome> {
+    Ok(Outcome {
+        data: serde_json::to_value(data).map_err(Error::internal)?,
+        bind: None,
+    })
+}
+
+fn post(method: Method) -> Result<()> {
+    if method == Method::Get {
+        Err(Error::MethodNotAllowed)
+    } else {
+        Ok(())
+    }
+}
+
+fn get(method: Method) -> Result<()> {
+    if method == Method::Post {
+        Err(Error::MethodNotAllowed)
+    } else {
+        Ok(())
+    }
+}
+
+impl Router {
+    /// Builds the router over the domain services.
+    pub fn new(users: Users) -> Self {
+        Router { users }
+    }
+
+    /// Checks a bearer token (used by transports at the handshake).
+    pub async fn authenticate(&self, token: &str) -> Result<Identity> {
+        self.users.authenticate(token).await
+    }
+
+    async fn identity(&self, caller: &Caller) -> Result<Identity> {
+        match &caller.auth {
+            Auth::Anonymous => Err(Error::AuthRequired),
+            Auth::Token(token) => self.users.authenticate(token).await,
+            Auth::Session(identity) => Ok(identity.clone()),
+        }
+    }
+
+    /// Serves one request.
+    pub async fn dispatch(
+        &self,
+        caller: &Caller,
+        method: Method,
+        route: &str,
+        data: Value,
+    ) -> Result<Outcome> {
+        match route {
+            "/user/register" => {
+                post(method)?;
+                let req: proto::Credentials = proto::parse(data)?;
+                let (token, identity, user) = self
+                    .users
+                    .register(&req.username, req.password, caller.origin.clone())
+                    .await?;
+                let mut out = reply(AuthReply {
+                    token,
+                    userinfo: user.into(),
+                })?;
+                out.bind = Some(identity);
+                Ok(out)
+            }
+            "/user/login" => {
+                post(method)?;
+                let req: proto::Credentials = proto::parse(data)?;
+                let (token, identity, user) = self
+                    .users
+                    .login(&req.username, req.password, caller.origin.clone())
+                    .await?;
+                let mut out = reply(AuthReply {
+                    token,
+                    userinfo: user.into(),
+                })?;
+                out.bind = Some(identity);
+                Ok(out)
+            }
+            "/user/auth" => {
+                if method != Method::Socket {
+                    return Err(Error::SocketOnly);
+                }
+                let req: proto::AuthToken = proto::parse(data)?;
+                let identity = self.users.authenticate(&req.token).await?;
+                let user = self.users.info(&identity, Lookup::Me).await?;
+                let mut out = reply(UserInfoReply {
+                    userinfo: user.into(),
+                })?;
+                out.bind = Some(identity);
+                Ok(out)
+            }
+            "/user/changePassword" => {
+                post(method)?;
+                let req: proto::ForgotPassword = proto::parse(data)?;
+                reply(CallbackReply {
+                    callback: self.users.forgot_password(&req.username).await?,
+                })
+            }
+            "/user/resetPassword" => {
+                post(method)?;
+                let req: proto::ResetPassword = proto::parse(data)?;
+                self.users
+                    .reset_password(&req.reset_token, req.password)
+                    .await?;
+                reply(serde_json::json!({}))
+            }
+            "/user/info" => {
+                let is_post = match method {
+                    Method::Socket => data.get("userinfo").is_some(),
+                    m => m == Method::Post,
+                };
+                let who = self.identity(caller).await?;
+                let user = if is_post {
+                    let req: proto::InfoUpdate = proto::parse(data)?;
+                    let (username, patch) = req.userinfo.into_patch()?;
+                    if let Some(username) = username {
+                        let me = self.users.info(&who, Lookup::Me).await?;
+                        if me.username != username {
+                            return Err(Error::validation(
+                                "username",
+                                "the username cannot be changed",
+                            ));
+                        }
+                    }
+                    self.users.update_profile(&who, patch).await?
+                } else {
+                    let req: proto::InfoQuery = proto::parse(data)?;
+                    let lookup = match (req.id, req.username) {
+                        (Some(id), _) => Lookup::Id(id),
+                        (None, Some(name)) => Lookup::Username(name),
+                        (None, None) => Lookup::Me,
+                    };
+                    self.users.info(&who, lookup).await?
+                };
+                reply(UserInfoReply {
+                    userinfo: user.into(),
+                })
+            }
+            "/user/logout" => {
+                post(method)?;
+                let who = self.identity(caller).await?;
+                self.users.logout(&who).await?;
+                reply(serde_json::json!({}))
+            }
+            "/user/loginLog" => {
+                get(method)?;
+                let who = self.identity(caller).await?;
+                let req: proto::LoginLogQuery = proto::parse(data)?;
+                let (rows, next) = self.users.login_log(&who, req.cursor, req.limit).await?;
+                reply(LoginLogReply {
+                    logs: rows.into_iter().map(Into::into).collect(),
+                    next_cursor: next.map(|c| c.to_string()),
+                })
+            }
+            _ => Err(Error::UnknownRoute),
+        }
+    }
+}

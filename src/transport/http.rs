@@ -1,0 +1,137 @@
+//! The HTTP mirror of every route, plus `/healthz` and the `/ws` upgrade.
+//!
+//! POST takes a JSON body (or MessagePack with `Content-Type: application/msgpack`, answered in
+//! kind); GET takes query parameters. The token comes in `Authorization: Bearer` or as the
+//! `token` parameter. The body is the same object a socket reply carries, minus `type` and `id`,
+//! with the status the error catalogue gives.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value};
+
+use super::{bearer, user_agent};
+use crate::App;
+use crate::error::Error;
+use crate::proto::{self, Format, Payload, Reply};
+use crate::router::{Auth, Caller, Method};
+use crate::user::{Origin, Transport};
+
+/// The HTTP application.
+pub fn app(state: Arc<App>) -> axum::Router {
+    let limit = state.config.max_frame_bytes;
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/ws", get(super::ws::upgrade))
+        .fallback(route)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Encodes a reply (or an error) as an HTTP response in `format`.
+pub fn respond(format: Format, result: Result<Value, Error>) -> Response {
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(Error::Internal(err)) => {
+            tracing::error!(error = ?err, "request failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        Err(err) => StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    let body = proto::encode(&Reply::new(None, false, result), format);
+    let content_type = match format {
+        Format::Json => "application/json",
+        Format::MsgPack => "application/msgpack",
+    };
+    let body = match body {
+        Payload::Text(t) => Bytes::from(t),
+        Payload::Binary(b) => b,
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
+}
+
+async fn route(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: HttpMethod,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let format = if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.starts_with("application/msgpack") || ct.starts_with("application/x-msgpack")
+        }) {
+        Format::MsgPack
+    } else {
+        Format::Json
+    };
+    let (method, data) = match method {
+        HttpMethod::GET => (Method::Get, query_data(uri.query())),
+        HttpMethod::POST => (Method::Post, body_data(&body, format)),
+        _ => return respond(format, Err(Error::MethodNotAllowed)),
+    };
+    let mut data = match data {
+        Ok(data) => data,
+        Err(err) => return respond(format, Err(err)),
+    };
+    let param_token = data
+        .remove("token")
+        .and_then(|t| t.as_str().map(str::to_owned));
+    let auth = match bearer(&headers).or(param_token) {
+        Some(token) => Auth::Token(token),
+        None => Auth::Anonymous,
+    };
+    let caller = Caller {
+        auth,
+        origin: Origin {
+            ip: peer.ip().to_string(),
+            user_agent: user_agent(&headers),
+            transport: Transport::Http,
+        },
+    };
+    let result = app
+        .router
+        .dispatch(&caller, method, uri.path(), Value::Object(data))
+        .await;
+    respond(format, result.map(|outcome| outcome.data))
+}
+
+fn query_data(query: Option<&str>) -> Result<Map<String, Value>, Error> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| Error::MalformedFrame(format!("query string: {e}")))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect())
+}
+
+fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let value: Value = match format {
+        Format::Json => {
+            serde_json::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?
+        }
+        Format::MsgPack => {
+            rmp_serde::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?
+        }
+    };
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::MalformedFrame("the body must be an object".into())),
+    }
+}

@@ -1,0 +1,288 @@
+//! The WebSocket transport: the handshake at `GET /ws` and the session loop.
+//!
+//! One task per socket owns the socket. It reads frames, hands each request to a task of its own
+//! (at most `session_inflight` at once), and writes whatever its outbound queue holds: every
+//! ready frame is fed, then the socket is flushed once, so a burst costs one syscall, not one per
+//! frame. Replies, pongs and pushes all travel through that one bounded queue.
+//!
+//! Close codes: 1001 server shutting down; 1007 invalid UTF-8; 1008 slow consumer; 1009 frame
+//! too large; 1002 protocol error; 4001 kicked (logout or password reset, after a
+//! `session.kicked` push).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::{bearer, user_agent};
+use crate::App;
+use crate::error::Error;
+use crate::proto::{self, BadFrame, Format, Incoming, Kicked, Payload, Push, Reply};
+use crate::registry::Ending;
+use crate::router::{Auth, Caller, Method};
+use crate::user::{Identity, Origin, Transport};
+
+/// Frames written per flush at most, so one busy session cannot hold its task forever.
+const MAX_BATCH: usize = 256;
+
+/// The tungstenite settings for a gateway: a 4 KiB read buffer instead of 128 KiB, a small
+/// write buffer that batches frames until the flush, and every size bounded.
+fn socket_config(max_frame: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(16 * 1024 + 2 * max_frame)
+        .max_message_size(Some(max_frame))
+        .max_frame_size(Some(max_frame))
+}
+
+/// `GET /ws`: checks the handshake and the token, answers 101 and starts the session.
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
+    let headers = req.headers();
+    let has = |name: header::HeaderName, needle: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(needle)))
+        })
+    };
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::UPGRADE, "websocket")],
+            "WebSocket upgrade required",
+        )
+            .into_response();
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::SEC_WEBSOCKET_VERSION, "13")],
+            "unsupported WebSocket version",
+        )
+            .into_response();
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key").into_response();
+    };
+    let accept = derive_accept_key(key.as_bytes());
+
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or_default()).unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let format = match param("format").as_deref() {
+        None | Some("json") => Format::Json,
+        Some("msgpack") => Format::MsgPack,
+        Some(_) => {
+            return super::http::respond(
+                Format::Json,
+                Err(Error::validation(
+                    "format",
+                    "format must be json or msgpack",
+                )),
+            );
+        }
+    };
+    let identity = match bearer(headers).or_else(|| param("token")) {
+        Some(token) => match app.router.authenticate(&token).await {
+            Ok(identity) => Some(identity),
+            Err(err) => return super::http::respond(Format::Json, Err(err)),
+        },
+        None => None,
+    };
+    let origin = Origin {
+        ip: peer.ip().to_string(),
+        user_agent: user_agent(headers),
+        transport: Transport::Ws,
+    };
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let tracker = app.sessions.clone();
+    tracker.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = socket_config(app.config.max_frame_bytes);
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                run_session(ws, app, format, identity, origin).await;
+            }
+            Err(err) => tracing::debug!(error = %err, "upgrade failed"),
+        }
+    });
+
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn close(code: CloseCode, reason: &'static str) -> Option<CloseFrame> {
+    Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })
+}
+
+fn message(payload: Payload) -> Message {
+    match payload {
+        Payload::Text(text) => Message::Text(text),
+        Payload::Binary(bytes) => Message::Binary(bytes),
+    }
+}
+
+async fn run_session<S>(
+    mut ws: WebSocketStream<S>,
+    app: Arc<App>,
+    format: Format,
+    identity: Option<Identity>,
+    origin: Origin,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (session, mut rx) = app.registry.open(format, app.config.outbound_queue);
+    if let Some(identity) = identity {
+        app.registry.bind(&session, identity);
+    }
+    let inflight = Arc::new(Semaphore::new(app.config.session_inflight));
+    let ping_every = app.config.ping_interval();
+    let silence_limit = ping_every + app.config.ping_timeout();
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+
+    let farewell: Option<CloseFrame> = loop {
+        tokio::select! {
+            biased;
+            _ = app.shutdown.cancelled() => break close(CloseCode::Away, "server shutting down"),
+            why = session.ending() => {
+                // Replies already queued (the logout reply itself) go out before the close.
+                let _ = write_ready(&mut ws, &mut rx, None).await;
+                break match why {
+                    Ending::SlowConsumer => close(CloseCode::Policy, "slow consumer: outbound queue full"),
+                    Ending::Kicked(reason) => {
+                        let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: reason.as_str() });
+                        let _ = ws.send(message(push.payload(format))).await;
+                        close(CloseCode::Library(4001), reason.as_str())
+                    }
+                };
+            }
+            Some(first) = rx.recv() => {
+                if write_ready(&mut ws, &mut rx, Some(first)).await.is_err() {
+                    break None;
+                }
+            }
+            frame = ws.next() => {
+                let Some(frame) = frame else { break None };
+                last_heard = Instant::now();
+                let (bytes, frame_format) = match frame {
+                    Ok(Message::Text(text)) => (text.into(), Format::Json),
+                    Ok(Message::Binary(bytes)) => (bytes, Format::MsgPack),
+                    Ok(Message::Close(_)) => break None,
+                    Ok(_) => continue,
+                    Err(tungstenite::Error::Capacity(_)) => break close(CloseCode::Size, "frame too large"),
+                    Err(tungstenite::Error::Utf8(_)) => break close(CloseCode::Invalid, "invalid UTF-8 in a text frame"),
+                    Err(tungstenite::Error::Protocol(_)) => break close(CloseCode::Protocol, "protocol error"),
+                    Err(_) => break None,
+                };
+                match proto::decode(&bytes, frame_format) {
+                    Ok(Incoming::Ping) => session.send(proto::pong(frame_format)),
+                    Ok(Incoming::Request { id, route, data }) => {
+                        let Ok(permit) = inflight.clone().acquire_owned().await else { break None };
+                        let caller = Caller {
+                            auth: session.identity().map_or(Auth::Anonymous, Auth::Session),
+                            origin: origin.clone(),
+                        };
+                        let (app, session) = (app.clone(), session.clone());
+                        tokio::spawn(async move {
+                            let result = app.router.dispatch(&caller, Method::Socket, &route, data).await;
+                            let result = result.map(|outcome| {
+                                if let Some(identity) = outcome.bind {
+                                    app.registry.bind(&session, identity);
+                                }
+                                outcome.data
+                            });
+                            session.send(encode_reply(Some(&id), result, frame_format));
+                            drop(permit);
+                        });
+                    }
+                    Err(BadFrame { id, error }) => session.send(encode_reply(id.as_ref(), Err(error), frame_format)),
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    break None;
+                }
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+
+    app.registry.close(&session);
+    if let Some(frame) = farewell {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+    }
+}
+
+fn encode_reply(
+    id: Option<&proto::RequestId>,
+    result: Result<serde_json::Value, Error>,
+    format: Format,
+) -> Payload {
+    if let Err(Error::Internal(err)) = &result {
+        tracing::error!(error = ?err, "request failed");
+    }
+    proto::encode(&Reply::new(id, true, result), format)
+}
+
+/// Feeds `first` and every other frame already queued (up to [`MAX_BATCH`]), then flushes once.
+async fn write_ready<S>(
+    ws: &mut WebSocketStream<S>,
+    rx: &mut mpsc::Receiver<Payload>,
+    first: Option<Payload>,
+) -> Result<(), tungstenite::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Some(first) = first {
+        ws.feed(message(first)).await?;
+    }
+    for _ in 0..MAX_BATCH {
+        match rx.try_recv() {
+            Ok(payload) => ws.feed(message(payload)).await?,
+            Err(_) => break,
+        }
+    }
+    ws.flush().await
+}

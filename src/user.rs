@@ -1,0 +1,617 @@
+//! The user domain: accounts, profiles, login history, password reset, token revocation.
+//!
+//! Knows nothing of sockets or wire types. Invariants:
+//! - A wrong password and an unknown username are indistinguishable, in answer and in time.
+//! - Every login or registration attempt is written to the login log.
+//! - A reset secret is random (256 bits), stored only as its SHA-256, single-use and short-lived,
+//!   and is delivered to the user's notification channel, never to the caller.
+//! - A token is accepted only if its signature holds, it is not revoked by logout, and its
+//!   token version matches the user's (a reset bumps the version).
+
+use std::sync::Arc;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Passwords, TokenClaims, Tokens};
+use crate::error::{Error, Result};
+use crate::events::{Event, Events, KickReason};
+use crate::notify::{Notifier, ResetNotice};
+use crate::now_ms;
+use crate::store::Store;
+
+/// How long a reset secret stays usable.
+const RESET_TTL_MS: i64 = 30 * 60 * 1000;
+/// Largest page of login history.
+const MAX_LOG_PAGE: i64 = 100;
+
+/// A user's self-declared gender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Gender {
+    /// Not said.
+    #[default]
+    Unknown,
+    /// Male.
+    Male,
+    /// Female.
+    Female,
+    /// Something else.
+    Other,
+}
+
+impl Gender {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Unknown => "unknown",
+            Gender::Male => "male",
+            Gender::Female => "female",
+            Gender::Other => "other",
+        }
+    }
+
+    /// Parses the stored and wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "unknown" => Gender::Unknown,
+            "male" => Gender::Male,
+            "female" => Gender::Female,
+            "other" => Gender::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// What a user says about themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Profile {
+    /// Display name.
+    pub nickname: String,
+    /// Avatar URL, or empty.
+    pub avatar: String,
+    /// Gender.
+    pub gender: Gender,
+    /// `YYYY-MM-DD`; private to the owner.
+    pub birthday: Option<String>,
+    /// Age in years.
+    pub age: Option<i64>,
+    /// Status line.
+    pub signature: String,
+}
+
+/// An account with its profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Unique id.
+    pub id: i64,
+    /// Unique login name.
+    pub username: String,
+    /// The profile.
+    pub profile: Profile,
+    /// Registration time, Unix ms.
+    pub created_at: i64,
+}
+
+impl User {
+    /// The view anyone else gets: the owner's private fields removed.
+    pub fn public(mut self) -> User {
+        self.profile.birthday = None;
+        self
+    }
+}
+
+/// A stored account with what is needed to check a login.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Current token version.
+    pub token_version: i64,
+}
+
+/// The transport a request came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The WebSocket.
+    Ws,
+    /// Plain HTTP.
+    Http,
+}
+
+impl Transport {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// Where a login attempt came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Client address.
+    pub ip: String,
+    /// User-Agent or device description.
+    pub user_agent: String,
+    /// Transport.
+    pub transport: Transport,
+}
+
+/// One login-log row to write.
+#[derive(Debug, Clone)]
+pub struct LoginAttempt {
+    /// The account tried, if the username matched one.
+    pub user_id: Option<i64>,
+    /// The username as typed (truncated).
+    pub username: String,
+    /// When.
+    pub at: i64,
+    /// Where from.
+    pub origin: Origin,
+    /// Whether it succeeded.
+    pub success: bool,
+}
+
+/// One login-log row as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// Row id, the paging cursor.
+    pub id: i64,
+    /// When.
+    pub at: i64,
+    /// Client address.
+    pub ip: String,
+    /// User-Agent or device.
+    pub user_agent: String,
+    /// `ws` or `http`.
+    pub transport: String,
+    /// Whether it succeeded.
+    pub success: bool,
+}
+
+/// A change to a profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    /// New nickname.
+    pub nickname: Option<String>,
+    /// New avatar URL ("" clears).
+    pub avatar: Option<String>,
+    /// New gender.
+    pub gender: Option<Gender>,
+    /// New birthday (`Some(None)` clears).
+    pub birthday: Option<Option<String>>,
+    /// New age (`Some(None)` clears).
+    pub age: Option<Option<i64>>,
+    /// New signature.
+    pub signature: Option<String>,
+}
+
+/// A verified, unrevoked caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user.
+    pub user_id: i64,
+    /// The token's id, for revoking this session alone.
+    pub jti: Arc<str>,
+    /// Token expiry, Unix ms.
+    pub expires_at: i64,
+}
+
+/// Whether someone asks about themselves or about another user.
+pub enum Lookup {
+    /// The caller.
+    Me,
+    /// Another user by id.
+    Id(i64),
+    /// Another user by username.
+    Username(String),
+}
+
+/// The user domain's operations.
+pub struct Users {
+    store: Arc<dyn Store>,
+    passwords: Passwords,
+    tokens: Tokens,
+    notifier: Notifier,
+    events: Arc<dyn Events>,
+    public_url: String,
+}
+
+impl Users {
+    /// Wires the user domain.
+    pub fn new(
+        store: Arc<dyn Store>,
+        passwords: Passwords,
+        tokens: Tokens,
+        notifier: Notifier,
+        events: Arc<dyn Events>,
+        public_url: String,
+    ) -> Self {
+        Users {
+            store,
+            passwords,
+            tokens,
+            notifier,
+            events,
+            public_url,
+        }
+    }
+
+    /// Creates an account and logs it in.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: String,
+        origin: Origin,
+    ) -> Result<(String, Identity, User)> {
+        validate_username(username)?;
+        validate_password(&password)?;
+        let hash = self.passwords.hash(password).await?;
+        let now = now_ms();
+        let user = self.store.create_user(username, &hash, now).await?;
+        self.log_attempt(Some(user.id), username, origin, true)
+            .await?;
+        let (token, claims) = self.tokens.issue(user.id, 0, now)?;
+        Ok((token, identity(claims), user))
+    }
+
+    /// Checks a username and password and issues a token.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        origin: Origin,
+    ) -> Result<(String, Identity, User)> {
+        // Malformed input cannot match any account; answer as for a wrong password.
+        let account = if is_valid_username(username) && password_len_ok(&password) {
+            self.store.account_by_username(username).await?
+        } else {
+            None
+        };
+        let ok = self
+            .passwords
+            .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
+            .await?;
+        let user_id = account.as_ref().map(|a| a.user.id);
+        self.log_attempt(user_id, username, origin, ok).await?;
+        match account {
+            Some(account) if ok => {
+                let (token, claims) =
+                    self.tokens
+                        .issue(account.user.id, account.token_version, now_ms())?;
+                Ok((token, identity(claims), account.user))
+            }
+            _ => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// Verifies a token and checks it is not revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity> {
+        let claims = self.tokens.verify(token)?;
+        let state = self.store.token_state(claims.user_id, &claims.jti).await?;
+        match state {
+            Some(state) if !state.revoked && state.version == claims.version => {
+                Ok(identity(claims))
+            }
+            _ => Err(Error::TokenInvalid),
+        }
+    }
+
+    /// Ends the caller's token and every session it opened.
+    pub async fn logout(&self, who: &Identity) -> Result<()> {
+        self.store
+            .revoke_token(&who.jti, who.user_id, who.expires_at)
+            .await?;
+        self.events.publish(Event::Kick {
+            user_id: who.user_id,
+            jti: Some(who.jti.clone()),
+            reason: KickReason::Logout,
+        });
+        Ok(())
+    }
+
+    /// Starts a password reset ("forgot password"). Answers the same whether or not the user
+    /// exists; the secret goes to the notifier in the background.
+    pub async fn forgot_password(&self, username: &str) -> Result<String> {
+        let callback = format!("{}/user/resetPassword", self.public_url);
+        if !is_valid_username(username) {
+            return Ok(callback);
+        }
+        let Some(account) = self.store.account_by_username(username).await? else {
+            return Ok(callback);
+        };
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        let secret = hex::encode(secret);
+        let now = now_ms();
+        let expires_at = now + RESET_TTL_MS;
+        self.store
+            .create_reset(account.user.id, &sha256_hex(&secret), now, expires_at)
+            .await?;
+        let notice = ResetNotice {
+            username: account.user.username.clone(),
+            user_id: account.user.id,
+            reset_url: format!("{}/reset-password?token={secret}", self.public_url),
+            reset_token: secret,
+            expires_at,
+        };
+        self.notifier.send_reset(notice);
+        Ok(callback)
+    }
+
+    /// Spends a reset secret: sets the new password and revokes every token of the user.
+    pub async fn reset_password(&self, secret: &str, password: String) -> Result<()> {
+        validate_password(&password)?;
+        if secret.is_empty() || secret.len() > 256 {
+            return Err(Error::ResetTokenInvalid);
+        }
+        let hash = self.passwords.hash(password).await?;
+        let user_id = self
+            .store
+            .consume_reset(&sha256_hex(secret), &hash, now_ms())
+            .await?
+            .ok_or(Error::ResetTokenInvalid)?;
+        self.events.publish(Event::Kick {
+            user_id,
+            jti: None,
+            reason: KickReason::PasswordReset,
+        });
+        Ok(())
+    }
+
+    /// A user's profile: the caller's own in full, anyone else's public part.
+    pub async fn info(&self, who: &Identity, lookup: Lookup) -> Result<User> {
+        let (user, own) = match lookup {
+            Lookup::Me => (self.store.user_by_id(who.user_id).await?, true),
+            Lookup::Id(id) => (self.store.user_by_id(id).await?, id == who.user_id),
+            Lookup::Username(name) => {
+                let user = if is_valid_username(&name) {
+                    self.store.account_by_username(&name).await?.map(|a| a.user)
+                } else {
+                    None
+                };
+                let own = user.as_ref().is_some_and(|u| u.id == who.user_id);
+                (user, own)
+            }
+        };
+        let user = user.ok_or(Error::NotFound)?;
+        Ok(if own { user } else { user.public() })
+    }
+
+    /// Changes the caller's profile.
+    pub async fn update_profile(&self, who: &Identity, patch: ProfilePatch) -> Result<User> {
+        let current = self
+            .store
+            .user_by_id(who.user_id)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        let mut profile = current.profile;
+        if let Some(nickname) = patch.nickname {
+            profile.nickname = checked_text("nickname", nickname, 64)?;
+        }
+        if let Some(avatar) = patch.avatar {
+            profile.avatar = checked_url("avatar", avatar)?;
+        }
+        if let Some(gender) = patch.gender {
+            profile.gender = gender;
+        }
+        if let Some(birthday) = patch.birthday {
+            profile.birthday = birthday.map(checked_birthday).transpose()?;
+        }
+        if let Some(age) = patch.age {
+            if age.is_some_and(|a| !(0..=150).contains(&a)) {
+                return Err(Error::validation("age", "age must be between 0 and 150"));
+            }
+            profile.age = age;
+        }
+        if let Some(signature) = patch.signature {
+            profile.signature = checked_text("signature", signature, 256)?;
+        }
+        self.store
+            .update_profile(who.user_id, &profile, now_ms())
+            .await
+    }
+
+    /// The caller's login history, newest first.
+    pub async fn login_log(
+        &self,
+        who: &Identity,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<LoginRecord>, Option<i64>)> {
+        let limit = limit.unwrap_or(20);
+        if !(1..=MAX_LOG_PAGE).contains(&limit) {
+            return Err(Error::validation(
+                "limit",
+                format!("limit must be between 1 and {MAX_LOG_PAGE}"),
+            ));
+        }
+        let mut rows = self.store.login_log(who.user_id, before, limit + 1).await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
+    async fn log_attempt(
+        &self,
+        user_id: Option<i64>,
+        username: &str,
+        origin: Origin,
+        success: bool,
+    ) -> Result<()> {
+        let attempt = LoginAttempt {
+            user_id,
+            username: truncate(username, 64),
+            at: now_ms(),
+            origin: Origin {
+                ip: truncate(&origin.ip, 64),
+                user_agent: truncate(&origin.user_agent, 256),
+                transport: origin.transport,
+            },
+            success,
+        };
+        self.store.record_login(&attempt).await
+    }
+}
+
+fn identity(claims: TokenClaims) -> Identity {
+    Identity {
+        user_id: claims.user_id,
+        jti: claims.jti,
+        expires_at: claims.expires_at,
+    }
+}
+
+fn sha256_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
+fn is_valid_username(name: &str) -> bool {
+    (3..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn password_len_ok(password: &str) -> bool {
+    (8..=128).contains(&password.chars().count())
+}
+
+fn validate_username(name: &str) -> Result<()> {
+    if is_valid_username(name) {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "username",
+            "username must be 3 to 32 letters, digits, '_', '.' or '-'",
+        ))
+    }
+}
+
+fn validate_password(password: &str) -> Result<()> {
+    if !password_len_ok(password) {
+        return Err(Error::validation(
+            "password",
+            "password must be 8 to 128 characters",
+        ));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(Error::validation(
+            "password",
+            "password must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Trims surrounding white space and rejects control characters and overlong text.
+pub fn checked_text(field: &'static str, value: String, max_chars: usize) -> Result<String> {
+    let value = value.trim().to_owned();
+    if value.chars().any(char::is_control) {
+        return Err(Error::validation(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    if value.chars().count() > max_chars {
+        return Err(Error::validation(
+            field,
+            format!("{field} must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Accepts an empty string, an http(s) URL, or a path to this server's `/file/`.
+pub fn checked_url(field: &'static str, value: String) -> Result<String> {
+    let value = checked_text(field, value, 1024)?;
+    let lower = value.to_ascii_lowercase();
+    let ok = value.is_empty()
+        || ((lower.starts_with("https://") || lower.starts_with("http://"))
+            && !value.contains(char::is_whitespace))
+        || (value.starts_with("/file/") && !value.contains(".."));
+    if ok {
+        Ok(value)
+    } else {
+        Err(Error::validation(
+            field,
+            format!("{field} must be an http(s) URL or a /file/ path"),
+        ))
+    }
+}
+
+fn checked_birthday(value: String) -> Result<String> {
+    let bad = || Error::validation("birthday", "birthday must be a real date as YYYY-MM-DD");
+    let b = value.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| {
+        value[r]
+            .parse::<u32>()
+            .ok()
+            .filter(|_| b.iter().all(|c| c.is_ascii_digit() || *c == b'-'))
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return Err(bad());
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if !(1900..=2100).contains(&y) || d == 0 || d > days {
+        return Err(bad());
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(is_valid_username("alice_01.x-y"));
+        assert!(!is_valid_username("al"));
+        assert!(!is_valid_username(&"a".repeat(33)));
+        assert!(!is_valid_username("al ice"));
+        assert!(!is_valid_username("ålice"));
+    }
+
+    #[test]
+    fn birthdays() {
+        assert!(checked_birthday("2000-02-29".into()).is_ok());
+        assert!(checked_birthday("1900-02-29".into()).is_err());
+        assert!(checked_birthday("2001-13-01".into()).is_err());
+        assert!(checked_birthday("2001-1-01".into()).is_err());
+        assert!(checked_birthday("+001-01-01".into()).is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(checked_url("avatar", "https://x.test/a.png".into()).is_ok());
+        assert!(checked_url("avatar", "/file/abc".into()).is_ok());
+        assert!(checked_url("avatar", "".into()).is_ok());
+        assert!(checked_url("avatar", "javascript:alert(1)".into()).is_err());
+        assert!(checked_url("avatar", "/file/../etc/passwd".into()).is_err());
+    }
+}
