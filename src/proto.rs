@@ -272,24 +272,27 @@ pub mod event {
     pub const SESSION_KICKED: &str = "session.kicked";
 }
 
-/// Parses a route's `data` into its request type, naming the offending field on failure.
+/// Parses a route's `data` into its request type. A failure names the offending field by its
+/// own name (the last segment of its path), as domain validation does.
 pub fn parse<T: DeserializeOwned>(data: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(data).map_err(|err| {
         let inner = err.inner().to_string();
-        let path = err.path().to_string();
-        // serde reports a missing field on its parent; name the field itself.
-        let field = match inner.split('`').nth(1) {
-            Some(name)
-                if inner.starts_with("missing field") || inner.starts_with("unknown field") =>
-            {
-                if path == "." {
-                    name.to_owned()
-                } else {
-                    format!("{path}.{name}")
-                }
-            }
-            _ if path == "." => "data".to_owned(),
-            _ => path,
+        // serde reports a missing or unknown field on its parent; name the field itself.
+        let named = inner
+            .split('`')
+            .nth(1)
+            .filter(|_| inner.starts_with("missing field") || inner.starts_with("unknown field"));
+        let field = match named {
+            Some(name) => name.to_owned(),
+            None => err
+                .path()
+                .iter()
+                .filter_map(|seg| match seg {
+                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                    _ => None,
+                })
+                .next_back()
+                .unwrap_or_else(|| "data".to_owned()),
         };
         Error::validation(field, inner)
     })

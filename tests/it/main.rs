@@ -1,1 +1,8 @@
-fn main() {}
+//! The integration suite: real servers on port 0, real sockets, real SQLite files and a real
+//! PostgreSQL server that the suite starts itself. Every test runs on both databases.
+
+mod harness;
+
+mod frames;
+mod http;
+mod users;

@@ -1,0 +1,605 @@
+//! Shared helpers: servers, databases and clients.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use chatgate::Config;
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::{OnceCell, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// How long a test waits for any one expected event before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Generates one test per database backend from `async fn $name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name($crate::harness::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name($crate::harness::Backend::Postgres).await }
+        }
+    )*};
+}
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the server's temp data dir.
+    Sqlite,
+    /// A fresh database on the suite's PostgreSQL server.
+    Postgres,
+}
+
+/// A chatgate server running in this process.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data dir.
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Starts a server on `backend` with extra flags.
+    pub async fn start_with(backend: Backend, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("chatgate.db").display()
+            ),
+            Backend::Postgres => postgres_database().await,
+        };
+        let data_dir = dir.path().to_str().expect("utf-8 path").to_owned();
+        let mut args = vec![
+            "chatgate",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+            "--database-url",
+            &url,
+            "--db-max-connections",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        let config = Config::parse_from(args);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(chatgate::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        let server = Server {
+            addr,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    /// Starts a server on `backend` with the default configuration.
+    pub async fn start(backend: Backend) -> Server {
+        Server::start_with(backend, &[]).await
+    }
+
+    async fn wait_healthy(&self) {
+        let url = format!("http://{}/healthz", self.addr);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = reqwest::get(&url).await
+                && resp.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server did not become healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Base HTTP URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The lines of the reset outbox, waiting until at least `count` exist.
+    pub async fn outbox(&self, count: usize) -> Vec<Value> {
+        let path = self.dir.path().join("outbox.jsonl");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let lines: Vec<Value> = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("outbox line is JSON"))
+                .collect();
+            if lines.len() >= count {
+                return lines;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "outbox never reached {count} lines"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+// ---- PostgreSQL ----
+
+struct Postgres {
+    port: u16,
+}
+
+static POSTGRES: OnceCell<Postgres> = OnceCell::const_new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Runs a PostgreSQL tool, as the `postgres` user when we are root (PostgreSQL refuses root).
+fn pg_tool(tool: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", tool]);
+        c
+    } else {
+        Command::new(tool)
+    };
+    let out = cmd
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool}: {e} (is PostgreSQL installed?)"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+async fn postgres_server() -> &'static Postgres {
+    POSTGRES
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(|| {
+                let dir: PathBuf = tempfile::Builder::new().prefix("chatgate-pg-").tempdir().expect("pg dir").keep();
+                if is_root() {
+                    pg_tool_plain("chown", &["-R", "postgres:postgres", dir.to_str().unwrap()]);
+                }
+                let data = dir.join("data");
+                let data_s = data.to_str().unwrap();
+                pg_tool("initdb", &["-D", data_s, "-A", "trust", "-U", "postgres", "--no-sync"]);
+                let port = free_port();
+                let opts = format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                    dir.display()
+                );
+                pg_tool("pg_ctl", &["-D", data_s, "-o", &opts, "-l", dir.join("log").to_str().unwrap(), "-w", "start"]);
+                spawn_reaper(&dir, &data);
+                Postgres { port }
+            })
+            .await
+            .expect("starting PostgreSQL")
+        })
+        .await
+}
+
+fn pg_tool_plain(tool: &str, args: &[&str]) {
+    let status = Command::new(tool).args(args).status().expect(tool);
+    assert!(status.success(), "{tool} failed");
+}
+
+/// Stops the server and removes its files once this test process has exited.
+fn spawn_reaper(dir: &Path, data: &Path) {
+    let stop = if is_root() {
+        format!(
+            "runuser -u postgres -- pg_ctl -D '{}' -m immediate stop",
+            data.display()
+        )
+    } else {
+        format!("pg_ctl -D '{}' -m immediate stop", data.display())
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        dir = dir.display()
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawning the PostgreSQL reaper");
+}
+
+/// A fresh, empty database on the suite's PostgreSQL server.
+async fn postgres_database() -> String {
+    let pg = postgres_server().await;
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::Relaxed)
+    );
+    let port = pg.port.to_string();
+    let sql = format!("CREATE DATABASE {name}");
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                &sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "create database: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+    .await
+    .expect("create database");
+    format!("postgres://postgres@127.0.0.1:{}/{name}", pg.port)
+}
+
+// ---- clients ----
+
+/// A WebSocket frame encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// JSON text frames.
+    Json,
+    /// MessagePack binary frames.
+    MsgPack,
+}
+
+/// A raw WebSocket client that correlates replies and keeps pushes aside.
+pub struct Ws {
+    /// The socket.
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Encoding of requests.
+    pub wire: Wire,
+    next_id: i64,
+    pushes: VecDeque<Value>,
+}
+
+/// Why a socket ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// The close code, if a close frame came.
+    pub code: Option<u16>,
+    /// Its reason.
+    pub reason: String,
+}
+
+impl Ws {
+    /// Opens `/ws` with the given query string (without `?`) and optional bearer token.
+    pub async fn connect(
+        server: &Server,
+        wire: Wire,
+        query: &str,
+        bearer: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let format = match wire {
+            Wire::Json => "json",
+            Wire::MsgPack => "msgpack",
+        };
+        // A query that names its own format is sent as it is.
+        let query = if query.contains("format=") {
+            query.to_owned()
+        } else {
+            format!("format={format}&{query}")
+        };
+        let mut request = format!("ws://{}/ws?{query}", server.addr).into_client_request()?;
+        if let Some(token) = bearer {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+            .headers_mut()
+            .insert("user-agent", "chatgate-it".parse().unwrap());
+        let (socket, _) = connect_async(request).await?;
+        Ok(Ws {
+            socket,
+            wire,
+            next_id: 1,
+            pushes: VecDeque::new(),
+        })
+    }
+
+    /// Opens an anonymous socket.
+    pub async fn open(server: &Server, wire: Wire) -> Ws {
+        Ws::connect(server, wire, "", None)
+            .await
+            .expect("ws connect")
+    }
+
+    /// Sends a value in this socket's encoding.
+    pub async fn send_value(&mut self, frame: &Value) {
+        let msg = match self.wire {
+            Wire::Json => Message::Text(frame.to_string().into()),
+            Wire::MsgPack => Message::Binary(rmp_serde::to_vec_named(frame).unwrap().into()),
+        };
+        self.socket.send(msg).await.expect("ws send");
+    }
+
+    /// Reads the next data frame as JSON, whatever its encoding; `Err` when the socket closes.
+    pub async fn recv(&mut self) -> Result<Value, Closed> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match frame {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(&t).expect("server sent bad JSON"));
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    return Ok(rmp_serde::from_slice(&b).expect("server sent bad MessagePack"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    });
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => {
+                    return Err(Closed {
+                        code: None,
+                        reason: String::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends a request and returns its reply (the whole frame), keeping pushes for later.
+    pub async fn request(&mut self, route: &str, data: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_value(&json!({"type": "req", "id": id, "route": route, "data": data}))
+            .await;
+        self.reply_to(json!(id)).await
+    }
+
+    /// Waits for the reply with `id`.
+    pub async fn reply_to(&mut self, id: Value) -> Value {
+        loop {
+            let frame = self
+                .recv()
+                .await
+                .expect("socket closed while waiting for a reply");
+            match frame["type"].as_str() {
+                Some("res") if frame["id"] == id => return frame,
+                Some("push") => self.pushes.push_back(frame),
+                _ => panic!("unexpected frame {frame}"),
+            }
+        }
+    }
+
+    /// Waits for the next push named `event`.
+    pub async fn push(&mut self, event: &str) -> Value {
+        if let Some(i) = self.pushes.iter().position(|p| p["event"] == event) {
+            return self.pushes.remove(i).unwrap();
+        }
+        loop {
+            let frame = self
+                .recv()
+                .await
+                .unwrap_or_else(|c| panic!("socket closed ({c:?}) waiting for {event}"));
+            if frame["type"] == "push" && frame["event"] == event {
+                return frame;
+            }
+            if frame["type"] == "push" {
+                self.pushes.push_back(frame);
+            }
+        }
+    }
+
+    /// Reads until the socket closes and returns how.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match self.recv().await {
+                Ok(frame) if frame["type"] == "push" => self.pushes.push_back(frame),
+                Ok(_) => continue,
+                Err(closed) => return closed,
+            }
+        }
+    }
+}
+
+/// How a test talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// WebSocket with JSON frames.
+    WsJson,
+    /// WebSocket with MessagePack frames.
+    WsMsgPack,
+    /// Plain HTTP.
+    Http,
+}
+
+/// All transports, for tests that must hold over each.
+pub const ALL_VIAS: [Via; 3] = [Via::WsJson, Via::WsMsgPack, Via::Http];
+
+/// A reply, whichever transport carried it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// 0 or 1.
+    pub code: i64,
+    /// The reason, on failure.
+    pub error: Option<String>,
+    /// The data (null on failure).
+    pub data: Value,
+    /// The HTTP status, over HTTP.
+    pub status: Option<u16>,
+}
+
+impl Reply {
+    /// Asserts success and returns the data.
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert_eq!(
+            self.code, 0,
+            "expected success, got {:?} {:?}",
+            self.error, self.data
+        );
+        self.data
+    }
+
+    /// Asserts failure with `reason`.
+    #[track_caller]
+    pub fn fails(&self, reason: &str) {
+        assert_eq!(self.code, 1, "expected {reason}, got success {}", self.data);
+        assert_eq!(self.error.as_deref(), Some(reason));
+        assert!(self.data.is_null());
+    }
+}
+
+/// A client of one user over one transport. Over the socket, login binds the socket; over HTTP
+/// the token from the last register or login goes in `Authorization`.
+pub struct Api {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    /// The socket, for socket transports.
+    pub ws: Option<Ws>,
+    /// The token of the last register or login.
+    pub token: Option<String>,
+}
+
+/// Routes that are GET over HTTP.
+fn is_get(route: &str, data: &Value) -> bool {
+    route == "/user/loginLog" || (route == "/user/info" && data.get("userinfo").is_none())
+}
+
+impl Api {
+    /// A new client.
+    pub async fn new(server: &Server, via: Via) -> Api {
+        let ws = match via {
+            Via::WsJson => Some(Ws::open(server, Wire::Json).await),
+            Via::WsMsgPack => Some(Ws::open(server, Wire::MsgPack).await),
+            Via::Http => None,
+        };
+        Api {
+            addr: server.addr,
+            http: reqwest::Client::new(),
+            ws,
+            token: None,
+        }
+    }
+
+    /// Calls a route.
+    pub async fn call(&mut self, route: &str, data: Value) -> Reply {
+        let reply = match &mut self.ws {
+            Some(ws) => {
+                let frame = ws.request(route, data).await;
+                Reply {
+                    code: frame["code"].as_i64().unwrap(),
+                    error: frame["error"].as_str().map(str::to_owned),
+                    data: frame["data"].clone(),
+                    status: None,
+                }
+            }
+            None => {
+                let url = format!("http://{}{}", self.addr, route);
+                let mut req = if is_get(route, &data) {
+                    let query: Vec<(String, String)> = data
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                            )
+                        })
+                        .collect();
+                    self.http.get(url).query(&query)
+                } else {
+                    self.http.post(url).json(&data)
+                };
+                if let Some(token) = &self.token {
+                    req = req.bearer_auth(token);
+                }
+                let resp = req.send().await.expect("http request");
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.expect("http body is JSON");
+                Reply {
+                    code: body["code"].as_i64().unwrap(),
+                    error: body["error"].as_str().map(str::to_owned),
+                    data: body["data"].clone(),
+                    status: Some(status),
+                }
+            }
+        };
+        if reply.code == 0
+            && let Some(token) = reply.data["token"].as_str()
+        {
+            self.token = Some(token.to_owned());
+        }
+        reply
+    }
+
+    /// Registers `username` with `password` and returns the userinfo.
+    pub async fn register(&mut self, username: &str, password: &str) -> Value {
+        self.call(
+            "/user/register",
+            json!({"username": username, "password": password}),
+        )
+        .await
+        .ok()["userinfo"]
+            .clone()
+    }
+}
