@@ -183,10 +183,13 @@ async fn run_session<S>(
     let farewell: Option<CloseFrame> = loop {
         tokio::select! {
             biased;
-            _ = app.shutdown.cancelled() => break close(CloseCode::Away, "server shutting down"),
+            _ = app.shutdown.cancelled() => {
+                finish_inflight(&mut ws, &mut rx, &inflight, app.config.session_inflight).await;
+                break close(CloseCode::Away, "server shutting down");
+            }
             why = session.ending() => {
-                // Replies already queued (the logout reply itself) go out before the close.
-                let _ = write_ready(&mut ws, &mut rx, None).await;
+                // The request that caused the kick (a logout) gets its reply before the close.
+                finish_inflight(&mut ws, &mut rx, &inflight, app.config.session_inflight).await;
                 break match why {
                     Ending::SlowConsumer => close(CloseCode::Policy, "slow consumer: outbound queue full"),
                     Ending::Kicked(reason) => {
@@ -264,6 +267,22 @@ fn encode_reply(
         tracing::error!(error = ?err, "request failed");
     }
     proto::encode(&Reply::new(id, true, result), format)
+}
+
+/// How long a closing session waits for its in-flight requests to answer.
+const INFLIGHT_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until no request of this session is in flight, then writes their replies.
+async fn finish_inflight<S>(
+    ws: &mut WebSocketStream<S>,
+    rx: &mut mpsc::Receiver<Payload>,
+    inflight: &Semaphore,
+    permits: usize,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(INFLIGHT_GRACE, inflight.acquire_many(permits as u32)).await;
+    let _ = write_ready(ws, rx, None).await;
 }
 
 /// Feeds `first` and every other frame already queued (up to [`MAX_BATCH`]), then flushes once.
