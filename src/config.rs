@@ -84,7 +84,7 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Normal)]
     pub sqlite_sync: SqliteSync,
 
-    /// Password hashes that may run at once (argon2id is CPU-bound). Default: the core count.
+    /// Threads that hash passwords (argon2id: CPU-bound, 19 MiB each). Default: the core count.
     #[arg(long, env = "CHATGATE_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
 

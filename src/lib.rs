@@ -99,7 +99,7 @@ pub async fn run(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let users = Users::new(
         store,
-        Passwords::new(hash_concurrency),
+        Passwords::new(hash_concurrency).context("starting hashing threads")?,
         Tokens::new(&key, &config.jwt_issuer, config.token_ttl_secs),
         Notifier::new(
             config.notify_webhook.as_deref(),

@@ -231,6 +231,10 @@ fn pg_tool_plain(tool: &str, args: &[&str]) {
 }
 
 /// Stops the server and removes its files once this test process has exited.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the reaper must outlive this process, so it is never waited on"
+)]
 fn spawn_reaper(dir: &Path, data: &Path) {
     let stop = if is_root() {
         format!(
