@@ -193,3 +193,41 @@ impl Config {
         Duration::from_secs(self.ping_timeout_secs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The README's configuration table lists every flag.
+    #[test]
+    fn readme_documents_every_flag() {
+        let readme = include_str!("../README.md");
+        for arg in Config::command().get_arguments() {
+            if let Some(long) = arg.get_long()
+                && long != "help"
+                && long != "version"
+            {
+                assert!(
+                    readme.contains(&format!("| `--{long}` |")),
+                    "README lacks --{long}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_validate_and_bad_values_do_not() {
+        Config::default().validate().unwrap();
+        let bad = |args: &[&str]| {
+            Config::parse_from([&["chatgate"], args].concat())
+                .validate()
+                .is_err()
+        };
+        assert!(bad(&["--max-frame-bytes", "10"]));
+        assert!(bad(&["--jwt-secret", "short"]));
+        assert!(bad(&["--database-url", "mysql://x"]));
+        assert!(bad(&["--notify-webhook", "ftp://x"]));
+        assert!(bad(&["--outbound-queue", "0"]));
+    }
+}

@@ -635,6 +635,60 @@ mod tests {
         assert_eq!(err.reason(), "validation.username");
     }
 
+    /// Every MessagePack example in proto-docs/frames.md decodes to its JSON twin.
+    #[test]
+    fn documented_frames_are_true() {
+        let doc = include_str!("../proto-docs/frames.md");
+        let blocks: Vec<&str> = doc.split("```").collect();
+        let mut pairs = 0;
+        for (i, block) in blocks.iter().enumerate() {
+            let Some(json) = block.strip_prefix("json\n") else {
+                continue;
+            };
+            let hex = blocks[i + 2]
+                .strip_prefix("msgpack-hex\n")
+                .expect("a msgpack-hex block follows each json block");
+            let bytes: Vec<u8> = hex
+                .split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap())
+                .collect();
+            let from_json: Value = serde_json::from_str(json).unwrap();
+            let from_msgpack: Value = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(from_json, from_msgpack);
+            pairs += 1;
+        }
+        assert_eq!(pairs, 6, "one pair per frame kind");
+    }
+
+    /// Every reason the error enum can produce is in the catalogue, with its status.
+    #[test]
+    fn error_catalogue_is_complete() {
+        let doc = include_str!("../proto-docs/errors.md");
+        let all = [
+            Error::AuthRequired,
+            Error::InvalidCredentials,
+            Error::TokenInvalid,
+            Error::ResetTokenInvalid,
+            Error::validation("x", "x"),
+            Error::UserExists,
+            Error::NotFound,
+            Error::Forbidden,
+            Error::RateLimited { retry_after_ms: 1 },
+            Error::MalformedFrame(String::new()),
+            Error::UnknownFrameType,
+            Error::UnknownRoute,
+            Error::MethodNotAllowed,
+            Error::SocketOnly,
+            Error::Unavailable,
+            Error::internal(anyhow::anyhow!("x")),
+        ];
+        for err in all {
+            let reason = err.reason().replace("validation.x", "validation.<field>");
+            let row = format!("| `{reason}` | {} |", err.status());
+            assert!(doc.contains(&row), "errors.md lacks {row}");
+        }
+    }
+
     #[test]
     fn push_is_encoded_once_per_format() {
         let push = Push::new("x", Kicked { reason: "logout" });
