@@ -75,6 +75,10 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_PING_TIMEOUT_SECS", default_value_t = 30)]
     pub ping_timeout_secs: u64,
 
+    /// Largest `maxMembers` a group may have; also the default for new groups.
+    #[arg(long, env = "CHATGATE_GROUP_MAX_MEMBERS", default_value_t = 2000)]
+    pub group_max_members: i64,
+
     /// Maximum database connections in the pool.
     #[arg(long, env = "CHATGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -136,6 +140,9 @@ impl Config {
         }
         if self.ping_interval_secs == 0 || self.ping_timeout_secs == 0 {
             bail!("--ping-interval-secs and --ping-timeout-secs must be positive");
+        }
+        if !(2..=100_000).contains(&self.group_max_members) {
+            bail!("--group-max-members must be between 2 and 100000");
         }
         if self.db_max_connections == 0 {
             bail!("--db-max-connections must be positive");

@@ -35,6 +35,9 @@ pub enum Error {
     /// The username is taken.
     #[error("username already taken")]
     UserExists,
+    /// The group has no room for the members being added.
+    #[error("the group is full")]
+    GroupFull,
     /// Nothing by that id, or nothing the caller may see.
     #[error("not found")]
     NotFound,
@@ -93,6 +96,7 @@ impl Error {
             Error::ResetTokenInvalid => "auth.reset_token_invalid",
             Error::Validation { field, .. } => return Cow::Owned(format!("validation.{field}")),
             Error::UserExists => "user.exists",
+            Error::GroupFull => "group.full",
             Error::NotFound => "not_found",
             Error::Forbidden => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
@@ -120,7 +124,7 @@ impl Error {
             Error::Forbidden => 403,
             Error::NotFound | Error::UnknownRoute => 404,
             Error::MethodNotAllowed => 405,
-            Error::UserExists => 409,
+            Error::UserExists | Error::GroupFull => 409,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,
             Error::Unavailable => 503,

@@ -1,9 +1,11 @@
 //! Domain events: what the domain tells the gateway to do to live sessions.
 //!
-//! The domain publishes; the gateway (the connection registry, and in a cluster the bus) turns
-//! each event into pushes and closes. The domain never sees a socket.
+//! The domain publishes; the [`gateway`](crate::gateway) turns each event into pushes and closes
+//! for the sessions concerned. The domain never sees a socket or a wire type.
 
 use std::sync::Arc;
+
+use crate::group::{Group, MemberAction};
 
 /// Why sessions are being ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,17 @@ impl KickReason {
     }
 }
 
+/// A change to a group's membership, as members are told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberChange {
+    /// What happened.
+    pub action: MemberAction,
+    /// To whom.
+    pub user_ids: Vec<i64>,
+    /// Who did it.
+    pub by: i64,
+}
+
 /// Something live sessions must learn about.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -35,6 +48,24 @@ pub enum Event {
         jti: Option<Arc<str>>,
         /// Why.
         reason: KickReason,
+    },
+    /// A group's info or membership changed.
+    GroupChanged {
+        /// The group as it is now.
+        group: Group,
+        /// The membership change, if any.
+        change: Option<MemberChange>,
+        /// Who is told: every member, and those the change removed.
+        recipients: Vec<i64>,
+    },
+    /// A group was dismissed.
+    GroupDismissed {
+        /// The group.
+        group_id: i64,
+        /// The owner who dismissed it.
+        by: i64,
+        /// Its members at the time.
+        recipients: Vec<i64>,
     },
 }
 

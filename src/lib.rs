@@ -11,10 +11,10 @@
 //!   request and reply shapes, pushes encoded once per format.
 //! - [`router`]: the one router. Parses a route's request, calls the domain, shapes the reply.
 //! - Domain: [`user`] (accounts, profiles, login log, reset, revocation) with [`auth`]
-//!   (argon2id, tokens). The domain knows nothing of sockets or wire types; it publishes
-//!   [`events`] for live sessions.
-//! - [`registry`]: the live sessions of this node by user, each with a bounded outbound queue;
-//!   it turns events into pushes and closes.
+//!   (argon2id, tokens), and [`group`] (membership, roles, info, mutes). The domain knows
+//!   nothing of sockets or wire types; it publishes [`events`] for live sessions.
+//! - [`gateway`]: turns events into pushes (encoded once per format) and closes.
+//! - [`registry`]: the live sessions of this node by user, each with a bounded outbound queue.
 //! - [`store`]: persistence behind the [`store::Store`] trait, on SQLite or PostgreSQL.
 //! - [`notify`]: out-of-band delivery (reset secrets) to a webhook or an outbox file.
 //! - [`config`] and [`error`]: the one configuration struct and the one error enum.
@@ -25,6 +25,8 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod gateway;
+pub mod group;
 pub mod notify;
 pub mod proto;
 pub mod registry;
@@ -46,6 +48,8 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 
 use crate::auth::{Passwords, Tokens};
+use crate::gateway::Gateway;
+use crate::group::Groups;
 use crate::notify::Notifier;
 use crate::registry::Registry;
 use crate::router::Router;
@@ -94,9 +98,11 @@ pub async fn run(
     );
     let key = auth::load_or_create_key(config.jwt_secret.as_deref(), &config.data_dir)?;
     let registry = Arc::new(Registry::default());
+    let gateway = Arc::new(Gateway::new(registry.clone()));
     let hash_concurrency = config
         .hash_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let groups = Groups::new(store.clone(), gateway.clone(), config.group_max_members);
     let users = Users::new(
         store,
         Passwords::new(hash_concurrency).context("starting hashing threads")?,
@@ -105,12 +111,12 @@ pub async fn run(
             config.notify_webhook.as_deref(),
             config.data_dir.join("outbox.jsonl"),
         )?,
-        registry.clone(),
+        gateway,
         config.public_url(),
     );
     let cancel = CancellationToken::new();
     let app = Arc::new(App {
-        router: Router::new(users),
+        router: Router::new(users, groups),
         registry,
         shutdown: cancel.clone(),
         sessions: TaskTracker::new(),

@@ -8,7 +8,7 @@
 //! - A push is encoded at most once per format, however many sessions receive it
 //!   ([`Push`] caches its encodings).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::Error;
+use crate::group::{Group, GroupPatch, JoinPolicy, Member, Role};
 use crate::user::{Gender, LoginRecord, ProfilePatch, User};
 
 /// A frame encoding.
@@ -231,14 +232,14 @@ struct PushFrame<'a> {
 }
 
 impl Push {
-    /// A push of `event` with `data`, shared among recipients.
-    pub fn new(event: &'static str, data: impl Serialize) -> Arc<Push> {
-        Arc::new(Push {
+    /// A push of `event` with `data`, to be shared among recipients.
+    pub fn new(event: &'static str, data: impl Serialize) -> Push {
+        Push {
             event,
             data: serde_json::to_value(data).unwrap_or(Value::Null),
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
-        })
+        }
     }
 
     /// The event name.
@@ -270,6 +271,12 @@ impl Push {
 pub mod event {
     /// The session was ended by logout or password reset; `{reason}`.
     pub const SESSION_KICKED: &str = "session.kicked";
+    /// A group's info or counts changed; `{group}`.
+    pub const GROUP_UPDATED: &str = "group.updated";
+    /// A group's membership changed; `{groupId, action, userIds, by}`.
+    pub const GROUP_MEMBER: &str = "group.member";
+    /// A group was dismissed; `{groupId, by}`.
+    pub const GROUP_DISMISSED: &str = "group.dismissed";
 }
 
 /// Parses a route's `data` into its request type. A failure names the offending field by its
@@ -315,6 +322,32 @@ pub fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         Id::Int(i) => Ok(i),
         Id::Str(s) => s.parse().map_err(|_| serde::de::Error::custom("not an id")),
     }
+}
+
+/// Serializes ids as strings.
+fn ids_str<S: Serializer>(ids: &[i64], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ids.iter().map(|id| id.to_string()))
+}
+
+/// Reads a list of ids, each a string or an integer.
+fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "de_id")] i64);
+    Ok(Vec::<Wrap>::deserialize(d)?
+        .into_iter()
+        .map(|w| w.0)
+        .collect())
+}
+
+/// Reads an id that, when malformed, names nothing: the route answers `not_found`, exactly as
+/// for an unknown id, rather than a validation error that would tell the two apart.
+fn de_loose_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|id| *id > 0))
 }
 
 fn de_opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -584,6 +617,321 @@ pub struct LoginLogReply {
 pub struct Kicked {
     /// `logout` or `password_reset`.
     pub reason: &'static str,
+}
+
+/// A request with no fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+// ---- group routes ----
+
+/// A group id as sent; malformed ids name no group.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct GroupId(#[serde(deserialize_with = "de_loose_id")] Option<i64>);
+
+impl GroupId {
+    /// The id, or `not_found` for one that names nothing.
+    pub fn get(&self) -> Result<i64, Error> {
+        self.0.ok_or(Error::NotFound)
+    }
+}
+
+/// `group` on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInfo {
+    /// Group id.
+    #[serde(serialize_with = "id_str")]
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: String,
+    /// Intro.
+    pub intro: String,
+    /// Announcement.
+    pub notice: String,
+    /// Owner's user id.
+    #[serde(serialize_with = "id_str")]
+    pub owner_id: i64,
+    /// `open` or `invite`.
+    pub join_policy: &'static str,
+    /// Members now.
+    pub member_count: i64,
+    /// Member cap.
+    pub max_members: i64,
+    /// Whole-group mute end (0: none).
+    pub muted_until: i64,
+    /// Created.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+impl From<Group> for GroupInfo {
+    fn from(g: Group) -> Self {
+        GroupInfo {
+            id: g.id,
+            name: g.name,
+            avatar: g.avatar,
+            intro: g.intro,
+            notice: g.notice,
+            owner_id: g.owner_id,
+            join_policy: g.join_policy.as_str(),
+            member_count: g.member_count,
+            max_members: g.max_members,
+            muted_until: g.muted_until,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+        }
+    }
+}
+
+fn join_policy(s: Option<String>) -> Result<Option<JoinPolicy>, Error> {
+    s.map(|p| {
+        JoinPolicy::parse(&p)
+            .ok_or_else(|| Error::validation("joinPolicy", "joinPolicy must be open or invite"))
+    })
+    .transpose()
+}
+
+/// `POST /group/room/add`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateGroup {
+    /// Name.
+    pub name: String,
+    /// Avatar URL.
+    #[serde(default)]
+    pub avatar: String,
+    /// Intro.
+    #[serde(default)]
+    pub intro: String,
+    /// Users who join at once.
+    #[serde(default, deserialize_with = "de_ids")]
+    pub members: Vec<i64>,
+    /// `open` (default) or `invite`.
+    #[serde(default)]
+    pub join_policy: Option<String>,
+    /// Member cap (default: the server's cap).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub max_members: Option<i64>,
+}
+
+impl CreateGroup {
+    /// The join policy, `open` by default.
+    pub fn policy(&self) -> Result<JoinPolicy, Error> {
+        Ok(join_policy(self.join_policy.clone())?.unwrap_or(JoinPolicy::Open))
+    }
+}
+
+/// `{groupId}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupRef {
+    /// The group.
+    pub group_id: GroupId,
+}
+
+/// `{groupId, members}` of invite and kick.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupUsers {
+    /// The group.
+    pub group_id: GroupId,
+    /// The users.
+    #[serde(deserialize_with = "de_ids")]
+    pub members: Vec<i64>,
+}
+
+/// `POST /group/room/update`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateGroup {
+    /// The group.
+    pub group_id: GroupId,
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New avatar.
+    #[serde(default)]
+    pub avatar: Option<String>,
+    /// New intro.
+    #[serde(default)]
+    pub intro: Option<String>,
+    /// New notice.
+    #[serde(default)]
+    pub notice: Option<String>,
+    /// New join policy.
+    #[serde(default)]
+    pub join_policy: Option<String>,
+}
+
+impl UpdateGroup {
+    /// The domain patch.
+    pub fn into_patch(self) -> Result<GroupPatch, Error> {
+        Ok(GroupPatch {
+            join_policy: join_policy(self.join_policy)?,
+            name: self.name,
+            avatar: self.avatar,
+            intro: self.intro,
+            notice: self.notice,
+        })
+    }
+}
+
+/// `POST /group/room/role`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetRole {
+    /// The group.
+    pub group_id: GroupId,
+    /// The member.
+    #[serde(deserialize_with = "de_id")]
+    pub user_id: i64,
+    /// `admin` or `member`.
+    pub role: String,
+}
+
+impl SetRole {
+    /// The role named.
+    pub fn role(&self) -> Result<Role, Error> {
+        Role::parse(&self.role)
+            .ok_or_else(|| Error::validation("role", "role must be admin or member"))
+    }
+}
+
+/// `{groupId, userId}` of transfer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupUser {
+    /// The group.
+    pub group_id: GroupId,
+    /// The member.
+    #[serde(deserialize_with = "de_id")]
+    pub user_id: i64,
+}
+
+/// `POST /group/room/mute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mute {
+    /// The group.
+    pub group_id: GroupId,
+    /// The member; absent mutes the whole group.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub user_id: Option<i64>,
+    /// Until when (ms); 0 unmutes.
+    #[serde(deserialize_with = "de_id")]
+    pub until: i64,
+}
+
+/// `GET /group/room/members`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MembersQuery {
+    /// The group.
+    pub group_id: GroupId,
+    /// `nextCursor` of the previous page.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub cursor: Option<i64>,
+    /// Page size, 1 to 200 (default 50).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub limit: Option<i64>,
+}
+
+/// `{group}`.
+#[derive(Debug, Serialize)]
+pub struct GroupReply {
+    /// The group.
+    pub group: GroupInfo,
+}
+
+/// `{group, myRole}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInfoReply {
+    /// The group.
+    pub group: GroupInfo,
+    /// The caller's role, null for a non-member.
+    pub my_role: Option<&'static str>,
+}
+
+/// `{groups}`.
+#[derive(Debug, Serialize)]
+pub struct GroupListReply {
+    /// The caller's groups.
+    pub groups: Vec<GroupInfo>,
+}
+
+/// One member on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberInfo {
+    /// The member's user id.
+    #[serde(serialize_with = "id_str")]
+    pub user_id: i64,
+    /// Public userinfo.
+    pub user: UserInfo,
+    /// `owner`, `admin` or `member`.
+    pub role: &'static str,
+    /// Joined.
+    pub joined_at: i64,
+    /// Personal mute end (0: none).
+    pub muted_until: i64,
+}
+
+impl From<Member> for MemberInfo {
+    fn from(m: Member) -> Self {
+        MemberInfo {
+            user_id: m.user.id,
+            role: m.role.as_str(),
+            joined_at: m.joined_at,
+            muted_until: m.muted_until,
+            user: m.user.into(),
+        }
+    }
+}
+
+/// `{members, nextCursor}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembersReply {
+    /// By user id.
+    pub members: Vec<MemberInfo>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `group.member` push.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMember {
+    /// The group.
+    #[serde(serialize_with = "id_str")]
+    pub group_id: i64,
+    /// `joined`, `left`, `kicked`, `invited`, `role` or `muted`.
+    pub action: &'static str,
+    /// Whom it concerns (empty for a whole-group mute).
+    #[serde(serialize_with = "ids_str")]
+    pub user_ids: Vec<i64>,
+    /// Who did it.
+    #[serde(serialize_with = "id_str")]
+    pub by: i64,
+}
+
+/// `group.dismissed` push.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDismissed {
+    /// The group.
+    #[serde(serialize_with = "id_str")]
+    pub group_id: i64,
+    /// The owner.
+    #[serde(serialize_with = "id_str")]
+    pub by: i64,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{Event, Events, KickReason};
+use crate::events::KickReason;
 use crate::proto::{Format, Payload};
 use crate::user::Identity;
 
@@ -134,28 +134,5 @@ impl Registry {
     /// Whether no authenticated session is on this node.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
-    }
-}
-
-impl Events for Registry {
-    fn publish(&self, event: Event) {
-        match event {
-            Event::Kick {
-                user_id,
-                jti,
-                reason,
-            } => {
-                for session in self.sessions(user_id) {
-                    let matches = match (&jti, session.identity()) {
-                        (None, _) => true,
-                        (Some(jti), Some(identity)) => identity.jti == *jti,
-                        (Some(_), None) => false,
-                    };
-                    if matches {
-                        session.end(Ending::Kicked(reason));
-                    }
-                }
-            }
-        }
     }
 }

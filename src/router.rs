@@ -9,7 +9,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::proto::{self, AuthReply, CallbackReply, LoginLogReply, UserInfoReply};
+use crate::group::{Groups, NewGroup};
+use crate::proto::{
+    self, AuthReply, CallbackReply, GroupInfoReply, GroupListReply, GroupReply, LoginLogReply,
+    MembersReply, UserInfoReply,
+};
 use crate::user::{Identity, Lookup, Origin, Users};
 
 /// How the caller is authenticated.
@@ -55,6 +59,7 @@ pub struct Outcome {
 /// The router.
 pub struct Router {
     users: Users,
+    groups: Groups,
 }
 
 fn reply(data: impl Serialize) -> Result<Outcome> {
@@ -82,8 +87,8 @@ fn get(method: Method) -> Result<()> {
 
 impl Router {
     /// Builds the router over the domain services.
-    pub fn new(users: Users) -> Self {
-        Router { users }
+    pub fn new(users: Users, groups: Groups) -> Self {
+        Router { users, groups }
     }
 
     /// Checks a bearer token (used by transports at the handshake).
@@ -212,7 +217,133 @@ impl Router {
                     next_cursor: next.map(|c| c.to_string()),
                 })
             }
+            route if route.starts_with("/group/room/") => {
+                self.group_route(caller, method, route, data).await
+            }
             _ => Err(Error::UnknownRoute),
+        }
+    }
+
+    async fn group_route(
+        &self,
+        caller: &Caller,
+        method: Method,
+        route: &str,
+        data: Value,
+    ) -> Result<Outcome> {
+        let groups = &self.groups;
+        let group = |g| {
+            reply(GroupReply {
+                group: proto::GroupInfo::from(g),
+            })
+        };
+        match route {
+            "/group/room/info" | "/group/room/list" | "/group/room/members" => get(method)?,
+            "/group/room/add"
+            | "/group/room/join"
+            | "/group/room/quit"
+            | "/group/room/invite"
+            | "/group/room/kick"
+            | "/group/room/update"
+            | "/group/room/role"
+            | "/group/room/transfer"
+            | "/group/room/dismiss"
+            | "/group/room/mute" => post(method)?,
+            _ => return Err(Error::UnknownRoute),
+        }
+        let who = self.identity(caller).await?;
+        match route {
+            "/group/room/add" => {
+                let req: proto::CreateGroup = proto::parse(data)?;
+                let new = NewGroup {
+                    join_policy: req.policy()?,
+                    name: req.name,
+                    avatar: req.avatar,
+                    intro: req.intro,
+                    max_members: req.max_members.unwrap_or_else(|| groups.max_members_cap()),
+                };
+                group(groups.create(&who, new, &req.members).await?)
+            }
+            "/group/room/join" => {
+                let req: proto::GroupRef = proto::parse(data)?;
+                group(groups.join(&who, req.group_id.get()?).await?)
+            }
+            "/group/room/quit" => {
+                let req: proto::GroupRef = proto::parse(data)?;
+                groups.quit(&who, req.group_id.get()?).await?;
+                reply(serde_json::json!({}))
+            }
+            "/group/room/invite" => {
+                let req: proto::GroupUsers = proto::parse(data)?;
+                group(
+                    groups
+                        .invite(&who, req.group_id.get()?, &req.members)
+                        .await?,
+                )
+            }
+            "/group/room/kick" => {
+                let req: proto::GroupUsers = proto::parse(data)?;
+                group(groups.kick(&who, req.group_id.get()?, &req.members).await?)
+            }
+            "/group/room/update" => {
+                let req: proto::UpdateGroup = proto::parse(data)?;
+                let id = req.group_id.get()?;
+                group(groups.update(&who, id, req.into_patch()?).await?)
+            }
+            "/group/room/role" => {
+                let req: proto::SetRole = proto::parse(data)?;
+                group(
+                    groups
+                        .set_role(&who, req.group_id.get()?, req.user_id, req.role()?)
+                        .await?,
+                )
+            }
+            "/group/room/transfer" => {
+                let req: proto::GroupUser = proto::parse(data)?;
+                group(
+                    groups
+                        .transfer(&who, req.group_id.get()?, req.user_id)
+                        .await?,
+                )
+            }
+            "/group/room/dismiss" => {
+                let req: proto::GroupRef = proto::parse(data)?;
+                groups.dismiss(&who, req.group_id.get()?).await?;
+                reply(serde_json::json!({}))
+            }
+            "/group/room/mute" => {
+                let req: proto::Mute = proto::parse(data)?;
+                group(
+                    groups
+                        .mute(&who, req.group_id.get()?, req.user_id, req.until)
+                        .await?,
+                )
+            }
+            "/group/room/info" => {
+                let req: proto::GroupRef = proto::parse(data)?;
+                let (g, role) = groups.info(&who, req.group_id.get()?).await?;
+                reply(GroupInfoReply {
+                    group: g.into(),
+                    my_role: role.map(|r| r.as_str()),
+                })
+            }
+            "/group/room/list" => {
+                proto::parse::<proto::Empty>(data)?;
+                let list = groups.list(&who).await?;
+                reply(GroupListReply {
+                    groups: list.into_iter().map(Into::into).collect(),
+                })
+            }
+            _ => {
+                let req: proto::MembersQuery = proto::parse(data)?;
+                let (members, next) = groups
+                    .members(&who, req.group_id.get()?, req.cursor, req.limit)
+                    .await?;
+                reply(MembersReply {
+                    members: members.into_iter().map(Into::into).collect(),
+                    next_cursor: next.map(|c| c.to_string()),
+                })
+            }
         }
     }
 }

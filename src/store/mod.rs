@@ -11,6 +11,9 @@ pub mod sql;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use std::collections::HashMap;
+
+use crate::group::{Group, GroupPatch, Member, NewGroup, Role, Standing};
 use crate::user::{Account, LoginAttempt, LoginRecord, Profile, User};
 
 /// What a token check needs to know about its user.
@@ -68,4 +71,46 @@ pub trait Store: Send + Sync {
         password_hash: &str,
         now: i64,
     ) -> Result<Option<i64>>;
+
+    /// Which of `ids` name users.
+    async fn existing_users(&self, ids: &[i64]) -> Result<Vec<i64>>;
+
+    /// Creates a group with `owner` as owner and `members` as plain members.
+    async fn create_group(
+        &self,
+        new: &NewGroup,
+        owner: i64,
+        members: &[i64],
+        now: i64,
+    ) -> Result<Group>;
+    /// A group that is not dismissed.
+    async fn group(&self, group_id: i64) -> Result<Option<Group>>;
+    /// A user's standing in a group, if a member.
+    async fn standing(&self, group_id: i64, user_id: i64) -> Result<Option<Standing>>;
+    /// The standings of those of `user_ids` who are members, in one query.
+    async fn standings(&self, group_id: i64, user_ids: &[i64]) -> Result<HashMap<i64, Standing>>;
+    /// Every member's user id.
+    async fn member_ids(&self, group_id: i64) -> Result<Vec<i64>>;
+    /// Adds plain members (skipping those already in) within the cap, atomically:
+    /// `GroupFull` if they do not all fit.
+    async fn add_members(&self, group_id: i64, user_ids: &[i64], now: i64) -> Result<Group>;
+    /// Removes members (never the owner).
+    async fn remove_members(&self, group_id: i64, user_ids: &[i64], now: i64) -> Result<Group>;
+    /// Applies an info change.
+    async fn update_group(&self, group_id: i64, patch: &GroupPatch, now: i64) -> Result<Group>;
+    /// Sets a member's role.
+    async fn set_role(&self, group_id: i64, user_id: i64, role: Role, now: i64) -> Result<Group>;
+    /// Makes `to` the owner and `from` an admin.
+    async fn transfer(&self, group_id: i64, from: i64, to: i64, now: i64) -> Result<Group>;
+    /// Marks the group dismissed.
+    async fn dismiss(&self, group_id: i64, now: i64) -> Result<()>;
+    /// Mutes the whole group until `until`.
+    async fn mute_group(&self, group_id: i64, until: i64, now: i64) -> Result<Group>;
+    /// Mutes one member until `until`.
+    async fn mute_member(&self, group_id: i64, user_id: i64, until: i64, now: i64)
+    -> Result<Group>;
+    /// The groups a user is in, most recently changed first.
+    async fn groups_of(&self, user_id: i64) -> Result<Vec<Group>>;
+    /// Members with user id above `after`, by user id.
+    async fn members(&self, group_id: i64, after: Option<i64>, limit: i64) -> Result<Vec<Member>>;
 }

@@ -525,7 +525,10 @@ pub struct Api {
 
 /// Routes that are GET over HTTP.
 fn is_get(route: &str, data: &Value) -> bool {
-    route == "/user/loginLog" || (route == "/user/info" && data.get("userinfo").is_none())
+    matches!(
+        route,
+        "/user/loginLog" | "/group/room/info" | "/group/room/list" | "/group/room/members"
+    ) || (route == "/user/info" && data.get("userinfo").is_none())
 }
 
 impl Api {
@@ -605,5 +608,37 @@ impl Api {
         .await
         .ok()["userinfo"]
             .clone()
+    }
+}
+
+/// Registers `name` over `via` and returns the client and the user's id.
+pub async fn user(server: &Server, via: Via, name: &str) -> (Api, String) {
+    let mut api = Api::new(server, via).await;
+    let info = api.register(name, "a long enough password").await;
+    (api, info["id"].as_str().expect("id").to_owned())
+}
+
+/// A socket of `api`'s user (which must have a token), in `wire`.
+pub async fn device(server: &Server, api: &Api, wire: Wire) -> Ws {
+    Ws::connect(server, wire, "", api.token.as_deref())
+        .await
+        .expect("device connects")
+}
+
+impl Ws {
+    /// Asserts that no push is waiting: a ping's pong comes back first.
+    pub async fn no_push(&mut self) {
+        assert!(
+            self.pushes.is_empty(),
+            "unexpected pushes {:?}",
+            self.pushes
+        );
+        self.send_value(&json!({"type": "ping"})).await;
+        let next = self.recv().await.expect("socket open");
+        assert_eq!(
+            next,
+            json!({"type": "pong"}),
+            "expected no push before the pong"
+        );
     }
 }

@@ -4,5 +4,6 @@
 mod harness;
 
 mod frames;
+mod groups;
 mod http;
 mod users;
