@@ -309,7 +309,7 @@ impl Groups {
             .store
             .create_group(&new, who.user_id, &members, now_ms())
             .await?;
-        let change = (!members.is_empty()).then(|| MemberChange {
+        let change = (!members.is_empty()).then_some(MemberChange {
             action: MemberAction::Invited,
             user_ids: members,
             by: who.user_id,

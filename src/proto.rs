@@ -1019,6 +1019,7 @@ mod tests {
             Error::ResetTokenInvalid,
             Error::validation("x", "x"),
             Error::UserExists,
+            Error::GroupFull,
             Error::NotFound,
             Error::Forbidden,
             Error::RateLimited { retry_after_ms: 1 },
