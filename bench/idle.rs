@@ -41,27 +41,13 @@ impl Drop for Server {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let server = Server(
         Command::new(env!("CARGO_BIN_EXE_chatgate"))
-            .args([
-                "--listen",
-                &addr,
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "--log",
-                "warn",
-            ])
+            .args(["--listen", &addr, "--data-dir", dir.path().to_str().unwrap(), "--log", "warn"])
             .stdout(Stdio::null())
             .spawn()
             .expect("starting chatgate"),
@@ -71,10 +57,7 @@ async fn main() {
     let base = format!("http://{addr}");
     let started = Instant::now();
     while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -86,9 +69,7 @@ async fn main() {
             async move {
                 let body: Value = http
                     .post(format!("{base}/user/register"))
-                    .json(
-                        &json!({"username": format!("idle{i}"), "password": "idle-bench-password"}),
-                    )
+                    .json(&json!({"username": format!("idle{i}"), "password": "idle-bench-password"}))
                     .send()
                     .await
                     .expect("register")
@@ -104,9 +85,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid);
 
-    let client_config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
+    let client_config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
     let opened = Instant::now();
     let sockets: Vec<_> = stream::iter(0..n)
         .map(|i| {
@@ -114,16 +93,10 @@ async fn main() {
             let url = format!("ws://{addr}/ws");
             async move {
                 let mut request = url.into_client_request().unwrap();
-                request
-                    .headers_mut()
-                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
-                let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-                    request,
-                    Some(client_config),
-                    false,
-                )
-                .await
-                .expect("connect");
+                request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+                let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(client_config), false)
+                    .await
+                    .expect("connect");
                 // One request proves the session is authenticated and fully set up.
                 let frame = json!({"type": "req", "id": 1, "route": "/user/info"}).to_string();
                 ws.send(Message::Text(frame.into())).await.expect("send");
@@ -149,15 +122,10 @@ async fn main() {
     let after = rss_kib(pid);
     let per_socket = (after.saturating_sub(before) as f64 * 1024.0) / n as f64;
 
-    println!(
-        "sessions            {n} authenticated, {users} users, {SESSIONS_PER_USER} sessions each"
-    );
+    println!("sessions            {n} authenticated, {users} users, {SESSIONS_PER_USER} sessions each");
     println!("server RSS before   {before} KiB");
     println!("server RSS after    {after} KiB");
-    println!(
-        "per session         {per_socket:.0} bytes ({:.2} KiB)",
-        per_socket / 1024.0
-    );
+    println!("per session         {per_socket:.0} bytes ({:.2} KiB)", per_socket / 1024.0);
     println!("open + auth + 1 req {:.0} sessions/s", n as f64 / open_secs);
     println!(
         "{}",

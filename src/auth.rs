@@ -36,18 +36,10 @@ struct Hasher {
 
 impl Hasher {
     fn new() -> Self {
-        Hasher {
-            blocks: vec![Block::default(); params().block_count()],
-        }
+        Hasher { blocks: vec![Block::default(); params().block_count()] }
     }
 
-    fn compute(
-        &mut self,
-        argon: &Argon2<'_>,
-        password: &str,
-        salt: &[u8],
-        out: &mut [u8],
-    ) -> anyhow::Result<()> {
+    fn compute(&mut self, argon: &Argon2<'_>, password: &str, salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
         let needed = argon.params().block_count();
         if self.blocks.len() < needed {
             self.blocks.resize(needed, Block::default());
@@ -62,12 +54,7 @@ impl Hasher {
         rand::rng().fill_bytes(&mut salt);
         let mut out = [0u8; 32];
         let params = params();
-        self.compute(
-            &Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
-            password,
-            &salt,
-            &mut out,
-        )?;
+        self.compute(&Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()), password, &salt, &mut out)?;
         let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
         let phc = PasswordHash {
             algorithm: argon2::ARGON2ID_IDENT,
@@ -82,22 +69,14 @@ impl Hasher {
     fn verify(&mut self, password: &str, phc: &str) -> anyhow::Result<bool> {
         let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
         let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let version = Version::try_from(parsed.version.unwrap_or(0x13))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let version = Version::try_from(parsed.version.unwrap_or(0x13)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             anyhow::bail!("stored hash lacks salt or output");
         };
         let mut salt_buf = [0u8; 64];
-        let salt = salt
-            .decode_b64(&mut salt_buf)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let salt = salt.decode_b64(&mut salt_buf).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut out = vec![0u8; expected.len()];
-        self.compute(
-            &Argon2::new(Algorithm::Argon2id, version, params),
-            password,
-            salt,
-            &mut out,
-        )?;
+        self.compute(&Argon2::new(Algorithm::Argon2id, version, params), password, salt, &mut out)?;
         // `Output` compares in constant time.
         Ok(Output::new(&out).map_err(|e| anyhow::anyhow!("{e}"))? == expected)
     }
@@ -123,28 +102,21 @@ impl Passwords {
         let queue = Arc::new(std::sync::Mutex::new(queue));
         for i in 0..threads.max(1) {
             let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("chatgate-hash-{i}"))
-                .spawn(move || {
-                    let mut hasher = Hasher::new();
-                    loop {
-                        // The lock is held only while this thread waits for the next job.
-                        let job = queue
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .blocking_recv();
-                        match job {
-                            Some(job) => job(&mut hasher),
-                            None => return,
-                        }
+            std::thread::Builder::new().name(format!("chatgate-hash-{i}")).spawn(move || {
+                let mut hasher = Hasher::new();
+                loop {
+                    // The lock is held only while this thread waits for the next job.
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                    match job {
+                        Some(job) => job(&mut hasher),
+                        None => return,
                     }
-                })?;
+                }
+            })?;
         }
         let mut random = [0u8; 16];
         rand::rng().fill_bytes(&mut random);
-        let dummy_hash = Hasher::new()
-            .hash(&hex::encode(random))
-            .map_err(std::io::Error::other)?;
+        let dummy_hash = Hasher::new().hash(&hex::encode(random)).map_err(std::io::Error::other)?;
         Ok(Passwords { jobs, dummy_hash })
     }
 
@@ -156,14 +128,8 @@ impl Passwords {
         let job: Job = Box::new(move |hasher| {
             let _ = done.send(work(hasher));
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| Error::internal(anyhow::anyhow!("hashing threads are gone")))?;
-        result
-            .await
-            .map_err(Error::internal)?
-            .map_err(Error::Internal)
+        self.jobs.send(job).await.map_err(|_| Error::internal(anyhow::anyhow!("hashing threads are gone")))?;
+        result.await.map_err(Error::internal)?.map_err(Error::Internal)
     }
 
     /// Hashes `password` into a PHC string.
@@ -175,9 +141,7 @@ impl Passwords {
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let ok = self
-            .run(move |hasher| hasher.verify(&password, &hash))
-            .await?;
+        let ok = self.run(move |hasher| hasher.verify(&password, &hash)).await?;
         Ok(ok && known)
     }
 }
@@ -249,19 +213,14 @@ impl Tokens {
             jti: hex::encode(jti),
             ver: version,
         };
-        let token = encode(
-            &Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )
-        .map_err(Error::internal)?;
+        let token =
+            encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)?;
         Ok((token, to_token_claims(claims)?))
     }
 
     /// Verifies signature, algorithm, issuer and times.
     pub fn verify(&self, token: &str) -> Result<TokenClaims> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| Error::TokenInvalid)?;
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| Error::TokenInvalid)?;
         to_token_claims(data.claims)
     }
 }
@@ -283,9 +242,7 @@ pub fn load_or_create_key(configured: Option<&str>, data_dir: &Path) -> anyhow::
     }
     let path = data_dir.join("jwt.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))
-        }
+        Ok(text) => hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             rand::rng().fill_bytes(&mut key);
@@ -302,9 +259,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())
@@ -324,11 +279,7 @@ mod tests {
         assert!(!hasher.verify("wrong horse", &phc).unwrap());
         // The stock verifier agrees, so hashes stay portable.
         let parsed = PasswordHash::new(&phc).unwrap();
-        assert!(
-            Argon2::default()
-                .verify_password(b"correct horse", &parsed)
-                .is_ok()
-        );
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
     }
 
     #[test]
@@ -343,10 +294,7 @@ mod tests {
         let other_key = Tokens::new(&[8u8; 32], "chatgate", 3600);
         assert!(matches!(other_key.verify(&token), Err(Error::TokenInvalid)));
         let other_issuer = Tokens::new(&[7u8; 32], "someone-else", 3600);
-        assert!(matches!(
-            other_issuer.verify(&token),
-            Err(Error::TokenInvalid)
-        ));
+        assert!(matches!(other_issuer.verify(&token), Err(Error::TokenInvalid)));
         let (expired, _) = tokens.issue(42, 3, now - 10 * 3600 * 1000).unwrap();
         assert!(matches!(tokens.verify(&expired), Err(Error::TokenInvalid)));
     }

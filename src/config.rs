@@ -9,11 +9,7 @@ use clap::{Parser, ValueEnum};
 
 /// Everything chatgate can be told at start-up.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "chatgate",
-    version,
-    about = "A real-time chat gateway and IM backend"
-)]
+#[command(name = "chatgate", version, about = "A real-time chat gateway and IM backend")]
 pub struct Config {
     /// Address to listen on for HTTP and WebSocket.
     #[arg(long, env = "CHATGATE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -78,6 +74,18 @@ pub struct Config {
     /// Largest `maxMembers` a group may have; also the default for new groups.
     #[arg(long, env = "CHATGATE_GROUP_MAX_MEMBERS", default_value_t = 2000)]
     pub group_max_members: i64,
+
+    /// Longest text message, in characters.
+    #[arg(long, env = "CHATGATE_MAX_TEXT_CHARS", default_value_t = 5000)]
+    pub max_text_chars: usize,
+
+    /// Seconds after sending during which a sender may recall a message.
+    #[arg(long, env = "CHATGATE_RECALL_WINDOW_SECS", default_value_t = 120)]
+    pub recall_window_secs: u64,
+
+    /// Largest upload, in bytes (default 100 MiB).
+    #[arg(long, env = "CHATGATE_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
 
     /// Maximum database connections in the pool.
     #[arg(long, env = "CHATGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
@@ -144,6 +152,9 @@ impl Config {
         if !(2..=100_000).contains(&self.group_max_members) {
             bail!("--group-max-members must be between 2 and 100000");
         }
+        if self.max_text_chars == 0 || self.max_upload_bytes == 0 {
+            bail!("--max-text-chars and --max-upload-bytes must be positive");
+        }
         if self.db_max_connections == 0 {
             bail!("--db-max-connections must be positive");
         }
@@ -153,9 +164,7 @@ impl Config {
             bail!("--jwt-secret must be at least 32 bytes");
         }
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres:")
-                || url.starts_with("postgresql:"))
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
         {
             bail!("--database-url must start with sqlite:, postgres: or postgresql:");
         }
@@ -174,12 +183,9 @@ impl Config {
 
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("chatgate.db").display()
-            )
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("chatgate.db").display()))
     }
 
     /// The public base URL in effect, without a trailing slash.
@@ -215,10 +221,7 @@ mod tests {
                 && long != "help"
                 && long != "version"
             {
-                assert!(
-                    readme.contains(&format!("| `--{long}` |")),
-                    "README lacks --{long}"
-                );
+                assert!(readme.contains(&format!("| `--{long}` |")), "README lacks --{long}");
             }
         }
     }
@@ -226,11 +229,7 @@ mod tests {
     #[test]
     fn defaults_validate_and_bad_values_do_not() {
         Config::default().validate().unwrap();
-        let bad = |args: &[&str]| {
-            Config::parse_from([&["chatgate"], args].concat())
-                .validate()
-                .is_err()
-        };
+        let bad = |args: &[&str]| Config::parse_from([&["chatgate"], args].concat()).validate().is_err();
         assert!(bad(&["--max-frame-bytes", "10"]));
         assert!(bad(&["--jwt-secret", "short"]));
         assert!(bad(&["--database-url", "mysql://x"]));

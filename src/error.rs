@@ -35,6 +35,9 @@ pub enum Error {
     /// The username is taken.
     #[error("username already taken")]
     UserExists,
+    /// The sender is muted in the group.
+    #[error("you are muted in this group")]
+    Muted,
     /// The group has no room for the members being added.
     #[error("the group is full")]
     GroupFull,
@@ -76,10 +79,7 @@ pub enum Error {
 impl Error {
     /// Builds a [`Error::Validation`] for `field`.
     pub fn validation(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Error::Validation {
-            field: field.into(),
-            message: message.into(),
-        }
+        Error::Validation { field: field.into(), message: message.into() }
     }
 
     /// Wraps an unexpected failure.
@@ -99,6 +99,7 @@ impl Error {
             Error::GroupFull => "group.full",
             Error::NotFound => "not_found",
             Error::Forbidden => "forbidden",
+            Error::Muted => "group.muted",
             Error::RateLimited { .. } => "rate_limited",
             Error::MalformedFrame(_) => "frame.malformed",
             Error::UnknownFrameType => "frame.unknown_type",
@@ -113,15 +114,9 @@ impl Error {
     /// The HTTP status the HTTP mirror answers with.
     pub fn status(&self) -> u16 {
         match self {
-            Error::Validation { .. }
-            | Error::MalformedFrame(_)
-            | Error::UnknownFrameType
-            | Error::SocketOnly => 400,
-            Error::AuthRequired
-            | Error::InvalidCredentials
-            | Error::TokenInvalid
-            | Error::ResetTokenInvalid => 401,
-            Error::Forbidden => 403,
+            Error::Validation { .. } | Error::MalformedFrame(_) | Error::UnknownFrameType | Error::SocketOnly => 400,
+            Error::AuthRequired | Error::InvalidCredentials | Error::TokenInvalid | Error::ResetTokenInvalid => 401,
+            Error::Forbidden | Error::Muted => 403,
             Error::NotFound | Error::UnknownRoute => 404,
             Error::MethodNotAllowed => 405,
             Error::UserExists | Error::GroupFull => 409,

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::conversation::ConversationView;
 use crate::group::{Group, MemberAction};
+use crate::message::Message;
 
 /// Why sessions are being ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,55 @@ pub enum Event {
         by: i64,
         /// Its members at the time.
         recipients: Vec<i64>,
+    },
+    /// A message was stored.
+    MessageNew {
+        /// The message.
+        message: Message,
+        /// Every participant, the sender included (for their other devices).
+        recipients: Vec<i64>,
+        /// The session that sent it, which has its reply already.
+        skip_session: Option<u64>,
+    },
+    /// A message was recalled.
+    MessageRecalled {
+        /// Its conversation.
+        conversation_id: String,
+        /// The message.
+        message_id: i64,
+        /// Its seq.
+        seq: i64,
+        /// Every participant.
+        recipients: Vec<i64>,
+    },
+    /// Someone is typing. Ephemeral: never stored.
+    Typing {
+        /// The conversation.
+        conversation_id: String,
+        /// Who types.
+        user_id: i64,
+        /// The other participants.
+        recipients: Vec<i64>,
+    },
+    /// A one-to-one read receipt.
+    MessageRead {
+        /// The conversation.
+        conversation_id: String,
+        /// Who read.
+        user_id: i64,
+        /// Up to which seq.
+        seq: i64,
+        /// The peer.
+        recipients: Vec<i64>,
+    },
+    /// A participant's own view of a conversation changed (read, pin, mute, draft, hide).
+    ConversationUpdated {
+        /// Whose view.
+        user_id: i64,
+        /// The view.
+        view: ConversationView,
+        /// The session that made the change, which has its reply already.
+        skip_session: Option<u64>,
     },
 }
 

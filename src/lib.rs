@@ -11,8 +11,10 @@
 //!   request and reply shapes, pushes encoded once per format.
 //! - [`router`]: the one router. Parses a route's request, calls the domain, shapes the reply.
 //! - Domain: [`user`] (accounts, profiles, login log, reset, revocation) with [`auth`]
-//!   (argon2id, tokens), and [`group`] (membership, roles, info, mutes). The domain knows
-//!   nothing of sockets or wire types; it publishes [`events`] for live sessions.
+//!   (argon2id, tokens), [`group`] (membership, roles, info, mutes), [`message`] (every kind,
+//!   idempotent sends, gapless seqs, history, sync, recall) and [`conversation`] (read
+//!   positions, unread counts, pins, drafts). The domain knows nothing of sockets or wire
+//!   types; it publishes [`events`] for live sessions.
 //! - [`gateway`]: turns events into pushes (encoded once per format) and closes.
 //! - [`registry`]: the live sessions of this node by user, each with a bounded outbound queue.
 //! - [`store`]: persistence behind the [`store::Store`] trait, on SQLite or PostgreSQL.
@@ -23,10 +25,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod conversation;
 pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod group;
+pub mod message;
 pub mod notify;
 pub mod proto;
 pub mod registry;
@@ -48,8 +52,10 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 
 use crate::auth::{Passwords, Tokens};
+use crate::conversation::Conversations;
 use crate::gateway::Gateway;
 use crate::group::Groups;
+use crate::message::Messages;
 use crate::notify::Notifier;
 use crate::registry::Registry;
 use crate::router::Router;
@@ -75,10 +81,7 @@ pub struct App {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// Serves on `listener` until `shutdown` completes, then closes every session with 1001,
@@ -91,32 +94,28 @@ pub async fn run(
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let store = Arc::new(
-        SqlStore::connect(&config)
-            .await
-            .context("opening the database")?,
-    );
+    let store = Arc::new(SqlStore::connect(&config).await.context("opening the database")?);
     let key = auth::load_or_create_key(config.jwt_secret.as_deref(), &config.data_dir)?;
     let registry = Arc::new(Registry::default());
     let gateway = Arc::new(Gateway::new(registry.clone()));
-    let hash_concurrency = config
-        .hash_concurrency
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let groups = Groups::new(store.clone(), gateway.clone(), config.group_max_members);
+    let hash_concurrency =
+        config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let limits =
+        message::Limits { max_text: config.max_text_chars, recall_window_ms: config.recall_window_secs as i64 * 1000 };
+    let messages = Arc::new(Messages::new(store.clone(), gateway.clone(), limits));
+    let conversations = Conversations::new(store.clone(), gateway.clone());
+    let groups = Groups::new(store.clone(), gateway.clone(), messages.clone(), config.group_max_members);
     let users = Users::new(
         store,
         Passwords::new(hash_concurrency).context("starting hashing threads")?,
         Tokens::new(&key, &config.jwt_issuer, config.token_ttl_secs),
-        Notifier::new(
-            config.notify_webhook.as_deref(),
-            config.data_dir.join("outbox.jsonl"),
-        )?,
+        Notifier::new(config.notify_webhook.as_deref(), config.data_dir.join("outbox.jsonl"))?,
         gateway,
         config.public_url(),
     );
     let cancel = CancellationToken::new();
     let app = Arc::new(App {
-        router: Router::new(users, groups),
+        router: Router::new(users, groups, messages, conversations),
         registry,
         shutdown: cancel.clone(),
         sessions: TaskTracker::new(),
@@ -124,8 +123,7 @@ pub async fn run(
     });
 
     tracing::info!(addr = %listener.local_addr()?, "chatgate serving");
-    let service =
-        transport::http::app(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let service = transport::http::app(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -133,10 +131,7 @@ pub async fn run(
         })
         .await?;
     app.sessions.close();
-    if tokio::time::timeout(SESSION_DRAIN, app.sessions.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SESSION_DRAIN, app.sessions.wait()).await.is_err() {
         tracing::warn!("some sessions did not close in time");
     }
     tracing::info!("chatgate stopped");
@@ -145,8 +140,7 @@ pub async fn run(
 
 /// Installs the global tracing subscriber the configuration asks for.
 pub fn init_tracing(config: &Config) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.log_format {
         config::LogFormat::Text => builder.init(),

@@ -56,9 +56,7 @@ impl Notifier {
     pub fn new(webhook: Option<&str>, outbox: PathBuf) -> anyhow::Result<Self> {
         Ok(match webhook {
             Some(url) => Notifier::Webhook {
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()?,
+                client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
                 url: url.to_owned(),
             },
             None => Notifier::Outbox { path: outbox },
@@ -77,28 +75,16 @@ impl Notifier {
     }
 
     async fn deliver(&self, notice: &ResetNotice) -> anyhow::Result<()> {
-        let envelope = Envelope {
-            kind: "password_reset",
-            notice,
-        };
+        let envelope = Envelope { kind: "password_reset", notice };
         match self {
             Notifier::Webhook { client, url } => {
-                client
-                    .post(url)
-                    .json(&envelope)
-                    .send()
-                    .await?
-                    .error_for_status()?;
+                client.post(url).json(&envelope).send().await?.error_for_status()?;
             }
             Notifier::Outbox { path } => {
                 let mut line = serde_json::to_vec(&envelope)?;
                 line.push(b'\n');
                 // One write of one line with O_APPEND: concurrent notices never interleave.
-                let mut file = tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .await?;
+                let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
                 file.write_all(&line).await?;
                 file.flush().await?;
             }

@@ -16,8 +16,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::conversation::{ConversationPatch, ConversationView, Peer};
 use crate::error::Error;
 use crate::group::{Group, GroupPatch, JoinPolicy, Member, Role};
+use crate::message::{ChatType, Message};
 use crate::user::{Gender, LoginRecord, ProfilePatch, User};
 
 /// A frame encoding.
@@ -101,25 +103,16 @@ pub fn decode(bytes: &[u8], format: Format) -> Result<Incoming, BadFrame> {
         Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
         Format::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
     }
-    .map_err(|e| BadFrame {
-        id: None,
-        error: Error::MalformedFrame(e),
-    })?;
+    .map_err(|e| BadFrame { id: None, error: Error::MalformedFrame(e) })?;
     let id = raw
         .id
         .map(serde_json::from_value::<RequestId>)
         .transpose()
-        .map_err(|_| BadFrame {
-            id: None,
-            error: Error::MalformedFrame("id must be a string or an integer".into()),
-        })?;
+        .map_err(|_| BadFrame { id: None, error: Error::MalformedFrame("id must be a string or an integer".into()) })?;
     match raw.kind.as_str() {
         "ping" => Ok(Incoming::Ping),
         "req" => {
-            let bad = |msg: &str| BadFrame {
-                id: id.clone(),
-                error: Error::MalformedFrame(msg.into()),
-            };
+            let bad = |msg: &str| BadFrame { id: id.clone(), error: Error::MalformedFrame(msg.into()) };
             let Some(id) = id.clone() else {
                 return Err(bad("a request needs an id"));
             };
@@ -133,10 +126,7 @@ pub fn decode(bytes: &[u8], format: Format) -> Result<Incoming, BadFrame> {
             };
             Ok(Incoming::Request { id, route, data })
         }
-        _ => Err(BadFrame {
-            id,
-            error: Error::UnknownFrameType,
-        }),
+        _ => Err(BadFrame { id, error: Error::UnknownFrameType }),
     }
 }
 
@@ -168,15 +158,9 @@ impl<'a> Reply<'a> {
     pub fn new(id: Option<&'a RequestId>, socket: bool, result: Result<Value, Error>) -> Self {
         let kind = socket.then_some("res");
         match result {
-            Ok(data) => Reply {
-                kind,
-                id,
-                code: 0,
-                message: "ok".into(),
-                data: Some(data),
-                error: None,
-                retry_after: None,
-            },
+            Ok(data) => {
+                Reply { kind, id, code: 0, message: "ok".into(), data: Some(data), error: None, retry_after: None }
+            }
             Err(err) => Reply {
                 kind,
                 id,
@@ -198,9 +182,7 @@ pub fn encode<T: Serialize>(frame: &T, format: Format) -> Payload {
     match format {
         // Serializing our own types to JSON cannot fail: their maps have string keys.
         Format::Json => Payload::Text(serde_json::to_string(frame).unwrap_or_default().into()),
-        Format::MsgPack => {
-            Payload::Binary(rmp_serde::to_vec_named(frame).unwrap_or_default().into())
-        }
+        Format::MsgPack => Payload::Binary(rmp_serde::to_vec_named(frame).unwrap_or_default().into()),
     }
 }
 
@@ -253,17 +235,7 @@ impl Push {
             Format::Json => &self.json,
             Format::MsgPack => &self.msgpack,
         };
-        cell.get_or_init(|| {
-            encode(
-                &PushFrame {
-                    kind: "push",
-                    event: self.event,
-                    data: &self.data,
-                },
-                format,
-            )
-        })
-        .clone()
+        cell.get_or_init(|| encode(&PushFrame { kind: "push", event: self.event, data: &self.data }, format)).clone()
     }
 }
 
@@ -277,6 +249,16 @@ pub mod event {
     pub const GROUP_MEMBER: &str = "group.member";
     /// A group was dismissed; `{groupId, by}`.
     pub const GROUP_DISMISSED: &str = "group.dismissed";
+    /// A new message; `{message}`.
+    pub const MESSAGE_NEW: &str = "message.new";
+    /// A message was recalled; `{conversationId, messageId, seq}`.
+    pub const MESSAGE_RECALLED: &str = "message.recalled";
+    /// The peer read up to a seq; `{conversationId, userId, seq}`.
+    pub const MESSAGE_READ: &str = "message.read";
+    /// Someone is typing; `{conversationId, userId}`.
+    pub const TYPING: &str = "typing";
+    /// The caller's own view of a conversation changed; `{conversation}`.
+    pub const CONVERSATION_UPDATED: &str = "conversation.updated";
 }
 
 /// Parses a route's `data` into its request type. A failure names the offending field by its
@@ -333,10 +315,7 @@ fn ids_str<S: Serializer>(ids: &[i64], s: S) -> Result<S::Ok, S::Error> {
 fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
     #[derive(Deserialize)]
     struct Wrap(#[serde(deserialize_with = "de_id")] i64);
-    Ok(Vec::<Wrap>::deserialize(d)?
-        .into_iter()
-        .map(|w| w.0)
-        .collect())
+    Ok(Vec::<Wrap>::deserialize(d)?.into_iter().map(|w| w.0).collect())
 }
 
 /// Reads an id that, when malformed, names nothing: the route answers `not_found`, exactly as
@@ -362,9 +341,7 @@ fn de_opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> 
 }
 
 /// Distinguishes an absent field (outer `None`) from an explicit null (`Some(None)`).
-fn de_nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn de_nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -531,17 +508,13 @@ impl UserInfoPatch {
     /// The domain patch; the gender string must name a gender.
     pub fn into_patch(self) -> Result<(Option<String>, ProfilePatch), Error> {
         if self.password.is_some() {
-            return Err(Error::validation(
-                "password",
-                "the password is changed through /user/changePassword",
-            ));
+            return Err(Error::validation("password", "the password is changed through /user/changePassword"));
         }
         let gender = self
             .gender
             .map(|g| {
-                Gender::parse(&g).ok_or_else(|| {
-                    Error::validation("gender", "gender must be unknown, male, female or other")
-                })
+                Gender::parse(&g)
+                    .ok_or_else(|| Error::validation("gender", "gender must be unknown, male, female or other"))
             })
             .transpose()?;
         Ok((
@@ -690,11 +663,8 @@ impl From<Group> for GroupInfo {
 }
 
 fn join_policy(s: Option<String>) -> Result<Option<JoinPolicy>, Error> {
-    s.map(|p| {
-        JoinPolicy::parse(&p)
-            .ok_or_else(|| Error::validation("joinPolicy", "joinPolicy must be open or invite"))
-    })
-    .transpose()
+    s.map(|p| JoinPolicy::parse(&p).ok_or_else(|| Error::validation("joinPolicy", "joinPolicy must be open or invite")))
+        .transpose()
 }
 
 /// `POST /group/room/add`.
@@ -798,8 +768,7 @@ pub struct SetRole {
 impl SetRole {
     /// The role named.
     pub fn role(&self) -> Result<Role, Error> {
-        Role::parse(&self.role)
-            .ok_or_else(|| Error::validation("role", "role must be admin or member"))
+        Role::parse(&self.role).ok_or_else(|| Error::validation("role", "role must be admin or member"))
     }
 }
 
@@ -934,6 +903,401 @@ pub struct GroupDismissed {
     pub by: i64,
 }
 
+// ---- messages and conversations ----
+
+/// `message` on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageInfo {
+    /// Message id.
+    #[serde(serialize_with = "id_str")]
+    pub id: i64,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Position in the conversation.
+    pub seq: i64,
+    /// `single` or `group`.
+    pub chat_type: &'static str,
+    /// Sender.
+    #[serde(serialize_with = "id_str")]
+    pub from: i64,
+    /// Peer user or group.
+    #[serde(serialize_with = "id_str")]
+    pub to: i64,
+    /// Kind.
+    pub kind: String,
+    /// Content.
+    pub content: Value,
+    /// The sender's idempotency key.
+    pub client_msg_id: String,
+    /// Stored at.
+    pub sent_at: i64,
+    /// `normal` or `recalled`.
+    pub status: &'static str,
+}
+
+impl From<Message> for MessageInfo {
+    fn from(m: Message) -> Self {
+        MessageInfo {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            seq: m.seq,
+            chat_type: m.chat_type.as_str(),
+            from: m.from,
+            to: m.to,
+            kind: m.kind,
+            content: m.content,
+            client_msg_id: m.client_msg_id,
+            sent_at: m.sent_at,
+            status: m.status.as_str(),
+        }
+    }
+}
+
+/// `{message}`.
+#[derive(Debug, Serialize)]
+pub struct MessageReply {
+    /// The message.
+    pub message: MessageInfo,
+}
+
+/// `POST /message/send`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SendMessage {
+    /// `single` or `group`.
+    pub chat_type: String,
+    /// The peer user or the group.
+    #[serde(deserialize_with = "de_loose_id")]
+    pub to: Option<i64>,
+    /// Kind.
+    pub kind: String,
+    /// Content object.
+    pub content: Value,
+    /// Idempotency key.
+    pub client_msg_id: String,
+}
+
+impl SendMessage {
+    /// The chat type named.
+    pub fn chat_type(&self) -> Result<ChatType, Error> {
+        ChatType::parse(&self.chat_type)
+            .ok_or_else(|| Error::validation("chatType", "chatType must be single or group"))
+    }
+}
+
+/// `GET /message/history`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HistoryQuery {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Messages before this seq.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub before_seq: Option<i64>,
+    /// Messages after this seq.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub after_seq: Option<i64>,
+    /// Page size, 1 to 100 (default 50).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub limit: Option<i64>,
+}
+
+/// `{messages, hasMore}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryReply {
+    /// Ascending by seq.
+    pub messages: Vec<MessageInfo>,
+    /// More in the direction asked.
+    pub has_more: bool,
+}
+
+/// One `{conversationId, seq}` a client already has.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KnownSeq {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The last seq the client holds.
+    #[serde(deserialize_with = "de_id")]
+    pub seq: i64,
+}
+
+/// `POST /message/sync`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// What the client has; unlisted conversations count as seq 0.
+    #[serde(default)]
+    pub conversations: Vec<KnownSeq>,
+}
+
+/// One conversation in a sync answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncedInfo {
+    /// Its state.
+    pub conversation: ConversationInfo,
+    /// Messages after the known seq, ascending.
+    pub messages: Vec<MessageInfo>,
+    /// More messages follow: page with history.
+    pub has_more: bool,
+}
+
+/// `{conversations, hasMore}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReply {
+    /// Conversations with news.
+    pub conversations: Vec<SyncedInfo>,
+    /// Other conversations have news too: call again with the seqs now known.
+    pub has_more: bool,
+}
+
+/// `{messageId}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MessageRef {
+    /// The message; malformed ids name nothing.
+    #[serde(deserialize_with = "de_loose_id")]
+    pub message_id: Option<i64>,
+}
+
+/// `{conversationId}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConversationRef {
+    /// The conversation.
+    pub conversation_id: String,
+}
+
+/// `{count, userIds}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadersReply {
+    /// How many have read it.
+    pub count: usize,
+    /// Who, by id.
+    #[serde(serialize_with = "ids_str")]
+    pub user_ids: Vec<i64>,
+}
+
+/// A conversation's peer: a user or a group.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PeerInfo {
+    /// The other user.
+    User(UserInfo),
+    /// The group.
+    Group(GroupInfo),
+}
+
+/// `conversation` on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationInfo {
+    /// Id.
+    pub conversation_id: String,
+    /// `single` or `group`.
+    pub chat_type: &'static str,
+    /// The other user or the group; null if gone.
+    pub peer: Option<PeerInfo>,
+    /// The newest message.
+    pub last_message: Option<MessageInfo>,
+    /// Its seq.
+    pub last_seq: i64,
+    /// The caller's read position.
+    pub read_seq: i64,
+    /// Unread messages from others.
+    pub unread: i64,
+    /// Pinned.
+    pub pinned: bool,
+    /// Muted.
+    pub muted: bool,
+    /// Draft.
+    pub draft: String,
+    /// Hidden.
+    pub hidden: bool,
+    /// Latest activity.
+    pub updated_at: i64,
+}
+
+impl From<ConversationView> for ConversationInfo {
+    fn from(v: ConversationView) -> Self {
+        let s = v.state;
+        ConversationInfo {
+            conversation_id: s.conversation_id,
+            chat_type: s.chat_type.as_str(),
+            peer: v.peer.map(|p| match p {
+                Peer::User(u) => PeerInfo::User(u.into()),
+                Peer::Group(g) => PeerInfo::Group(g.into()),
+            }),
+            last_message: v.last_message.map(Into::into),
+            last_seq: s.last_seq,
+            read_seq: s.read_seq,
+            unread: s.unread,
+            pinned: s.pinned,
+            muted: s.muted,
+            draft: s.draft,
+            hidden: s.hidden,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// `{conversation}`.
+#[derive(Debug, Serialize)]
+pub struct ConversationReply {
+    /// The conversation.
+    pub conversation: ConversationInfo,
+}
+
+/// `GET /conversation/list`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationListQuery {
+    /// `nextCursor` of the previous page.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub cursor: Option<i64>,
+    /// Page size, 1 to 100 (default 50).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub limit: Option<i64>,
+}
+
+/// `{conversations, totalUnread, nextCursor}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationListReply {
+    /// Pinned first, then by latest activity.
+    pub conversations: Vec<ConversationInfo>,
+    /// Unread over every unmuted conversation.
+    pub total_unread: i64,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Reads a flag sent as a boolean or, from a query string, as `"true"`/`"false"`.
+fn de_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+        Some(_) => Err(serde::de::Error::custom("expected a boolean")),
+    }
+}
+
+/// `POST /conversation/update`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConversationUpdate {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Pin.
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub pinned: Option<bool>,
+    /// Mute.
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub muted: Option<bool>,
+    /// Draft.
+    #[serde(default)]
+    pub draft: Option<String>,
+    /// Hide.
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub hidden: Option<bool>,
+}
+
+impl ConversationUpdate {
+    /// The domain patch.
+    pub fn patch(&self) -> ConversationPatch {
+        ConversationPatch { pinned: self.pinned, muted: self.muted, draft: self.draft.clone(), hidden: self.hidden }
+    }
+}
+
+/// `POST /conversation/read`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReadRequest {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Read up to here.
+    #[serde(deserialize_with = "de_id")]
+    pub seq: i64,
+}
+
+/// One entry of `/conversation/unread`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadEntry {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Its unread count.
+    pub unread: i64,
+}
+
+/// `{total, conversations}`.
+#[derive(Debug, Serialize)]
+pub struct UnreadReply {
+    /// Over unmuted conversations.
+    pub total: i64,
+    /// Conversations with unread messages.
+    pub conversations: Vec<UnreadEntry>,
+}
+
+/// `message.recalled` push.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recalled {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The message.
+    #[serde(serialize_with = "id_str")]
+    pub message_id: i64,
+    /// Its seq.
+    pub seq: i64,
+}
+
+/// `message.read` push.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReceipt {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Who read.
+    #[serde(serialize_with = "id_str")]
+    pub user_id: i64,
+    /// Up to which seq.
+    pub seq: i64,
+}
+
+/// `typing` push.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingInfo {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Who types.
+    #[serde(serialize_with = "id_str")]
+    pub user_id: i64,
+}
+
+/// `{fileId, url, size, mime, sha256}` of an upload.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadReply {
+    /// The file's id.
+    pub file_id: String,
+    /// Where it is served: `/file/{fileId}`.
+    pub url: String,
+    /// Bytes.
+    pub size: i64,
+    /// Sniffed type.
+    pub mime: String,
+    /// Hex SHA-256.
+    pub sha256: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -941,18 +1305,12 @@ mod tests {
     #[test]
     fn decodes_requests_in_both_formats() {
         let json = br#"{"type":"req","id":7,"route":"/user/login","data":{"username":"a"}}"#;
-        let Incoming::Request { id, route, data } = decode(json, Format::Json).unwrap() else {
-            panic!()
-        };
+        let Incoming::Request { id, route, data } = decode(json, Format::Json).unwrap() else { panic!() };
         assert_eq!(id, RequestId::Int(7));
         assert_eq!(route, "/user/login");
-        let packed = rmp_serde::to_vec_named(
-            &serde_json::json!({"type":"req","id":"x","route":"/r","data":data}),
-        )
-        .unwrap();
-        let Incoming::Request { id, .. } = decode(&packed, Format::MsgPack).unwrap() else {
-            panic!()
-        };
+        let packed =
+            rmp_serde::to_vec_named(&serde_json::json!({"type":"req","id":"x","route":"/r","data":data})).unwrap();
+        let Incoming::Request { id, .. } = decode(&packed, Format::MsgPack).unwrap() else { panic!() };
         assert_eq!(id, RequestId::Str("x".into()));
     }
 
@@ -962,24 +1320,15 @@ mod tests {
         assert_eq!(reason(b"{nope"), "frame.malformed");
         assert_eq!(reason(br#"{"type":"zap","id":1}"#), "frame.unknown_type");
         assert_eq!(reason(br#"{"type":"req","id":1}"#), "frame.malformed");
-        assert_eq!(
-            reason(br#"{"type":"req","id":[1],"route":"/x"}"#),
-            "frame.malformed"
-        );
-        assert_eq!(
-            decode(br#"{"type":"req","id":1,"data":5}"#, Format::Json)
-                .unwrap_err()
-                .id,
-            Some(RequestId::Int(1))
-        );
+        assert_eq!(reason(br#"{"type":"req","id":[1],"route":"/x"}"#), "frame.malformed");
+        assert_eq!(decode(br#"{"type":"req","id":1,"data":5}"#, Format::Json).unwrap_err().id, Some(RequestId::Int(1)));
     }
 
     #[test]
     fn field_errors_name_the_field() {
         let err = parse::<Credentials>(serde_json::json!({"username":"a"})).unwrap_err();
         assert_eq!(err.reason(), "validation.password");
-        let err =
-            parse::<Credentials>(serde_json::json!({"username":5,"password":"x"})).unwrap_err();
+        let err = parse::<Credentials>(serde_json::json!({"username":5,"password":"x"})).unwrap_err();
         assert_eq!(err.reason(), "validation.username");
     }
 
@@ -993,13 +1342,8 @@ mod tests {
             let Some(json) = block.strip_prefix("json\n") else {
                 continue;
             };
-            let hex = blocks[i + 2]
-                .strip_prefix("msgpack-hex\n")
-                .expect("a msgpack-hex block follows each json block");
-            let bytes: Vec<u8> = hex
-                .split_whitespace()
-                .map(|b| u8::from_str_radix(b, 16).unwrap())
-                .collect();
+            let hex = blocks[i + 2].strip_prefix("msgpack-hex\n").expect("a msgpack-hex block follows each json block");
+            let bytes: Vec<u8> = hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
             let from_json: Value = serde_json::from_str(json).unwrap();
             let from_msgpack: Value = rmp_serde::from_slice(&bytes).unwrap();
             assert_eq!(from_json, from_msgpack);

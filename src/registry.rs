@@ -40,10 +40,7 @@ pub struct Session {
 impl Session {
     /// The user the session is bound to, if any.
     pub fn identity(&self) -> Option<Identity> {
-        self.identity
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.identity.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Queues a frame without waiting; a full queue ends the session as a slow consumer.
@@ -91,13 +88,10 @@ impl Registry {
 
     /// Binds `session` to `identity` (login on an open socket), moving it off any user it was
     /// bound to before.
-    pub fn bind(&self, session: &Arc<Session>, identity: Identity) {
+    pub fn bind(&self, session: &Arc<Session>, mut identity: Identity) {
+        identity.session = Some(session.id);
         let user_id = identity.user_id;
-        let previous = session
-            .identity
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(identity);
+        let previous = session.identity.lock().unwrap_or_else(|e| e.into_inner()).replace(identity);
         if let Some(previous) = previous {
             self.remove(previous.user_id, session.id);
         }
@@ -120,10 +114,7 @@ impl Registry {
 
     /// The live sessions of `user_id`, copied out so no lock outlives this call.
     pub fn sessions(&self, user_id: i64) -> Vec<Arc<Session>> {
-        self.users
-            .get(&user_id)
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.users.get(&user_id).map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Number of authenticated sessions on this node.

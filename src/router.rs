@@ -9,10 +9,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::conversation::Conversations;
 use crate::group::{Groups, NewGroup};
+use crate::message::{Messages, Outgoing};
 use crate::proto::{
-    self, AuthReply, CallbackReply, GroupInfoReply, GroupListReply, GroupReply, LoginLogReply,
-    MembersReply, UserInfoReply,
+    self, AuthReply, CallbackReply, GroupInfoReply, GroupListReply, GroupReply, LoginLogReply, MembersReply,
+    UserInfoReply,
 };
 use crate::user::{Identity, Lookup, Origin, Users};
 
@@ -60,35 +65,26 @@ pub struct Outcome {
 pub struct Router {
     users: Users,
     groups: Groups,
+    messages: Arc<Messages>,
+    conversations: Conversations,
 }
 
 fn reply(data: impl Serialize) -> Result<Outcome> {
-    Ok(Outcome {
-        data: serde_json::to_value(data).map_err(Error::internal)?,
-        bind: None,
-    })
+    Ok(Outcome { data: serde_json::to_value(data).map_err(Error::internal)?, bind: None })
 }
 
 fn post(method: Method) -> Result<()> {
-    if method == Method::Get {
-        Err(Error::MethodNotAllowed)
-    } else {
-        Ok(())
-    }
+    if method == Method::Get { Err(Error::MethodNotAllowed) } else { Ok(()) }
 }
 
 fn get(method: Method) -> Result<()> {
-    if method == Method::Post {
-        Err(Error::MethodNotAllowed)
-    } else {
-        Ok(())
-    }
+    if method == Method::Post { Err(Error::MethodNotAllowed) } else { Ok(()) }
 }
 
 impl Router {
     /// Builds the router over the domain services.
-    pub fn new(users: Users, groups: Groups) -> Self {
-        Router { users, groups }
+    pub fn new(users: Users, groups: Groups, messages: Arc<Messages>, conversations: Conversations) -> Self {
+        Router { users, groups, messages, conversations }
     }
 
     /// Checks a bearer token (used by transports at the handshake).
@@ -105,39 +101,23 @@ impl Router {
     }
 
     /// Serves one request.
-    pub async fn dispatch(
-        &self,
-        caller: &Caller,
-        method: Method,
-        route: &str,
-        data: Value,
-    ) -> Result<Outcome> {
+    pub async fn dispatch(&self, caller: &Caller, method: Method, route: &str, data: Value) -> Result<Outcome> {
         match route {
             "/user/register" => {
                 post(method)?;
                 let req: proto::Credentials = proto::parse(data)?;
-                let (token, identity, user) = self
-                    .users
-                    .register(&req.username, req.password, caller.origin.clone())
-                    .await?;
-                let mut out = reply(AuthReply {
-                    token,
-                    userinfo: user.into(),
-                })?;
+                let (token, identity, user) =
+                    self.users.register(&req.username, req.password, caller.origin.clone()).await?;
+                let mut out = reply(AuthReply { token, userinfo: user.into() })?;
                 out.bind = Some(identity);
                 Ok(out)
             }
             "/user/login" => {
                 post(method)?;
                 let req: proto::Credentials = proto::parse(data)?;
-                let (token, identity, user) = self
-                    .users
-                    .login(&req.username, req.password, caller.origin.clone())
-                    .await?;
-                let mut out = reply(AuthReply {
-                    token,
-                    userinfo: user.into(),
-                })?;
+                let (token, identity, user) =
+                    self.users.login(&req.username, req.password, caller.origin.clone()).await?;
+                let mut out = reply(AuthReply { token, userinfo: user.into() })?;
                 out.bind = Some(identity);
                 Ok(out)
             }
@@ -148,25 +128,19 @@ impl Router {
                 let req: proto::AuthToken = proto::parse(data)?;
                 let identity = self.users.authenticate(&req.token).await?;
                 let user = self.users.info(&identity, Lookup::Me).await?;
-                let mut out = reply(UserInfoReply {
-                    userinfo: user.into(),
-                })?;
+                let mut out = reply(UserInfoReply { userinfo: user.into() })?;
                 out.bind = Some(identity);
                 Ok(out)
             }
             "/user/changePassword" => {
                 post(method)?;
                 let req: proto::ForgotPassword = proto::parse(data)?;
-                reply(CallbackReply {
-                    callback: self.users.forgot_password(&req.username).await?,
-                })
+                reply(CallbackReply { callback: self.users.forgot_password(&req.username).await? })
             }
             "/user/resetPassword" => {
                 post(method)?;
                 let req: proto::ResetPassword = proto::parse(data)?;
-                self.users
-                    .reset_password(&req.reset_token, req.password)
-                    .await?;
+                self.users.reset_password(&req.reset_token, req.password).await?;
                 reply(serde_json::json!({}))
             }
             "/user/info" => {
@@ -181,10 +155,7 @@ impl Router {
                     if let Some(username) = username {
                         let me = self.users.info(&who, Lookup::Me).await?;
                         if me.username != username {
-                            return Err(Error::validation(
-                                "username",
-                                "the username cannot be changed",
-                            ));
+                            return Err(Error::validation("username", "the username cannot be changed"));
                         }
                     }
                     self.users.update_profile(&who, patch).await?
@@ -197,9 +168,7 @@ impl Router {
                     };
                     self.users.info(&who, lookup).await?
                 };
-                reply(UserInfoReply {
-                    userinfo: user.into(),
-                })
+                reply(UserInfoReply { userinfo: user.into() })
             }
             "/user/logout" => {
                 post(method)?;
@@ -217,26 +186,17 @@ impl Router {
                     next_cursor: next.map(|c| c.to_string()),
                 })
             }
-            route if route.starts_with("/group/room/") => {
-                self.group_route(caller, method, route, data).await
+            route if route.starts_with("/group/room/") => self.group_route(caller, method, route, data).await,
+            route if route.starts_with("/message/") || route.starts_with("/conversation/") => {
+                self.chat_route(caller, method, route, data).await
             }
             _ => Err(Error::UnknownRoute),
         }
     }
 
-    async fn group_route(
-        &self,
-        caller: &Caller,
-        method: Method,
-        route: &str,
-        data: Value,
-    ) -> Result<Outcome> {
+    async fn group_route(&self, caller: &Caller, method: Method, route: &str, data: Value) -> Result<Outcome> {
         let groups = &self.groups;
-        let group = |g| {
-            reply(GroupReply {
-                group: proto::GroupInfo::from(g),
-            })
-        };
+        let group = |g| reply(GroupReply { group: proto::GroupInfo::from(g) });
         match route {
             "/group/room/info" | "/group/room/list" | "/group/room/members" => get(method)?,
             "/group/room/add"
@@ -275,11 +235,7 @@ impl Router {
             }
             "/group/room/invite" => {
                 let req: proto::GroupUsers = proto::parse(data)?;
-                group(
-                    groups
-                        .invite(&who, req.group_id.get()?, &req.members)
-                        .await?,
-                )
+                group(groups.invite(&who, req.group_id.get()?, &req.members).await?)
             }
             "/group/room/kick" => {
                 let req: proto::GroupUsers = proto::parse(data)?;
@@ -292,19 +248,11 @@ impl Router {
             }
             "/group/room/role" => {
                 let req: proto::SetRole = proto::parse(data)?;
-                group(
-                    groups
-                        .set_role(&who, req.group_id.get()?, req.user_id, req.role()?)
-                        .await?,
-                )
+                group(groups.set_role(&who, req.group_id.get()?, req.user_id, req.role()?).await?)
             }
             "/group/room/transfer" => {
                 let req: proto::GroupUser = proto::parse(data)?;
-                group(
-                    groups
-                        .transfer(&who, req.group_id.get()?, req.user_id)
-                        .await?,
-                )
+                group(groups.transfer(&who, req.group_id.get()?, req.user_id).await?)
             }
             "/group/room/dismiss" => {
                 let req: proto::GroupRef = proto::parse(data)?;
@@ -313,35 +261,130 @@ impl Router {
             }
             "/group/room/mute" => {
                 let req: proto::Mute = proto::parse(data)?;
-                group(
-                    groups
-                        .mute(&who, req.group_id.get()?, req.user_id, req.until)
-                        .await?,
-                )
+                group(groups.mute(&who, req.group_id.get()?, req.user_id, req.until).await?)
             }
             "/group/room/info" => {
                 let req: proto::GroupRef = proto::parse(data)?;
                 let (g, role) = groups.info(&who, req.group_id.get()?).await?;
-                reply(GroupInfoReply {
-                    group: g.into(),
-                    my_role: role.map(|r| r.as_str()),
-                })
+                reply(GroupInfoReply { group: g.into(), my_role: role.map(|r| r.as_str()) })
             }
             "/group/room/list" => {
                 proto::parse::<proto::Empty>(data)?;
                 let list = groups.list(&who).await?;
-                reply(GroupListReply {
-                    groups: list.into_iter().map(Into::into).collect(),
-                })
+                reply(GroupListReply { groups: list.into_iter().map(Into::into).collect() })
             }
             _ => {
                 let req: proto::MembersQuery = proto::parse(data)?;
-                let (members, next) = groups
-                    .members(&who, req.group_id.get()?, req.cursor, req.limit)
-                    .await?;
+                let (members, next) = groups.members(&who, req.group_id.get()?, req.cursor, req.limit).await?;
                 reply(MembersReply {
                     members: members.into_iter().map(Into::into).collect(),
                     next_cursor: next.map(|c| c.to_string()),
+                })
+            }
+        }
+    }
+
+    async fn chat_route(&self, caller: &Caller, method: Method, route: &str, data: Value) -> Result<Outcome> {
+        match route {
+            "/message/history"
+            | "/message/readers"
+            | "/conversation/list"
+            | "/conversation/info"
+            | "/conversation/unread" => get(method)?,
+            "/message/send"
+            | "/message/sync"
+            | "/message/recall"
+            | "/message/typing"
+            | "/conversation/update"
+            | "/conversation/read" => post(method)?,
+            _ => return Err(Error::UnknownRoute),
+        }
+        let who = self.identity(caller).await?;
+        let (messages, conversations) = (&self.messages, &self.conversations);
+        match route {
+            "/message/send" => {
+                let req: proto::SendMessage = proto::parse(data)?;
+                let chat_type = req.chat_type()?;
+                let out = Outgoing {
+                    chat_type,
+                    to: req.to.ok_or(Error::NotFound)?,
+                    kind: req.kind,
+                    content: req.content,
+                    client_msg_id: req.client_msg_id,
+                };
+                reply(proto::MessageReply { message: messages.send(&who, out).await?.into() })
+            }
+            "/message/history" => {
+                let req: proto::HistoryQuery = proto::parse(data)?;
+                let (page, has_more) =
+                    messages.history(&who, &req.conversation_id, req.before_seq, req.after_seq, req.limit).await?;
+                reply(proto::HistoryReply { messages: page.into_iter().map(Into::into).collect(), has_more })
+            }
+            "/message/sync" => {
+                let req: proto::SyncRequest = proto::parse(data)?;
+                let known: HashMap<String, i64> =
+                    req.conversations.into_iter().map(|k| (k.conversation_id, k.seq)).collect();
+                let (synced, has_more) = messages.sync(&who, &known).await?;
+                let mut out = Vec::with_capacity(synced.len());
+                for conversation in synced {
+                    let view = conversations.info(&who, &conversation.conversation_id).await?;
+                    out.push(proto::SyncedInfo {
+                        conversation: view.into(),
+                        messages: conversation.messages.into_iter().map(Into::into).collect(),
+                        has_more: conversation.has_more,
+                    });
+                }
+                reply(proto::SyncReply { conversations: out, has_more })
+            }
+            "/message/recall" => {
+                let req: proto::MessageRef = proto::parse(data)?;
+                let message = messages.recall(&who, req.message_id.ok_or(Error::NotFound)?).await?;
+                reply(proto::MessageReply { message: message.into() })
+            }
+            "/message/typing" => {
+                let req: proto::ConversationRef = proto::parse(data)?;
+                messages.typing(&who, &req.conversation_id).await?;
+                reply(serde_json::json!({}))
+            }
+            "/message/readers" => {
+                let req: proto::MessageRef = proto::parse(data)?;
+                let readers = messages.readers(&who, req.message_id.ok_or(Error::NotFound)?).await?;
+                reply(proto::ReadersReply { count: readers.len(), user_ids: readers })
+            }
+            "/conversation/list" => {
+                let req: proto::ConversationListQuery = proto::parse(data)?;
+                let (views, total_unread, next) = conversations.list(&who, req.cursor, req.limit).await?;
+                reply(proto::ConversationListReply {
+                    conversations: views.into_iter().map(Into::into).collect(),
+                    total_unread,
+                    next_cursor: next.map(|c| c.to_string()),
+                })
+            }
+            "/conversation/info" => {
+                let req: proto::ConversationRef = proto::parse(data)?;
+                reply(proto::ConversationReply {
+                    conversation: conversations.info(&who, &req.conversation_id).await?.into(),
+                })
+            }
+            "/conversation/update" => {
+                let req: proto::ConversationUpdate = proto::parse(data)?;
+                let view = conversations.update(&who, &req.conversation_id, req.patch()).await?;
+                reply(proto::ConversationReply { conversation: view.into() })
+            }
+            "/conversation/read" => {
+                let req: proto::ReadRequest = proto::parse(data)?;
+                let view = conversations.read(&who, &req.conversation_id, req.seq).await?;
+                reply(proto::ConversationReply { conversation: view.into() })
+            }
+            _ => {
+                proto::parse::<proto::Empty>(data)?;
+                let (total, per) = conversations.unread(&who).await?;
+                reply(proto::UnreadReply {
+                    total,
+                    conversations: per
+                        .into_iter()
+                        .map(|(conversation_id, unread)| proto::UnreadEntry { conversation_id, unread })
+                        .collect(),
                 })
             }
         }

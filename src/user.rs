@@ -199,6 +199,9 @@ pub struct Identity {
     pub jti: Arc<str>,
     /// Token expiry, Unix ms.
     pub expires_at: i64,
+    /// The node-local session the call came over, if any: pushes about the caller's own action
+    /// skip it, since it has the reply.
+    pub session: Option<u64>,
 }
 
 /// Whether someone asks about themselves or about another user.
@@ -231,58 +234,35 @@ impl Users {
         events: Arc<dyn Events>,
         public_url: String,
     ) -> Self {
-        Users {
-            store,
-            passwords,
-            tokens,
-            notifier,
-            events,
-            public_url,
-        }
+        Users { store, passwords, tokens, notifier, events, public_url }
     }
 
     /// Creates an account and logs it in.
-    pub async fn register(
-        &self,
-        username: &str,
-        password: String,
-        origin: Origin,
-    ) -> Result<(String, Identity, User)> {
+    pub async fn register(&self, username: &str, password: String, origin: Origin) -> Result<(String, Identity, User)> {
         validate_username(username)?;
         validate_password(&password)?;
         let hash = self.passwords.hash(password).await?;
         let now = now_ms();
         let user = self.store.create_user(username, &hash, now).await?;
-        self.log_attempt(Some(user.id), username, origin, true)
-            .await?;
+        self.log_attempt(Some(user.id), username, origin, true).await?;
         let (token, claims) = self.tokens.issue(user.id, 0, now)?;
         Ok((token, identity(claims), user))
     }
 
     /// Checks a username and password and issues a token.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: String,
-        origin: Origin,
-    ) -> Result<(String, Identity, User)> {
+    pub async fn login(&self, username: &str, password: String, origin: Origin) -> Result<(String, Identity, User)> {
         // Malformed input cannot match any account; answer as for a wrong password.
         let account = if is_valid_username(username) && password_len_ok(&password) {
             self.store.account_by_username(username).await?
         } else {
             None
         };
-        let ok = self
-            .passwords
-            .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
-            .await?;
+        let ok = self.passwords.verify(password, account.as_ref().map(|a| a.password_hash.clone())).await?;
         let user_id = account.as_ref().map(|a| a.user.id);
         self.log_attempt(user_id, username, origin, ok).await?;
         match account {
             Some(account) if ok => {
-                let (token, claims) =
-                    self.tokens
-                        .issue(account.user.id, account.token_version, now_ms())?;
+                let (token, claims) = self.tokens.issue(account.user.id, account.token_version, now_ms())?;
                 Ok((token, identity(claims), account.user))
             }
             _ => Err(Error::InvalidCredentials),
@@ -294,18 +274,14 @@ impl Users {
         let claims = self.tokens.verify(token)?;
         let state = self.store.token_state(claims.user_id, &claims.jti).await?;
         match state {
-            Some(state) if !state.revoked && state.version == claims.version => {
-                Ok(identity(claims))
-            }
+            Some(state) if !state.revoked && state.version == claims.version => Ok(identity(claims)),
             _ => Err(Error::TokenInvalid),
         }
     }
 
     /// Ends the caller's token and every session it opened.
     pub async fn logout(&self, who: &Identity) -> Result<()> {
-        self.store
-            .revoke_token(&who.jti, who.user_id, who.expires_at)
-            .await?;
+        self.store.revoke_token(&who.jti, who.user_id, who.expires_at).await?;
         self.events.publish(Event::Kick {
             user_id: who.user_id,
             jti: Some(who.jti.clone()),
@@ -329,9 +305,7 @@ impl Users {
         let secret = hex::encode(secret);
         let now = now_ms();
         let expires_at = now + RESET_TTL_MS;
-        self.store
-            .create_reset(account.user.id, &sha256_hex(&secret), now, expires_at)
-            .await?;
+        self.store.create_reset(account.user.id, &sha256_hex(&secret), now, expires_at).await?;
         let notice = ResetNotice {
             username: account.user.username.clone(),
             user_id: account.user.id,
@@ -350,16 +324,9 @@ impl Users {
             return Err(Error::ResetTokenInvalid);
         }
         let hash = self.passwords.hash(password).await?;
-        let user_id = self
-            .store
-            .consume_reset(&sha256_hex(secret), &hash, now_ms())
-            .await?
-            .ok_or(Error::ResetTokenInvalid)?;
-        self.events.publish(Event::Kick {
-            user_id,
-            jti: None,
-            reason: KickReason::PasswordReset,
-        });
+        let user_id =
+            self.store.consume_reset(&sha256_hex(secret), &hash, now_ms()).await?.ok_or(Error::ResetTokenInvalid)?;
+        self.events.publish(Event::Kick { user_id, jti: None, reason: KickReason::PasswordReset });
         Ok(())
     }
 
@@ -384,11 +351,7 @@ impl Users {
 
     /// Changes the caller's profile.
     pub async fn update_profile(&self, who: &Identity, patch: ProfilePatch) -> Result<User> {
-        let current = self
-            .store
-            .user_by_id(who.user_id)
-            .await?
-            .ok_or(Error::TokenInvalid)?;
+        let current = self.store.user_by_id(who.user_id).await?.ok_or(Error::TokenInvalid)?;
         let mut profile = current.profile;
         if let Some(nickname) = patch.nickname {
             profile.nickname = checked_text("nickname", nickname, 64)?;
@@ -411,9 +374,7 @@ impl Users {
         if let Some(signature) = patch.signature {
             profile.signature = checked_text("signature", signature, 256)?;
         }
-        self.store
-            .update_profile(who.user_id, &profile, now_ms())
-            .await
+        self.store.update_profile(who.user_id, &profile, now_ms()).await
     }
 
     /// The caller's login history, newest first.
@@ -425,10 +386,7 @@ impl Users {
     ) -> Result<(Vec<LoginRecord>, Option<i64>)> {
         let limit = limit.unwrap_or(20);
         if !(1..=MAX_LOG_PAGE).contains(&limit) {
-            return Err(Error::validation(
-                "limit",
-                format!("limit must be between 1 and {MAX_LOG_PAGE}"),
-            ));
+            return Err(Error::validation("limit", format!("limit must be between 1 and {MAX_LOG_PAGE}")));
         }
         let mut rows = self.store.login_log(who.user_id, before, limit + 1).await?;
         let next = if rows.len() as i64 > limit {
@@ -440,13 +398,7 @@ impl Users {
         Ok((rows, next))
     }
 
-    async fn log_attempt(
-        &self,
-        user_id: Option<i64>,
-        username: &str,
-        origin: Origin,
-        success: bool,
-    ) -> Result<()> {
+    async fn log_attempt(&self, user_id: Option<i64>, username: &str, origin: Origin, success: bool) -> Result<()> {
         let attempt = LoginAttempt {
             user_id,
             username: truncate(username, 64),
@@ -463,11 +415,7 @@ impl Users {
 }
 
 fn identity(claims: TokenClaims) -> Identity {
-    Identity {
-        user_id: claims.user_id,
-        jti: claims.jti,
-        expires_at: claims.expires_at,
-    }
+    Identity { user_id: claims.user_id, jti: claims.jti, expires_at: claims.expires_at, session: None }
 }
 
 fn sha256_hex(secret: &str) -> String {
@@ -475,17 +423,11 @@ fn sha256_hex(secret: &str) -> String {
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max_chars)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(max_chars).collect()
 }
 
 fn is_valid_username(name: &str) -> bool {
-    (3..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    (3..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn password_len_ok(password: &str) -> bool {
@@ -496,25 +438,16 @@ fn validate_username(name: &str) -> Result<()> {
     if is_valid_username(name) {
         Ok(())
     } else {
-        Err(Error::validation(
-            "username",
-            "username must be 3 to 32 letters, digits, '_', '.' or '-'",
-        ))
+        Err(Error::validation("username", "username must be 3 to 32 letters, digits, '_', '.' or '-'"))
     }
 }
 
 fn validate_password(password: &str) -> Result<()> {
     if !password_len_ok(password) {
-        return Err(Error::validation(
-            "password",
-            "password must be 8 to 128 characters",
-        ));
+        return Err(Error::validation("password", "password must be 8 to 128 characters"));
     }
     if password.chars().any(char::is_control) {
-        return Err(Error::validation(
-            "password",
-            "password must not contain control characters",
-        ));
+        return Err(Error::validation("password", "password must not contain control characters"));
     }
     Ok(())
 }
@@ -523,16 +456,10 @@ fn validate_password(password: &str) -> Result<()> {
 pub fn checked_text(field: &'static str, value: String, max_chars: usize) -> Result<String> {
     let value = value.trim().to_owned();
     if value.chars().any(char::is_control) {
-        return Err(Error::validation(
-            field,
-            format!("{field} must not contain control characters"),
-        ));
+        return Err(Error::validation(field, format!("{field} must not contain control characters")));
     }
     if value.chars().count() > max_chars {
-        return Err(Error::validation(
-            field,
-            format!("{field} must be at most {max_chars} characters"),
-        ));
+        return Err(Error::validation(field, format!("{field} must be at most {max_chars} characters")));
     }
     Ok(value)
 }
@@ -542,16 +469,12 @@ pub fn checked_url(field: &'static str, value: String) -> Result<String> {
     let value = checked_text(field, value, 1024)?;
     let lower = value.to_ascii_lowercase();
     let ok = value.is_empty()
-        || ((lower.starts_with("https://") || lower.starts_with("http://"))
-            && !value.contains(char::is_whitespace))
+        || ((lower.starts_with("https://") || lower.starts_with("http://")) && !value.contains(char::is_whitespace))
         || (value.starts_with("/file/") && !value.contains(".."));
     if ok {
         Ok(value)
     } else {
-        Err(Error::validation(
-            field,
-            format!("{field} must be an http(s) URL or a /file/ path"),
-        ))
+        Err(Error::validation(field, format!("{field} must be an http(s) URL or a /file/ path")))
     }
 }
 
@@ -562,10 +485,7 @@ fn checked_birthday(value: String) -> Result<String> {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| {
-        value[r]
-            .parse::<u32>()
-            .ok()
-            .filter(|_| b.iter().all(|c| c.is_ascii_digit() || *c == b'-'))
+        value[r].parse::<u32>().ok().filter(|_| b.iter().all(|c| c.is_ascii_digit() || *c == b'-'))
     };
     let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
         return Err(bad());

@@ -13,8 +13,27 @@ use async_trait::async_trait;
 use crate::error::Result;
 use std::collections::HashMap;
 
+use crate::conversation::{ConversationPatch, ConversationState};
 use crate::group::{Group, GroupPatch, Member, NewGroup, Role, Standing};
+use crate::message::{Message, NewMessage};
 use crate::user::{Account, LoginAttempt, LoginRecord, Profile, User};
+
+/// An uploaded file's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Random hex id.
+    pub id: String,
+    /// Uploader.
+    pub owner_id: i64,
+    /// Bytes.
+    pub size: i64,
+    /// Sniffed media type.
+    pub mime: String,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Upload time.
+    pub created_at: i64,
+}
 
 /// What a token check needs to know about its user.
 #[derive(Debug, Clone, Copy)]
@@ -48,41 +67,19 @@ pub trait Store: Send + Sync {
     /// Appends a login attempt to the log.
     async fn record_login(&self, attempt: &LoginAttempt) -> Result<()>;
     /// A user's login history, newest first, rows with id below `before`.
-    async fn login_log(
-        &self,
-        user_id: i64,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<LoginRecord>>;
+    async fn login_log(&self, user_id: i64, before: Option<i64>, limit: i64) -> Result<Vec<LoginRecord>>;
 
     /// Stores a reset secret's hash.
-    async fn create_reset(
-        &self,
-        user_id: i64,
-        token_hash: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<()>;
+    async fn create_reset(&self, user_id: i64, token_hash: &str, now: i64, expires_at: i64) -> Result<()>;
     /// Spends a usable reset secret: sets the password, voids the user's other secrets and bumps
     /// the token version, all at once. Returns the user, or `None` if the secret is not usable.
-    async fn consume_reset(
-        &self,
-        token_hash: &str,
-        password_hash: &str,
-        now: i64,
-    ) -> Result<Option<i64>>;
+    async fn consume_reset(&self, token_hash: &str, password_hash: &str, now: i64) -> Result<Option<i64>>;
 
     /// Which of `ids` name users.
     async fn existing_users(&self, ids: &[i64]) -> Result<Vec<i64>>;
 
     /// Creates a group with `owner` as owner and `members` as plain members.
-    async fn create_group(
-        &self,
-        new: &NewGroup,
-        owner: i64,
-        members: &[i64],
-        now: i64,
-    ) -> Result<Group>;
+    async fn create_group(&self, new: &NewGroup, owner: i64, members: &[i64], now: i64) -> Result<Group>;
     /// A group that is not dismissed.
     async fn group(&self, group_id: i64) -> Result<Option<Group>>;
     /// A user's standing in a group, if a member.
@@ -107,10 +104,58 @@ pub trait Store: Send + Sync {
     /// Mutes the whole group until `until`.
     async fn mute_group(&self, group_id: i64, until: i64, now: i64) -> Result<Group>;
     /// Mutes one member until `until`.
-    async fn mute_member(&self, group_id: i64, user_id: i64, until: i64, now: i64)
-    -> Result<Group>;
+    async fn mute_member(&self, group_id: i64, user_id: i64, until: i64, now: i64) -> Result<Group>;
     /// The groups a user is in, most recently changed first.
     async fn groups_of(&self, user_id: i64) -> Result<Vec<Group>>;
     /// Members with user id above `after`, by user id.
     async fn members(&self, group_id: i64, after: Option<i64>, limit: i64) -> Result<Vec<Member>>;
+
+    /// Users by id (those that exist).
+    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<User>>;
+    /// Groups by id, dismissed ones included (old conversations still name them).
+    async fn groups_by_ids(&self, ids: &[i64]) -> Result<Vec<Group>>;
+
+    /// Stores a message: creates the conversation and, for one-to-one, both participants'
+    /// state on first use; allocates the next seq; un-hides the conversation. If the sender
+    /// used this `client_msg_id` before, stores nothing and returns the first message with
+    /// `false`.
+    async fn append_message(&self, new: &NewMessage) -> Result<(Message, bool)>;
+    /// A sender's message by idempotency key.
+    async fn message_by_client_id(&self, sender: i64, client_msg_id: &str) -> Result<Option<Message>>;
+    /// A message by id.
+    async fn message(&self, id: i64) -> Result<Option<Message>>;
+    /// Messages by id.
+    async fn messages_by_ids(&self, ids: &[i64]) -> Result<Vec<Message>>;
+    /// Messages with seq above `after`, ascending.
+    async fn messages_after(&self, conversation_id: &str, after: i64, limit: i64) -> Result<Vec<Message>>;
+    /// Messages with seq below `before`, descending.
+    async fn messages_before(&self, conversation_id: &str, before: i64, limit: i64) -> Result<Vec<Message>>;
+    /// Marks a message recalled and empties its content.
+    async fn recall(&self, message_id: i64) -> Result<Message>;
+    /// The users taking part in a conversation.
+    async fn participants(&self, conversation_id: &str) -> Result<Vec<i64>>;
+    /// Whether `user_id` takes part in a conversation.
+    async fn is_participant(&self, conversation_id: &str, user_id: i64) -> Result<bool>;
+    /// Participants other than `except` whose read position reached `seq`.
+    async fn readers(&self, conversation_id: &str, seq: i64, except: i64) -> Result<Vec<i64>>;
+    /// `(conversation, last seq, updated_at)` of each of a user's conversations.
+    async fn last_seqs(&self, user_id: i64) -> Result<Vec<(String, i64, i64)>>;
+
+    /// A user's states of all their conversations, or of one.
+    async fn conversation_states(&self, user_id: i64, only: Option<&str>) -> Result<Vec<ConversationState>>;
+    /// Applies a change to a user's state of a conversation.
+    async fn update_conversation_state(
+        &self,
+        conversation_id: &str,
+        user_id: i64,
+        patch: &ConversationPatch,
+        now: i64,
+    ) -> Result<()>;
+    /// Moves a read position forward to `seq`, capped at the last seq.
+    async fn mark_read(&self, conversation_id: &str, user_id: i64, seq: i64, now: i64) -> Result<()>;
+
+    /// Records an uploaded file.
+    async fn create_file(&self, file: &FileMeta) -> Result<()>;
+    /// An uploaded file's metadata.
+    async fn file(&self, id: &str) -> Result<Option<FileMeta>>;
 }

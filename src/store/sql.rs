@@ -15,10 +15,12 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
-use super::{Store, TokenState};
+use super::{FileMeta, Store, TokenState};
 use crate::config::{Config, SqliteSync};
+use crate::conversation::{ConversationPatch, ConversationState};
 use crate::error::{Error, Result};
 use crate::group::{Group, GroupPatch, JoinPolicy, Member, NewGroup, Role, Standing};
+use crate::message::{ChatType, Message, NewMessage, Status, group_conversation};
 use crate::user::{Account, Gender, LoginAttempt, LoginRecord, Profile, User};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -35,11 +37,7 @@ pub enum Backend {
 
 impl Backend {
     fn from_url(url: &str) -> Backend {
-        if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        }
+        if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres }
     }
 
     fn migrator(self) -> &'static Migrator {
@@ -56,17 +54,23 @@ pub struct SqlStore {
     backend: Backend,
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.created_at, p.nickname, p.avatar, p.gender, p.birthday, p.age, p.signature";
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.created_at, p.nickname, p.avatar, p.gender, p.birthday, p.age, p.signature";
 const GROUP_COLUMNS: &str = "g.id, g.name, g.avatar, g.intro, g.notice, g.owner_id, g.join_policy, g.member_count, \
                              g.max_members, g.muted_until, g.created_at, g.updated_at";
+
+const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.chat_type, m.sender_id, m.recipient, m.kind, m.content, \
+                               m.client_msg_id, m.sent_at, m.status";
+const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq, c.last_message_id, c.updated_at, \
+     cm.read_seq, cm.pinned, cm.muted, cm.hidden, cm.draft, \
+     (SELECT COUNT(*) FROM message m WHERE m.conversation_id = c.id AND m.seq > cm.read_seq \
+        AND m.sender_id <> cm.user_id AND m.status = 'normal' AND m.kind <> 'system') AS unread \
+     FROM conversation_member cm JOIN conversation c ON c.id = cm.conversation_id WHERE cm.user_id = $1";
 
 /// `$start, $start+1, ...` for `n` values: `Any` has no array binds, and its query builder
 /// writes `?`, which PostgreSQL does not accept.
 fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Our own SQL text with numbered placeholders; never built from input.
@@ -93,11 +97,9 @@ impl SqlStore {
                     if backend == Backend::Sqlite {
                         // sqlx's SQLite defaults already give WAL, foreign keys and a 5 s busy
                         // timeout; durability is ours to choose.
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                            "PRAGMA synchronous = {synchronous}"
-                        )))
-                        .execute(&mut *conn)
-                        .await?;
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {synchronous}")))
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -126,20 +128,48 @@ impl SqlStore {
         row.as_ref().map(group_from_row).transpose()
     }
 
-    /// Bumps `updated_at` and returns the group, inside `tx`.
-    async fn touch(
+    /// Gives users their state of a conversation, reading from its current last seq: members
+    /// who join a group later have no unread backlog.
+    async fn add_states(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        group_id: i64,
+        conversation_id: &str,
+        user_ids: &[i64],
         now: i64,
-    ) -> Result<Group> {
+    ) -> Result<()> {
+        let text = format!(
+            "INSERT INTO conversation_member (conversation_id, user_id, read_seq, updated_at) \
+             SELECT c.id, u.id, c.last_seq, $2 FROM users u JOIN conversation c ON c.id = $1 WHERE u.id IN ({}) \
+             ON CONFLICT (conversation_id, user_id) DO NOTHING",
+            placeholders(3, user_ids.len())
+        );
+        let mut insert = sqlx::query(sql(text)).bind(conversation_id).bind(now);
+        for id in user_ids {
+            insert = insert.bind(*id);
+        }
+        insert.execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Bumps `updated_at` and returns the group, inside `tx`.
+    async fn touch(tx: &mut sqlx::Transaction<'_, sqlx::Any>, group_id: i64, now: i64) -> Result<Group> {
         sqlx::query("UPDATE chat_group SET updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(group_id)
             .execute(&mut **tx)
             .await?;
-        Self::fetch_group(&mut **tx, group_id)
-            .await?
-            .ok_or(Error::NotFound)
+        Self::fetch_group(&mut **tx, group_id).await?.ok_or(Error::NotFound)
+    }
+
+    /// Runs `select` (whose `WHERE` ends in `IN (` + the placeholders `$first..`) over `ids`.
+    async fn fetch_in(&self, select: &str, first: usize, leading: &[i64], ids: &[i64]) -> Result<Vec<AnyRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = sqlx::query(sql(format!("{select} IN ({})", placeholders(first, ids.len()))));
+        for value in leading.iter().chain(ids) {
+            query = query.bind(*value);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     async fn fetch_user(&self, id: i64) -> Result<Option<User>> {
@@ -186,18 +216,53 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
     })
 }
 
+fn message_from_row(row: &AnyRow) -> Result<Message> {
+    let chat_type: String = row.try_get("chat_type")?;
+    let status: String = row.try_get("status")?;
+    let content: String = row.try_get("content")?;
+    Ok(Message {
+        id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        seq: row.try_get("seq")?,
+        chat_type: ChatType::parse(&chat_type).unwrap_or(ChatType::Single),
+        from: row.try_get("sender_id")?,
+        to: row.try_get("recipient")?,
+        kind: row.try_get("kind")?,
+        content: serde_json::from_str(&content).map_err(Error::internal)?,
+        client_msg_id: row.try_get("client_msg_id")?,
+        sent_at: row.try_get("sent_at")?,
+        status: if status == "recalled" { Status::Recalled } else { Status::Normal },
+    })
+}
+
+fn state_from_row(row: &AnyRow) -> Result<ConversationState> {
+    let chat_type: String = row.try_get("chat_type")?;
+    Ok(ConversationState {
+        conversation_id: row.try_get("id")?,
+        chat_type: ChatType::parse(&chat_type).unwrap_or(ChatType::Single),
+        group_id: row.try_get("group_id")?,
+        last_seq: row.try_get("last_seq")?,
+        last_message_id: row.try_get("last_message_id")?,
+        updated_at: row.try_get("updated_at")?,
+        read_seq: row.try_get("read_seq")?,
+        pinned: row.try_get::<i64, _>("pinned")? != 0,
+        muted: row.try_get::<i64, _>("muted")? != 0,
+        hidden: row.try_get::<i64, _>("hidden")? != 0,
+        draft: row.try_get("draft")?,
+        unread: row.try_get("unread")?,
+    })
+}
+
 fn standing_from_row(row: &AnyRow) -> Result<Standing> {
     let role: String = row.try_get("role")?;
     Ok(Standing {
-        role: Role::parse(&role)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("bad role {role}")))?,
+        role: Role::parse(&role).ok_or_else(|| Error::internal(anyhow::anyhow!("bad role {role}")))?,
         muted_until: row.try_get("muted_until")?,
     })
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
+    err.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
 
 #[async_trait]
@@ -229,12 +294,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(User {
-            id,
-            username: username.to_owned(),
-            profile: Profile::default(),
-            created_at: now,
-        })
+        Ok(User { id, username: username.to_owned(), profile: Profile::default(), created_at: now })
     }
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
@@ -246,11 +306,7 @@ impl Store for SqlStore {
             "SELECT {USER_COLUMNS}, u.password_hash, u.token_version \
              FROM users u JOIN profile p ON p.user_id = u.id WHERE u.username = $1"
         ));
-        let Some(row) = sqlx::query(sql)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
+        let Some(row) = sqlx::query(sql).bind(username).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
         Ok(Some(Account {
@@ -287,13 +343,7 @@ impl Store for SqlStore {
         .bind(jti)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(TokenState {
-                version: row.try_get(0)?,
-                revoked: row.try_get::<i64, _>(1)? > 0,
-            })
-        })
-        .transpose()
+        row.map(|row| Ok(TokenState { version: row.try_get(0)?, revoked: row.try_get::<i64, _>(1)? > 0 })).transpose()
     }
 
     async fn revoke_token(&self, jti: &str, user_id: i64, expires_at: i64) -> Result<()> {
@@ -331,12 +381,7 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn login_log(
-        &self,
-        user_id: i64,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<LoginRecord>> {
+    async fn login_log(&self, user_id: i64, before: Option<i64>, limit: i64) -> Result<Vec<LoginRecord>> {
         let rows = sqlx::query(
             "SELECT id, at, ip, user_agent, transport, success FROM user_login_log \
              WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
@@ -360,31 +405,18 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn create_reset(
-        &self,
-        user_id: i64,
-        token_hash: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO password_reset (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+    async fn create_reset(&self, user_id: i64, token_hash: &str, now: i64, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO password_reset (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    async fn consume_reset(
-        &self,
-        token_hash: &str,
-        password_hash: &str,
-        now: i64,
-    ) -> Result<Option<i64>> {
+    async fn consume_reset(&self, token_hash: &str, password_hash: &str, now: i64) -> Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
         // Writing first takes the write lock at once, so two spends of one secret serialize and
         // only the first finds it unused.
@@ -400,13 +432,11 @@ impl Store for SqlStore {
             return Ok(None);
         };
         let user_id: i64 = row.try_get(0)?;
-        sqlx::query(
-            "UPDATE password_reset SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE password_reset SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE users SET password_hash = $1, token_version = token_version + 1, updated_at = $2 WHERE id = $3",
         )
@@ -420,28 +450,11 @@ impl Store for SqlStore {
     }
 
     async fn existing_users(&self, ids: &[i64]) -> Result<Vec<i64>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let text = format!(
-            "SELECT id FROM users WHERE id IN ({})",
-            placeholders(1, ids.len())
-        );
-        let mut query = sqlx::query(sql(text));
-        for id in ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = self.fetch_in("SELECT id FROM users WHERE id", 1, &[], ids).await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    async fn create_group(
-        &self,
-        new: &NewGroup,
-        owner: i64,
-        members: &[i64],
-        now: i64,
-    ) -> Result<Group> {
+    async fn create_group(&self, new: &NewGroup, owner: i64, members: &[i64], now: i64) -> Result<Group> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO chat_group (name, avatar, intro, notice, owner_id, join_policy, member_count, max_members, \
@@ -458,25 +471,32 @@ impl Store for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         let group_id: i64 = row.try_get(0)?;
-        let everyone: Vec<(i64, Role)> = std::iter::once((owner, Role::Owner))
-            .chain(members.iter().map(|m| (*m, Role::Member)))
-            .collect();
+        let everyone: Vec<(i64, Role)> =
+            std::iter::once((owner, Role::Owner)).chain(members.iter().map(|m| (*m, Role::Member))).collect();
         let values = (0..everyone.len())
             .map(|i| format!("($1, ${}, ${}, $2)", 3 + 2 * i, 4 + 2 * i))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut insert = sqlx::query(sql(format!(
-            "INSERT INTO group_member (group_id, user_id, role, joined_at) VALUES {values}"
-        )))
-        .bind(group_id)
-        .bind(now);
+        let mut insert =
+            sqlx::query(sql(format!("INSERT INTO group_member (group_id, user_id, role, joined_at) VALUES {values}")))
+                .bind(group_id)
+                .bind(now);
         for (user_id, role) in &everyone {
             insert = insert.bind(*user_id).bind(role.as_str());
         }
         insert.execute(&mut *tx).await?;
-        let group = Self::fetch_group(&mut *tx, group_id)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let conversation = group_conversation(group_id);
+        sqlx::query(
+            "INSERT INTO conversation (id, chat_type, group_id, last_seq, created_at, updated_at) VALUES ($1, 'group', $2, 0, $3, $3)",
+        )
+        .bind(&conversation)
+        .bind(group_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let user_ids: Vec<i64> = everyone.iter().map(|(id, _)| *id).collect();
+        Self::add_states(&mut tx, &conversation, &user_ids, now).await?;
+        let group = Self::fetch_group(&mut *tx, group_id).await?.ok_or(Error::NotFound)?;
         tx.commit().await?;
         Ok(group)
     }
@@ -486,32 +506,18 @@ impl Store for SqlStore {
     }
 
     async fn standing(&self, group_id: i64, user_id: i64) -> Result<Option<Standing>> {
-        let row = sqlx::query(
-            "SELECT role, muted_until FROM group_member WHERE group_id = $1 AND user_id = $2",
-        )
-        .bind(group_id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT role, muted_until FROM group_member WHERE group_id = $1 AND user_id = $2")
+            .bind(group_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(standing_from_row).transpose()
     }
 
     async fn standings(&self, group_id: i64, user_ids: &[i64]) -> Result<HashMap<i64, Standing>> {
-        if user_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let text = format!(
-            "SELECT user_id, role, muted_until FROM group_member WHERE group_id = $1 AND user_id IN ({})",
-            placeholders(2, user_ids.len())
-        );
-        let mut query = sqlx::query(sql(text)).bind(group_id);
-        for id in user_ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("user_id")?, standing_from_row(r)?)))
-            .collect()
+        let select = "SELECT user_id, role, muted_until FROM group_member WHERE group_id = $1 AND user_id";
+        let rows = self.fetch_in(select, 2, &[group_id], user_ids).await?;
+        rows.iter().map(|r| Ok((r.try_get("user_id")?, standing_from_row(r)?))).collect()
     }
 
     async fn member_ids(&self, group_id: i64) -> Result<Vec<i64>> {
@@ -524,10 +530,8 @@ impl Store for SqlStore {
 
     async fn add_members(&self, group_id: i64, user_ids: &[i64], now: i64) -> Result<Group> {
         let mut tx = self.pool.begin().await?;
-        let values = (0..user_ids.len())
-            .map(|i| format!("($1, ${}, 'member', $2)", 3 + i))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values =
+            (0..user_ids.len()).map(|i| format!("($1, ${}, 'member', $2)", 3 + i)).collect::<Vec<_>>().join(", ");
         let mut insert = sqlx::query(sql(format!(
             "INSERT INTO group_member (group_id, user_id, role, joined_at) VALUES {values} \
              ON CONFLICT (group_id, user_id) DO NOTHING"
@@ -556,9 +560,8 @@ impl Store for SqlStore {
                 None => Error::NotFound,
             });
         }
-        let group = Self::fetch_group(&mut *tx, group_id)
-            .await?
-            .ok_or(Error::NotFound)?;
+        Self::add_states(&mut tx, &group_conversation(group_id), user_ids, now).await?;
+        let group = Self::fetch_group(&mut *tx, group_id).await?.ok_or(Error::NotFound)?;
         tx.commit().await?;
         Ok(group)
     }
@@ -574,6 +577,16 @@ impl Store for SqlStore {
             delete = delete.bind(*id);
         }
         let removed = delete.execute(&mut *tx).await?.rows_affected() as i64;
+        let text = format!(
+            "DELETE FROM conversation_member WHERE conversation_id = $1 AND user_id IN ({}) \
+             AND user_id NOT IN (SELECT user_id FROM group_member WHERE group_id = $2)",
+            placeholders(3, user_ids.len())
+        );
+        let mut forget = sqlx::query(sql(text)).bind(group_conversation(group_id)).bind(group_id);
+        for id in user_ids {
+            forget = forget.bind(*id);
+        }
+        forget.execute(&mut *tx).await?;
         sqlx::query("UPDATE chat_group SET member_count = member_count - $1 WHERE id = $2")
             .bind(removed)
             .bind(group_id)
@@ -657,22 +670,14 @@ impl Store for SqlStore {
         Ok(group)
     }
 
-    async fn mute_member(
-        &self,
-        group_id: i64,
-        user_id: i64,
-        until: i64,
-        now: i64,
-    ) -> Result<Group> {
+    async fn mute_member(&self, group_id: i64, user_id: i64, until: i64, now: i64) -> Result<Group> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE group_member SET muted_until = $1 WHERE group_id = $2 AND user_id = $3",
-        )
-        .bind(until)
-        .bind(group_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE group_member SET muted_until = $1 WHERE group_id = $2 AND user_id = $3")
+            .bind(until)
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         let group = Self::touch(&mut tx, group_id, now).await?;
         tx.commit().await?;
         Ok(group)
@@ -711,5 +716,277 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<User>> {
+        let select = format!("SELECT {USER_COLUMNS} FROM users u JOIN profile p ON p.user_id = u.id WHERE u.id");
+        self.fetch_in(&select, 1, &[], ids).await?.iter().map(user_from_row).collect()
+    }
+
+    async fn groups_by_ids(&self, ids: &[i64]) -> Result<Vec<Group>> {
+        let select = format!("SELECT {GROUP_COLUMNS} FROM chat_group g WHERE g.id");
+        self.fetch_in(&select, 1, &[], ids).await?.iter().map(group_from_row).collect()
+    }
+
+    async fn append_message(&self, new: &NewMessage) -> Result<(Message, bool)> {
+        let content = serde_json::to_string(&new.content).map_err(Error::internal)?;
+        let mut tx = self.pool.begin().await?;
+        let group_id = (new.chat_type == ChatType::Group).then_some(new.to);
+        // Writing first takes SQLite's write lock at once (no deferred upgrade to fail).
+        sqlx::query(
+            "INSERT INTO conversation (id, chat_type, group_id, last_seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, 0, $4, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&new.conversation_id)
+        .bind(new.chat_type.as_str())
+        .bind(group_id)
+        .bind(new.sent_at)
+        .execute(&mut *tx)
+        .await?;
+        if !new.participants.is_empty() {
+            Self::add_states(&mut tx, &new.conversation_id, &new.participants, new.sent_at).await?;
+        }
+        // The row lock on the conversation serializes concurrent senders: each reads the seq
+        // the previous one committed. A failed insert below rolls its seq back: no gaps.
+        let seq: i64 = sqlx::query(
+            "UPDATE conversation SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(&new.conversation_id)
+        .bind(new.sent_at)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let inserted = sqlx::query(
+            "INSERT INTO message (conversation_id, seq, chat_type, sender_id, recipient, kind, content, client_msg_id, sent_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'normal') RETURNING id",
+        )
+        .bind(&new.conversation_id)
+        .bind(seq)
+        .bind(new.chat_type.as_str())
+        .bind(new.from)
+        .bind(new.to)
+        .bind(&new.kind)
+        .bind(&content)
+        .bind(&new.client_msg_id)
+        .bind(new.sent_at)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match inserted {
+            Ok(row) => row.try_get(0)?,
+            Err(e) if is_unique_violation(&e) => {
+                // The same clientMsgId raced in from another request; it won.
+                drop(tx);
+                let first = self.message_by_client_id(new.from, &new.client_msg_id).await?;
+                return first.map(|m| (m, false)).ok_or_else(|| Error::internal(e));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        sqlx::query("UPDATE conversation SET last_message_id = $1 WHERE id = $2")
+            .bind(id)
+            .bind(&new.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE conversation_member SET hidden = 0 WHERE conversation_id = $1 AND hidden = 1")
+            .bind(&new.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let message = Message {
+            id,
+            conversation_id: new.conversation_id.clone(),
+            seq,
+            chat_type: new.chat_type,
+            from: new.from,
+            to: new.to,
+            kind: new.kind.clone(),
+            content: new.content.clone(),
+            client_msg_id: new.client_msg_id.clone(),
+            sent_at: new.sent_at,
+            status: Status::Normal,
+        };
+        Ok((message, true))
+    }
+
+    async fn message_by_client_id(&self, sender: i64, client_msg_id: &str) -> Result<Option<Message>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.sender_id = $1 AND m.client_msg_id = $2"
+        )))
+        .bind(sender)
+        .bind(client_msg_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<Message>> {
+        let row = sqlx::query(sql(format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn messages_by_ids(&self, ids: &[i64]) -> Result<Vec<Message>> {
+        let select = format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.id");
+        self.fetch_in(&select, 1, &[], ids).await?.iter().map(message_from_row).collect()
+    }
+
+    async fn messages_after(&self, conversation_id: &str, after: i64, limit: i64) -> Result<Vec<Message>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.conversation_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3"
+        )))
+        .bind(conversation_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn messages_before(&self, conversation_id: &str, before: i64, limit: i64) -> Result<Vec<Message>> {
+        let rows = sqlx::query(sql(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.conversation_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
+        )))
+        .bind(conversation_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn recall(&self, message_id: i64) -> Result<Message> {
+        sqlx::query("UPDATE message SET status = 'recalled', content = '{}' WHERE id = $1")
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        self.message(message_id).await?.ok_or(Error::NotFound)
+    }
+
+    async fn participants(&self, conversation_id: &str) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT user_id FROM conversation_member WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn is_participant(&self, conversation_id: &str, user_id: i64) -> Result<bool> {
+        let row = sqlx::query("SELECT COUNT(*) FROM conversation_member WHERE conversation_id = $1 AND user_id = $2")
+            .bind(conversation_id)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
+    async fn readers(&self, conversation_id: &str, seq: i64, except: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT user_id FROM conversation_member WHERE conversation_id = $1 AND read_seq >= $2 AND user_id <> $3 ORDER BY user_id",
+        )
+        .bind(conversation_id)
+        .bind(seq)
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn last_seqs(&self, user_id: i64) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.last_seq, c.updated_at FROM conversation_member cm JOIN conversation c ON c.id = cm.conversation_id \
+             WHERE cm.user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    }
+
+    async fn conversation_states(&self, user_id: i64, only: Option<&str>) -> Result<Vec<ConversationState>> {
+        let rows = match only {
+            Some(id) => {
+                sqlx::query(sql(format!("{STATE_SELECT} AND c.id = $2")))
+                    .bind(user_id)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query(STATE_SELECT).bind(user_id).fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(state_from_row).collect()
+    }
+
+    async fn update_conversation_state(
+        &self,
+        conversation_id: &str,
+        user_id: i64,
+        patch: &ConversationPatch,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE conversation_member SET pinned = COALESCE($1, pinned), muted = COALESCE($2, muted), \
+             hidden = COALESCE($3, hidden), draft = COALESCE($4, draft), updated_at = $5 \
+             WHERE conversation_id = $6 AND user_id = $7",
+        )
+        .bind(patch.pinned.map(i64::from))
+        .bind(patch.muted.map(i64::from))
+        .bind(patch.hidden.map(i64::from))
+        .bind(patch.draft.as_deref())
+        .bind(now)
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_read(&self, conversation_id: &str, user_id: i64, seq: i64, now: i64) -> Result<()> {
+        // Forward only, and never past the last seq (read in the same statement).
+        sqlx::query(
+            "UPDATE conversation_member SET \
+               read_seq = (SELECT CASE WHEN $1 < c.last_seq THEN $1 ELSE c.last_seq END FROM conversation c WHERE c.id = $3), \
+               updated_at = $2 \
+             WHERE conversation_id = $3 AND user_id = $4 \
+               AND read_seq < (SELECT CASE WHEN $1 < c.last_seq THEN $1 ELSE c.last_seq END FROM conversation c WHERE c.id = $3)",
+        )
+        .bind(seq)
+        .bind(now)
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_file(&self, file: &FileMeta) -> Result<()> {
+        sqlx::query("INSERT INTO file (id, owner_id, size, mime, sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&file.id)
+            .bind(file.owner_id)
+            .bind(file.size)
+            .bind(&file.mime)
+            .bind(&file.sha256)
+            .bind(file.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn file(&self, id: &str) -> Result<Option<FileMeta>> {
+        let row = sqlx::query("SELECT id, owner_id, size, mime, sha256, created_at FROM file WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(FileMeta {
+                id: r.try_get(0)?,
+                owner_id: r.try_get(1)?,
+                size: r.try_get(2)?,
+                mime: r.try_get(3)?,
+                sha256: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+            })
+        })
+        .transpose()
     }
 }

@@ -52,12 +52,7 @@ pub fn respond(format: Format, result: Result<Value, Error>) -> Response {
         Payload::Text(t) => Bytes::from(t),
         Payload::Binary(b) => b,
     };
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
 }
 
 async fn route(
@@ -71,9 +66,8 @@ async fn route(
     let format = if headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.starts_with("application/msgpack") || ct.starts_with("application/x-msgpack")
-        }) {
+        .is_some_and(|ct| ct.starts_with("application/msgpack") || ct.starts_with("application/x-msgpack"))
+    {
         Format::MsgPack
     } else {
         Format::Json
@@ -87,35 +81,23 @@ async fn route(
         Ok(data) => data,
         Err(err) => return respond(format, Err(err)),
     };
-    let param_token = data
-        .remove("token")
-        .and_then(|t| t.as_str().map(str::to_owned));
+    let param_token = data.remove("token").and_then(|t| t.as_str().map(str::to_owned));
     let auth = match bearer(&headers).or(param_token) {
         Some(token) => Auth::Token(token),
         None => Auth::Anonymous,
     };
     let caller = Caller {
         auth,
-        origin: Origin {
-            ip: peer.ip().to_string(),
-            user_agent: user_agent(&headers),
-            transport: Transport::Http,
-        },
+        origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(&headers), transport: Transport::Http },
     };
-    let result = app
-        .router
-        .dispatch(&caller, method, uri.path(), Value::Object(data))
-        .await;
+    let result = app.router.dispatch(&caller, method, uri.path(), Value::Object(data)).await;
     respond(format, result.map(|outcome| outcome.data))
 }
 
 fn query_data(query: Option<&str>) -> Result<Map<String, Value>, Error> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|e| Error::MalformedFrame(format!("query string: {e}")))?;
-    Ok(pairs
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect())
+    Ok(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
 }
 
 fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
@@ -123,12 +105,8 @@ fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
         return Ok(Map::new());
     }
     let value: Value = match format {
-        Format::Json => {
-            serde_json::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?
-        }
-        Format::MsgPack => {
-            rmp_serde::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?
-        }
+        Format::Json => serde_json::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?,
+        Format::MsgPack => rmp_serde::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?,
     };
     match value {
         Value::Object(map) => Ok(map),

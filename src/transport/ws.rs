@@ -56,29 +56,17 @@ pub async fn upgrade(
 ) -> Response {
     let headers = req.headers();
     let has = |name: header::HeaderName, needle: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(needle)))
-        })
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(needle))))
     };
     if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
-        return (
-            StatusCode::UPGRADE_REQUIRED,
-            [(header::UPGRADE, "websocket")],
-            "WebSocket upgrade required",
-        )
+        return (StatusCode::UPGRADE_REQUIRED, [(header::UPGRADE, "websocket")], "WebSocket upgrade required")
             .into_response();
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        return (
-            StatusCode::BAD_REQUEST,
-            [(header::SEC_WEBSOCKET_VERSION, "13")],
-            "unsupported WebSocket version",
-        )
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        return (StatusCode::BAD_REQUEST, [(header::SEC_WEBSOCKET_VERSION, "13")], "unsupported WebSocket version")
             .into_response();
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
@@ -88,22 +76,14 @@ pub async fn upgrade(
 
     let params: Vec<(String, String)> =
         serde_urlencoded::from_str(req.uri().query().unwrap_or_default()).unwrap_or_default();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let format = match param("format").as_deref() {
         None | Some("json") => Format::Json,
         Some("msgpack") => Format::MsgPack,
         Some(_) => {
             return super::http::respond(
                 Format::Json,
-                Err(Error::validation(
-                    "format",
-                    "format must be json or msgpack",
-                )),
+                Err(Error::validation("format", "format must be json or msgpack")),
             );
         }
     };
@@ -114,11 +94,7 @@ pub async fn upgrade(
         },
         None => None,
     };
-    let origin = Origin {
-        ip: peer.ip().to_string(),
-        user_agent: user_agent(headers),
-        transport: Transport::Ws,
-    };
+    let origin = Origin { ip: peer.ip().to_string(), user_agent: user_agent(headers), transport: Transport::Ws };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = app.sessions.clone();
@@ -126,12 +102,7 @@ pub async fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = socket_config(app.config.max_frame_bytes);
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                 run_session(ws, app, format, identity, origin).await;
             }
             Err(err) => tracing::debug!(error = %err, "upgrade failed"),
@@ -148,10 +119,7 @@ pub async fn upgrade(
 }
 
 fn close(code: CloseCode, reason: &'static str) -> Option<CloseFrame> {
-    Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    })
+    Some(CloseFrame { code, reason: reason.into() })
 }
 
 fn message(payload: Payload) -> Message {
@@ -258,11 +226,7 @@ async fn run_session<S>(
     }
 }
 
-fn encode_reply(
-    id: Option<&proto::RequestId>,
-    result: Result<serde_json::Value, Error>,
-    format: Format,
-) -> Payload {
+fn encode_reply(id: Option<&proto::RequestId>, result: Result<serde_json::Value, Error>, format: Format) -> Payload {
     if let Err(Error::Internal(err)) = &result {
         tracing::error!(error = ?err, "request failed");
     }

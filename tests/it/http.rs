@@ -15,12 +15,7 @@ async fn statuses_and_methods(backend: Backend) {
     let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
 
-    let r = post(
-        "/user/register",
-        json!({"username": "gina", "password": "gina's password"}),
-    )
-    .await
-    .unwrap();
+    let r = post("/user/register", json!({"username": "gina", "password": "gina's password"})).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
     let body: Value = r.json().await.unwrap();
@@ -34,80 +29,30 @@ async fn statuses_and_methods(backend: Backend) {
         (s, b["error"].as_str().unwrap_or("").to_owned())
     };
     assert_eq!(
-        status(
-            post(
-                "/user/register",
-                json!({"username": "gina", "password": "gina's password"})
-            )
-            .await
-            .unwrap()
-        )
-        .await,
+        status(post("/user/register", json!({"username": "gina", "password": "gina's password"})).await.unwrap()).await,
         (409, "user.exists".into())
     );
     assert_eq!(
-        status(
-            post(
-                "/user/register",
-                json!({"username": "g", "password": "gina's password"})
-            )
-            .await
-            .unwrap()
-        )
-        .await,
+        status(post("/user/register", json!({"username": "g", "password": "gina's password"})).await.unwrap()).await,
         (400, "validation.username".into())
     );
     assert_eq!(
-        status(
-            post(
-                "/user/login",
-                json!({"username": "gina", "password": "nope nope"})
-            )
-            .await
-            .unwrap()
-        )
-        .await,
+        status(post("/user/login", json!({"username": "gina", "password": "nope nope"})).await.unwrap()).await,
         (401, "auth.invalid_credentials".into())
     );
+    assert_eq!(status(http.get(server.url("/user/info")).send().await.unwrap()).await, (401, "auth.required".into()));
     assert_eq!(
-        status(http.get(server.url("/user/info")).send().await.unwrap()).await,
-        (401, "auth.required".into())
-    );
-    assert_eq!(
-        status(
-            http.get(server.url("/user/info"))
-                .bearer_auth("x.y.z")
-                .send()
-                .await
-                .unwrap()
-        )
-        .await,
+        status(http.get(server.url("/user/info")).bearer_auth("x.y.z").send().await.unwrap()).await,
         (401, "auth.token_invalid".into())
     );
     assert_eq!(
-        status(
-            http.get(server.url("/user/info"))
-                .query(&[("id", "999999")])
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-        )
-        .await,
+        status(http.get(server.url("/user/info")).query(&[("id", "999999")]).bearer_auth(&token).send().await.unwrap())
+            .await,
         (404, "not_found".into())
     );
-    assert_eq!(
-        status(post("/no/such", json!({})).await.unwrap()).await,
-        (404, "route.unknown".into())
-    );
-    assert_eq!(
-        status(http.get(server.url("/user/login")).send().await.unwrap()).await,
-        (405, "route.method".into())
-    );
-    assert_eq!(
-        status(http.delete(server.url("/user/info")).send().await.unwrap()).await,
-        (405, "route.method".into())
-    );
+    assert_eq!(status(post("/no/such", json!({})).await.unwrap()).await, (404, "route.unknown".into()));
+    assert_eq!(status(http.get(server.url("/user/login")).send().await.unwrap()).await, (405, "route.method".into()));
+    assert_eq!(status(http.delete(server.url("/user/info")).send().await.unwrap()).await, (405, "route.method".into()));
     assert_eq!(
         status(post("/user/auth", json!({"token": token})).await.unwrap()).await,
         (400, "route.socket_only".into())
@@ -120,40 +65,19 @@ async fn statuses_and_methods(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(status(bad).await, (400, "frame.malformed".into()));
-    let not_object = http
-        .post(server.url("/user/login"))
-        .body("[1]")
-        .send()
-        .await
-        .unwrap();
+    let not_object = http.post(server.url("/user/login")).body("[1]").send().await.unwrap();
     assert_eq!(status(not_object).await, (400, "frame.malformed".into()));
 
     // The design's `token` parameter works in the query and in the body.
-    let r: Value = http
-        .get(server.url("/user/info"))
-        .query(&[("token", &token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value =
+        http.get(server.url("/user/info")).query(&[("token", &token)]).send().await.unwrap().json().await.unwrap();
     assert_eq!(r["data"]["userinfo"]["username"], "gina");
-    let r: Value = post(
-        "/user/info",
-        json!({"token": token, "userinfo": {"nickname": "G"}}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let r: Value =
+        post("/user/info", json!({"token": token, "userinfo": {"nickname": "G"}})).await.unwrap().json().await.unwrap();
     assert_eq!(r["data"]["userinfo"]["nickname"], "G");
 
     // MessagePack in, MessagePack out.
-    let packed =
-        rmp_serde::to_vec_named(&json!({"username": "gina", "password": "gina's password"}))
-            .unwrap();
+    let packed = rmp_serde::to_vec_named(&json!({"username": "gina", "password": "gina's password"})).unwrap();
     let r = http
         .post(server.url("/user/login"))
         .header("content-type", "application/msgpack")
@@ -169,8 +93,5 @@ async fn statuses_and_methods(backend: Backend) {
     let huge = json!({"username": "x".repeat(70_000), "password": "y"});
     let r = post("/user/login", huge).await.unwrap();
     assert_eq!(r.status(), 413);
-    assert_eq!(
-        reqwest::get(server.url("/healthz")).await.unwrap().status(),
-        200
-    );
+    assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
 }

@@ -1,0 +1,234 @@
+//! The conversation domain: each participant's view of their conversations: the list, read
+//! positions, unread counts, pins, mutes, drafts and hiding.
+//!
+//! Invariants:
+//! - Unread counts are computed from the messages, never kept as counters that could drift:
+//!   `unread` counts the normal (not recalled, not system) messages after the reader's
+//!   `readSeq` that others sent. The total leaves out muted conversations.
+//! - A read position only moves forward, and never past the conversation's last seq.
+//! - A new message un-hides a hidden conversation (the store does it in the send transaction).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::events::{Event, Events};
+use crate::group::Group;
+use crate::message::{ChatType, ConversationRef, Message};
+use crate::now_ms;
+use crate::store::Store;
+use crate::user::{Identity, User};
+
+/// Largest page of the conversation list.
+const MAX_PAGE: i64 = 100;
+/// Longest draft, in characters.
+const MAX_DRAFT: usize = 5000;
+
+/// One participant's state of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationState {
+    /// The conversation.
+    pub conversation_id: String,
+    /// One-to-one or group.
+    pub chat_type: ChatType,
+    /// The group, for group conversations.
+    pub group_id: Option<i64>,
+    /// Newest seq.
+    pub last_seq: i64,
+    /// Newest message.
+    pub last_message_id: Option<i64>,
+    /// Time of the latest activity.
+    pub updated_at: i64,
+    /// This participant's read position.
+    pub read_seq: i64,
+    /// Listed first.
+    pub pinned: bool,
+    /// Left out of the unread total.
+    pub muted: bool,
+    /// Hidden from the list until the next message.
+    pub hidden: bool,
+    /// Unsent text.
+    pub draft: String,
+    /// Unread messages (see the module invariants).
+    pub unread: i64,
+}
+
+/// Who or what a conversation is with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// The other user of a one-to-one conversation (public view).
+    User(User),
+    /// The group.
+    Group(Group),
+}
+
+/// A conversation as its participant sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationView {
+    /// State.
+    pub state: ConversationState,
+    /// The peer; `None` if it no longer exists.
+    pub peer: Option<Peer>,
+    /// The newest message.
+    pub last_message: Option<Message>,
+}
+
+/// A change to a participant's state; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationPatch {
+    /// Pin.
+    pub pinned: Option<bool>,
+    /// Mute.
+    pub muted: Option<bool>,
+    /// Draft.
+    pub draft: Option<String>,
+    /// Hide.
+    pub hidden: Option<bool>,
+}
+
+/// The conversation domain's operations.
+pub struct Conversations {
+    store: Arc<dyn Store>,
+    events: Arc<dyn Events>,
+}
+
+impl Conversations {
+    /// Wires the conversation domain.
+    pub fn new(store: Arc<dyn Store>, events: Arc<dyn Events>) -> Self {
+        Conversations { store, events }
+    }
+
+    /// Completes states with their peers and last messages, in three queries whatever the count.
+    async fn views(&self, who: &Identity, states: Vec<ConversationState>) -> Result<Vec<ConversationView>> {
+        let peer_of =
+            |s: &ConversationState| ConversationRef::parse(&s.conversation_id).and_then(|c| c.peer_of(who.user_id));
+        let user_ids: Vec<i64> = states.iter().filter_map(peer_of).collect();
+        let group_ids: Vec<i64> = states.iter().filter_map(|s| s.group_id).collect();
+        let message_ids: Vec<i64> = states.iter().filter_map(|s| s.last_message_id).collect();
+        let users: HashMap<i64, User> =
+            self.store.users_by_ids(&user_ids).await?.into_iter().map(|u| (u.id, u.public())).collect();
+        let groups: HashMap<i64, Group> =
+            self.store.groups_by_ids(&group_ids).await?.into_iter().map(|g| (g.id, g)).collect();
+        let mut messages: HashMap<i64, Message> =
+            self.store.messages_by_ids(&message_ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        Ok(states
+            .into_iter()
+            .map(|state| {
+                let peer = match state.group_id {
+                    Some(g) => groups.get(&g).cloned().map(Peer::Group),
+                    None => peer_of(&state).and_then(|u| users.get(&u).cloned()).map(Peer::User),
+                };
+                let last_message = state.last_message_id.and_then(|id| messages.remove(&id));
+                ConversationView { state, peer, last_message }
+            })
+            .collect())
+    }
+
+    async fn state(&self, who: &Identity, conversation_id: &str) -> Result<ConversationState> {
+        ConversationRef::parse(conversation_id).ok_or(Error::NotFound)?;
+        self.store.conversation_states(who.user_id, Some(conversation_id)).await?.pop().ok_or(Error::NotFound)
+    }
+
+    async fn view(&self, who: &Identity, conversation_id: &str) -> Result<ConversationView> {
+        let state = self.state(who, conversation_id).await?;
+        Ok(self.views(who, vec![state]).await?.remove(0))
+    }
+
+    /// The caller's visible conversations, pinned first, then by latest activity; the unread
+    /// total over all unmuted conversations; and the cursor of the next page.
+    pub async fn list(
+        &self,
+        who: &Identity,
+        cursor: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<ConversationView>, i64, Option<i64>)> {
+        let limit = limit.unwrap_or(50);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::validation("limit", format!("limit must be between 1 and {MAX_PAGE}")));
+        }
+        let offset = cursor.unwrap_or(0);
+        let states = self.store.conversation_states(who.user_id, None).await?;
+        let total_unread = states.iter().filter(|s| !s.muted).map(|s| s.unread).sum();
+        let mut visible: Vec<ConversationState> = states.into_iter().filter(|s| !s.hidden).collect();
+        visible.sort_by(|a, b| {
+            b.pinned
+                .cmp(&a.pinned)
+                .then(b.updated_at.cmp(&a.updated_at))
+                .then_with(|| a.conversation_id.cmp(&b.conversation_id))
+        });
+        let total = visible.len() as i64;
+        let page: Vec<ConversationState> =
+            visible.into_iter().skip(offset.max(0) as usize).take(limit as usize).collect();
+        let next = (offset + limit < total).then_some(offset + limit);
+        Ok((self.views(who, page).await?, total_unread, next))
+    }
+
+    /// One conversation.
+    pub async fn info(&self, who: &Identity, conversation_id: &str) -> Result<ConversationView> {
+        self.view(who, conversation_id).await
+    }
+
+    /// Changes the caller's pin, mute, draft or hidden flag.
+    pub async fn update(
+        &self,
+        who: &Identity,
+        conversation_id: &str,
+        mut patch: ConversationPatch,
+    ) -> Result<ConversationView> {
+        self.state(who, conversation_id).await?;
+        patch.draft = patch.draft.map(|d| checked_draft(d)).transpose()?;
+        self.store.update_conversation_state(conversation_id, who.user_id, &patch, now_ms()).await?;
+        let view = self.view(who, conversation_id).await?;
+        self.events.publish(Event::ConversationUpdated {
+            user_id: who.user_id,
+            view: view.clone(),
+            skip_session: who.session,
+        });
+        Ok(view)
+    }
+
+    /// Moves the caller's read position forward to `seq` (capped at the last seq). In a
+    /// one-to-one conversation the peer is told (a read receipt).
+    pub async fn read(&self, who: &Identity, conversation_id: &str, seq: i64) -> Result<ConversationView> {
+        if seq < 0 {
+            return Err(Error::validation("seq", "seq must not be negative"));
+        }
+        let before = self.state(who, conversation_id).await?;
+        self.store.mark_read(conversation_id, who.user_id, seq, now_ms()).await?;
+        let view = self.view(who, conversation_id).await?;
+        if view.state.read_seq != before.read_seq {
+            self.events.publish(Event::ConversationUpdated {
+                user_id: who.user_id,
+                view: view.clone(),
+                skip_session: who.session,
+            });
+            if let Some(peer) = ConversationRef::parse(conversation_id).and_then(|c| c.peer_of(who.user_id)) {
+                self.events.publish(Event::MessageRead {
+                    conversation_id: conversation_id.to_owned(),
+                    user_id: who.user_id,
+                    seq: view.state.read_seq,
+                    recipients: vec![peer],
+                });
+            }
+        }
+        Ok(view)
+    }
+
+    /// The unread total (unmuted conversations) and each conversation with unread messages.
+    pub async fn unread(&self, who: &Identity) -> Result<(i64, Vec<(String, i64)>)> {
+        let states = self.store.conversation_states(who.user_id, None).await?;
+        let total = states.iter().filter(|s| !s.muted).map(|s| s.unread).sum();
+        let per = states.into_iter().filter(|s| s.unread > 0).map(|s| (s.conversation_id, s.unread)).collect();
+        Ok((total, per))
+    }
+}
+
+fn checked_draft(draft: String) -> Result<String> {
+    if draft.chars().count() > MAX_DRAFT {
+        return Err(Error::validation("draft", format!("draft must be at most {MAX_DRAFT} characters")));
+    }
+    if draft.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+        return Err(Error::validation("draft", "draft must not contain control characters"));
+    }
+    Ok(draft)
+}
