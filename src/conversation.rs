@@ -176,12 +176,12 @@ impl Conversations {
         mut patch: ConversationPatch,
     ) -> Result<ConversationView> {
         self.state(who, conversation_id).await?;
-        patch.draft = patch.draft.map(|d| checked_draft(d)).transpose()?;
+        patch.draft = patch.draft.map(checked_draft).transpose()?;
         self.store.update_conversation_state(conversation_id, who.user_id, &patch, now_ms()).await?;
         let view = self.view(who, conversation_id).await?;
         self.events.publish(Event::ConversationUpdated {
             user_id: who.user_id,
-            view: view.clone(),
+            view: Box::new(view.clone()),
             skip_session: who.session,
         });
         Ok(view)
@@ -199,7 +199,7 @@ impl Conversations {
         if view.state.read_seq != before.read_seq {
             self.events.publish(Event::ConversationUpdated {
                 user_id: who.user_id,
-                view: view.clone(),
+                view: Box::new(view.clone()),
                 skip_session: who.session,
             });
             if let Some(peer) = ConversationRef::parse(conversation_id).and_then(|c| c.peer_of(who.user_id)) {

@@ -113,8 +113,8 @@ pub enum Event {
     ConversationUpdated {
         /// Whose view.
         user_id: i64,
-        /// The view.
-        view: ConversationView,
+        /// The view (boxed: it is by far the largest event).
+        view: Box<ConversationView>,
         /// The session that made the change, which has its reply already.
         skip_session: Option<u64>,
     },

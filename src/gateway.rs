@@ -88,7 +88,7 @@ impl Events for Gateway {
             }
             Event::ConversationUpdated { user_id, view, skip_session } => {
                 let push =
-                    Push::new(proto::event::CONVERSATION_UPDATED, ConversationReply { conversation: view.into() });
+                    Push::new(proto::event::CONVERSATION_UPDATED, ConversationReply { conversation: (*view).into() });
                 self.deliver_except(&[user_id], &push, skip_session);
             }
         }
