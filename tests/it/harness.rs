@@ -455,8 +455,18 @@ pub struct Api {
 
 /// Routes that are GET over HTTP.
 fn is_get(route: &str, data: &Value) -> bool {
-    matches!(route, "/user/loginLog" | "/group/room/info" | "/group/room/list" | "/group/room/members")
-        || (route == "/user/info" && data.get("userinfo").is_none())
+    matches!(
+        route,
+        "/user/loginLog"
+            | "/group/room/info"
+            | "/group/room/list"
+            | "/group/room/members"
+            | "/message/history"
+            | "/message/readers"
+            | "/conversation/list"
+            | "/conversation/info"
+            | "/conversation/unread"
+    ) || (route == "/user/info" && data.get("userinfo").is_none())
 }
 
 impl Api {
@@ -468,6 +478,11 @@ impl Api {
             Via::Http => None,
         };
         Api { addr: server.addr, http: reqwest::Client::new(), ws, token: None }
+    }
+
+    /// An HTTP client using `token`.
+    pub fn with_token(server: &Server, token: String) -> Api {
+        Api { addr: server.addr, http: reqwest::Client::new(), ws: None, token: Some(token) }
     }
 
     /// Calls a route.

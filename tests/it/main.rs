@@ -6,4 +6,5 @@ mod harness;
 mod frames;
 mod groups;
 mod http;
+mod messages;
 mod users;
