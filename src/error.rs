@@ -38,6 +38,12 @@ pub enum Error {
     /// The sender is muted in the group.
     #[error("you are muted in this group")]
     Muted,
+    /// An upload over the size limit.
+    #[error("the file is larger than the limit of {max_bytes} bytes")]
+    FileTooLarge {
+        /// The limit.
+        max_bytes: u64,
+    },
     /// The group has no room for the members being added.
     #[error("the group is full")]
     GroupFull,
@@ -97,6 +103,7 @@ impl Error {
             Error::Validation { field, .. } => return Cow::Owned(format!("validation.{field}")),
             Error::UserExists => "user.exists",
             Error::GroupFull => "group.full",
+            Error::FileTooLarge { .. } => "file.too_large",
             Error::NotFound => "not_found",
             Error::Forbidden => "forbidden",
             Error::Muted => "group.muted",
@@ -120,6 +127,7 @@ impl Error {
             Error::NotFound | Error::UnknownRoute => 404,
             Error::MethodNotAllowed => 405,
             Error::UserExists | Error::GroupFull => 409,
+            Error::FileTooLarge { .. } => 413,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,
             Error::Unavailable => 503,

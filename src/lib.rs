@@ -18,6 +18,7 @@
 //! - [`gateway`]: turns events into pushes (encoded once per format) and closes.
 //! - [`registry`]: the live sessions of this node by user, each with a bounded outbound queue.
 //! - [`store`]: persistence behind the [`store::Store`] trait, on SQLite or PostgreSQL.
+//! - [`media`]: uploads streamed to `<data-dir>/files`, their type sniffed and hash taken.
 //! - [`notify`]: out-of-band delivery (reset secrets) to a webhook or an outbox file.
 //! - [`config`] and [`error`]: the one configuration struct and the one error enum.
 //!
@@ -30,6 +31,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod group;
+pub mod media;
 pub mod message;
 pub mod notify;
 pub mod proto;
@@ -55,6 +57,7 @@ use crate::auth::{Passwords, Tokens};
 use crate::conversation::Conversations;
 use crate::gateway::Gateway;
 use crate::group::Groups;
+use crate::media::Media;
 use crate::message::Messages;
 use crate::notify::Notifier;
 use crate::registry::Registry;
@@ -104,6 +107,8 @@ pub async fn run(
         message::Limits { max_text: config.max_text_chars, recall_window_ms: config.recall_window_secs as i64 * 1000 };
     let messages = Arc::new(Messages::new(store.clone(), gateway.clone(), limits));
     let conversations = Conversations::new(store.clone(), gateway.clone());
+    let media = Media::new(store.clone(), config.data_dir.join("files"), config.max_upload_bytes)
+        .context("creating the files directory")?;
     let groups = Groups::new(store.clone(), gateway.clone(), messages.clone(), config.group_max_members);
     let users = Users::new(
         store,
@@ -115,7 +120,7 @@ pub async fn run(
     );
     let cancel = CancellationToken::new();
     let app = Arc::new(App {
-        router: Router::new(users, groups, messages, conversations),
+        router: Router::new(users, groups, messages, conversations, media),
         registry,
         shutdown: cancel.clone(),
         sessions: TaskTracker::new(),

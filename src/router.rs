@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use crate::conversation::Conversations;
 use crate::group::{Groups, NewGroup};
+use crate::media::Media;
 use crate::message::{Messages, Outgoing};
 use crate::proto::{
     self, AuthReply, CallbackReply, GroupInfoReply, GroupListReply, GroupReply, LoginLogReply, MembersReply,
     UserInfoReply,
 };
+use crate::store::FileMeta;
 use crate::user::{Identity, Lookup, Origin, Users};
 
 /// How the caller is authenticated.
@@ -67,6 +69,7 @@ pub struct Router {
     groups: Groups,
     messages: Arc<Messages>,
     conversations: Conversations,
+    media: Media,
 }
 
 fn reply(data: impl Serialize) -> Result<Outcome> {
@@ -83,8 +86,38 @@ fn get(method: Method) -> Result<()> {
 
 impl Router {
     /// Builds the router over the domain services.
-    pub fn new(users: Users, groups: Groups, messages: Arc<Messages>, conversations: Conversations) -> Self {
-        Router { users, groups, messages, conversations }
+    pub fn new(
+        users: Users,
+        groups: Groups,
+        messages: Arc<Messages>,
+        conversations: Conversations,
+        media: Media,
+    ) -> Self {
+        Router { users, groups, messages, conversations, media }
+    }
+
+    /// `POST /file/upload`: streams `body` into storage. Answers `{fileId, url, size, mime, sha256}`.
+    pub async fn upload<S, E>(&self, caller: &Caller, body: S) -> Result<Value>
+    where
+        S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let who = self.identity(caller).await?;
+        let meta = self.media.upload(&who, body).await?;
+        let reply = proto::UploadReply {
+            url: format!("/file/{}", meta.id),
+            file_id: meta.id,
+            size: meta.size,
+            mime: meta.mime,
+            sha256: meta.sha256,
+        };
+        serde_json::to_value(reply).map_err(Error::internal)
+    }
+
+    /// `GET /file/{fileId}`: the file's metadata and path, for any logged-in caller.
+    pub async fn file(&self, caller: &Caller, id: &str) -> Result<(FileMeta, std::path::PathBuf)> {
+        self.identity(caller).await?;
+        self.media.locate(id).await
     }
 
     /// Checks a bearer token (used by transports at the handshake).

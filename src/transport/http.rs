@@ -9,11 +9,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
 
 use super::{bearer, user_agent};
 use crate::App;
@@ -28,6 +30,10 @@ pub fn app(state: Arc<App>) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/ws", get(super::ws::upgrade))
+        // Uploads stream to storage, so the frame limit does not apply; the media service
+        // enforces its own.
+        .route("/file/upload", axum::routing::post(upload).layer(DefaultBodyLimit::disable()))
+        .route("/file/{id}", get(download))
         .fallback(route)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -112,4 +118,70 @@ fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
         Value::Object(map) => Ok(map),
         _ => Err(Error::MalformedFrame("the body must be an object".into())),
     }
+}
+
+/// Who calls, from the `Authorization` header or a `token` query parameter (what an `<img>`
+/// can carry).
+fn caller_of(peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Caller {
+    let param =
+        query_data(uri.query()).ok().and_then(|mut q| q.remove("token")).and_then(|t| t.as_str().map(str::to_owned));
+    Caller {
+        auth: bearer(headers).or(param).map_or(Auth::Anonymous, Auth::Token),
+        origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(headers), transport: Transport::Http },
+    }
+}
+
+/// `POST /file/upload`: a raw body with its type, or the first file of a multipart form.
+async fn upload(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
+    let caller = caller_of(peer, request.headers(), request.uri());
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let result = if is_multipart {
+        match Multipart::from_request(request, &app).await {
+            Ok(mut form) => loop {
+                match form.next_field().await {
+                    Ok(Some(field)) if field.file_name().is_some() || field.name() == Some("file") => {
+                        break app.router.upload(&caller, field).await;
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break Err(Error::validation("file", "the form has no file field")),
+                    Err(e) => break Err(Error::MalformedFrame(format!("multipart: {e}"))),
+                }
+            },
+            Err(e) => Err(Error::MalformedFrame(format!("multipart: {e}"))),
+        }
+    } else {
+        app.router.upload(&caller, request.into_body().into_data_stream()).await
+    };
+    respond(Format::Json, result)
+}
+
+/// `GET /file/{fileId}`: the bytes, with their sniffed type and Range support.
+async fn download(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let caller = caller_of(peer, request.headers(), request.uri());
+    let (meta, path) = match app.router.file(&caller, &id).await {
+        Ok(found) => found,
+        Err(err) => return respond(Format::Json, Err(err)),
+    };
+    let mime: mime::Mime = meta.mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    let mut response = match ServeFile::new_with_mime(path, &mime).oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(err) => return respond(Format::Json, Err(Error::internal(err))),
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
+    // Only media renders inline: anything else (HTML, SVG, scripts) would run in our origin.
+    if !["image/", "video/", "audio/"].iter().any(|p| meta.mime.starts_with(p)) || meta.mime == "image/svg+xml" {
+        headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
+    }
+    response
 }

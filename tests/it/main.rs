@@ -6,5 +6,6 @@ mod harness;
 mod frames;
 mod groups;
 mod http;
+mod media;
 mod messages;
 mod users;

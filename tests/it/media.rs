@@ -1,0 +1,205 @@
+//! Uploads and downloads: streaming, sniffing, Range, limits, memory.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::harness::{Backend, Server, Via, user};
+use crate::on_both;
+
+on_both!(upload_sniff_and_ranges, oversized_upload_is_refused_whole);
+
+const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+
+fn png(len: usize) -> Vec<u8> {
+    let mut bytes = PNG.to_vec();
+    bytes.extend((0..len - PNG.len()).map(|i| (i % 251) as u8));
+    bytes
+}
+
+async fn upload_sniff_and_ranges(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (alice, _) = user(&server, Via::Http, "media-alice").await;
+    let (bob, _) = user(&server, Via::Http, "media-bob").await;
+    let token = alice.token.clone().unwrap();
+    let http = reqwest::Client::new();
+    let body = png(300_000);
+
+    // A raw body whose claimed type is a lie: the type is sniffed.
+    let r = http
+        .post(server.url("/file/upload"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let up: Value = r.json().await.unwrap();
+    let data = &up["data"];
+    assert_eq!((data["mime"].as_str(), data["size"].as_i64()), (Some("image/png"), Some(300_000)));
+    assert_eq!(data["sha256"], hex::encode(Sha256::digest(&body)));
+    let url = data["url"].as_str().unwrap().to_owned();
+    assert_eq!(url, format!("/file/{}", data["fileId"].as_str().unwrap()));
+
+    // Any logged-in user may fetch it, by header or by ?token= (what an <img> can carry).
+    let r = http.get(server.url(&url)).bearer_auth(bob.token.as_ref().unwrap()).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "image/png"));
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+    let r =
+        http.get(server.url(&format!("{url}?token={token}"))).header("range", "bytes=1000-1999").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 1000-1999/300000");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &body[1000..2000]);
+
+    // Refusals: no token, a bad token, ids that name nothing.
+    assert_eq!(http.get(server.url(&url)).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(server.url(&url)).bearer_auth("x.y.z").send().await.unwrap().status(), 401);
+    for bad in ["/file/0123456789abcdef0123456789abcdef", "/file/..%2F..%2Fetc%2Fpasswd", "/file/chatgate.db"] {
+        assert_eq!(http.get(server.url(bad)).bearer_auth(&token).send().await.unwrap().status(), 404, "{bad}");
+    }
+    assert_eq!(http.post(server.url("/file/upload")).body(body.clone()).send().await.unwrap().status(), 401);
+    let empty = http.post(server.url("/file/upload")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(empty.status(), 400);
+
+    // Multipart, and a non-media type is served as an attachment.
+    let form = reqwest::multipart::Form::new().text("note", "ignored").part(
+        "file",
+        reqwest::multipart::Part::bytes(b"<html><script>alert(1)</script>".to_vec())
+            .file_name("x.html")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let up: Value = http
+        .post(server.url("/file/upload"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(up["data"]["mime"], "text/html", "sniffed, not the claimed image/png: {up}");
+    let r = http.get(server.url(up["data"]["url"].as_str().unwrap())).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.headers()["content-disposition"], "attachment");
+}
+
+async fn oversized_upload_is_refused_whole(backend: Backend) {
+    let server = Server::start_with(backend, &["--max-upload-bytes", "1048576"]).await;
+    let (alice, _) = user(&server, Via::Http, "media-big").await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(server.url("/file/upload"))
+        .bearer_auth(alice.token.as_ref().unwrap())
+        .body(png(2 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "file.too_large");
+    let leftovers: Vec<_> = std::fs::read_dir(server.dir.path().join("files")).unwrap().collect();
+    assert!(leftovers.is_empty(), "a refused upload leaves nothing: {leftovers:?}");
+    let ok = http
+        .post(server.url("/file/upload"))
+        .bearer_auth(alice.token.as_ref().unwrap())
+        .body(png(1 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A 50 MiB upload streams: the server's resident memory grows by far less than the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_upload_streams_without_buffering() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--log",
+                "warn",
+                "--hash-concurrency",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reg: Value = http
+        .post(format!("{base}/user/register"))
+        .json(&serde_json::json!({"username": "streamer", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reg["data"]["token"].as_str().unwrap().to_owned();
+    // Warm up the upload path so one-off allocations do not count as growth.
+    http.post(format!("{base}/file/upload")).bearer_auth(&token).body(png(1 << 20)).send().await.unwrap();
+    let before = rss_kib(server.0.id());
+
+    const SIZE: usize = 50 << 20;
+    const CHUNK: usize = 64 << 10;
+    let mut hasher = Sha256::new();
+    let chunks: Vec<bytes::Bytes> =
+        (0..SIZE / CHUNK).map(|i| bytes::Bytes::from(vec![(i % 256) as u8; CHUNK])).collect();
+    for c in &chunks {
+        hasher.update(c);
+    }
+    let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+    let r = http
+        .post(format!("{base}/file/upload"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let up: Value = r.json().await.unwrap();
+    assert_eq!(up["data"]["size"], SIZE as i64);
+    assert_eq!(up["data"]["sha256"], hex::encode(hasher.finalize()));
+    let after = rss_kib(server.0.id());
+    let growth_mib = after.saturating_sub(before) as f64 / 1024.0;
+    assert!(growth_mib < 10.0, "server RSS grew {growth_mib:.1} MiB for a 50 MiB upload ({before} -> {after} KiB)");
+    eprintln!("50 MiB upload: server RSS {before} -> {after} KiB (+{growth_mib:.1} MiB)");
+}
