@@ -1366,6 +1366,8 @@ mod tests {
             Error::GroupFull,
             Error::NotFound,
             Error::Forbidden,
+            Error::Muted,
+            Error::FileTooLarge { max_bytes: 1 },
             Error::RateLimited { retry_after_ms: 1 },
             Error::MalformedFrame(String::new()),
             Error::UnknownFrameType,
@@ -1375,6 +1377,28 @@ mod tests {
             Error::Unavailable,
             Error::internal(anyhow::anyhow!("x")),
         ];
+        // A new variant fails to compile here until it is listed above (and so documented).
+        let _listed = |e: &Error| match e {
+            Error::AuthRequired
+            | Error::InvalidCredentials
+            | Error::TokenInvalid
+            | Error::ResetTokenInvalid
+            | Error::Validation { .. }
+            | Error::UserExists
+            | Error::GroupFull
+            | Error::NotFound
+            | Error::Forbidden
+            | Error::Muted
+            | Error::FileTooLarge { .. }
+            | Error::RateLimited { .. }
+            | Error::MalformedFrame(_)
+            | Error::UnknownFrameType
+            | Error::UnknownRoute
+            | Error::MethodNotAllowed
+            | Error::SocketOnly
+            | Error::Unavailable
+            | Error::Internal(_) => (),
+        };
         for err in all {
             let reason = err.reason().replace("validation.x", "validation.<field>");
             let row = format!("| `{reason}` | {} |", err.status());
