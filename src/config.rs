@@ -27,6 +27,10 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// This node's name in a cluster (logs, `/readyz`). Default: random at each start.
+    #[arg(long, env = "CHATGATE_NODE_ID")]
+    pub node_id: Option<String>,
+
     /// URL the server POSTs password-reset notifications to. Unset: they are appended to
     /// `<data-dir>/outbox.jsonl`.
     #[arg(long, env = "CHATGATE_NOTIFY_WEBHOOK")]

@@ -26,6 +26,11 @@ impl KickReason {
             KickReason::PasswordReset => "password_reset",
         }
     }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [KickReason::Logout, KickReason::PasswordReset].into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 /// A change to a group's membership, as members are told of it.
@@ -118,6 +123,13 @@ pub enum Event {
         /// The session that made the change, which has its reply already.
         skip_session: Option<u64>,
     },
+}
+
+/// Who is online, on any node.
+#[async_trait::async_trait]
+pub trait Presence: Send + Sync {
+    /// For each of `users`, whether they have a live session anywhere.
+    async fn online(&self, users: &[i64]) -> anyhow::Result<Vec<bool>>;
 }
 
 /// Where the domain publishes events.

@@ -1,42 +1,299 @@
-//! The gateway: turns domain events into pushes and closes for live sessions.
+//! The gateway: turns domain events into pushes and closes for live sessions, on this node
+//! and, through the [`Bus`], on the others.
 //!
-//! Each push is built once and encoded at most once per format, then shared by every recipient
-//! session (see [`Push`]). Recipients' sessions are looked up in the [`Registry`] with one map
-//! read per user, and nothing here waits on any session.
+//! Invariants:
+//! - A push is built once and encoded at most once per format per node, then shared by every
+//!   recipient session (see [`Push`]). Nothing here waits on a session or on the bus.
+//! - Local sessions are served first and directly: a Redis outage never stops delivery between
+//!   users of one node. Envelopes a node published itself are ignored when they come back.
+//! - Every recipient gets each event once: users whose membership the event changes get it on
+//!   their user channel, everyone else on the group channel.
+//! - This node is subscribed to `u:<user>` while it holds a session of the user, and to
+//!   `g:<group>` while it holds a session of any member of the group.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::events::{Event, Events};
+use async_trait::async_trait;
+use bytes::Bytes;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::bus::{Bus, group_channel, user_channel};
+use crate::events::{Event, Events, KickReason, Presence};
+use crate::group::MemberAction;
+use crate::message::ConversationRef;
+use crate::metrics::Metrics;
 use crate::proto::{
     self, ConversationReply, GroupDismissed, GroupMember, GroupReply, MessageReply, Push, ReadReceipt, Recalled,
     TypingInfo,
 };
-use crate::registry::{Ending, Registry};
+use crate::registry::{Ending, Registry, Session};
+use crate::store::Store;
+use crate::user::Identity;
 
-/// Delivers events to this node's sessions.
+/// What one node tells the others about one event.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    /// The publishing node, which ignores its own envelopes.
+    origin: String,
+    items: Vec<Item>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Item {
+    /// A push frame (JSON) for these users' sessions.
+    Push { frame: String, to: Vec<i64> },
+    /// End a user's sessions (those of one token, or all).
+    Kick { user: i64, jti: Option<String>, reason: String },
+    /// Group membership changed: nodes adjust their channel subscriptions.
+    Membership { group: i64, added: Vec<i64>, removed: Vec<i64> },
+}
+
+/// Delivers events to sessions, here and elsewhere.
 pub struct Gateway {
+    node: String,
     registry: Arc<Registry>,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    /// The groups of each user with a session here.
+    user_groups: DashMap<i64, HashSet<i64>>,
+    /// Users with a session here, per group; the group channel is subscribed while non-zero.
+    group_refs: DashMap<i64, usize>,
 }
 
 impl Gateway {
-    /// A gateway over `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Gateway { registry }
+    /// A gateway for node `node`; `inbound` carries the envelopes other nodes send it.
+    pub fn start(
+        node: String,
+        registry: Arc<Registry>,
+        bus: Arc<dyn Bus>,
+        mut inbound: mpsc::Receiver<Bytes>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Gateway> {
+        let gateway = Arc::new(Gateway {
+            node,
+            registry,
+            bus,
+            store,
+            metrics,
+            user_groups: DashMap::new(),
+            group_refs: DashMap::new(),
+        });
+        let weak = Arc::downgrade(&gateway);
+        tokio::spawn(async move {
+            while let Some(bytes) = inbound.recv().await {
+                let Some(gateway) = weak.upgrade() else { return };
+                gateway.receive(&bytes);
+            }
+        });
+        gateway
     }
 
-    /// Queues `push` to every session of every user in `recipients`, but `skip`.
-    fn deliver_except(&self, recipients: &[i64], push: &Push, skip: Option<u64>) {
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Binds a session to its user (handshake or login), subscribing the node to the user's
+    /// channels when it is their first session here.
+    pub fn bind(self: &Arc<Self>, session: &Arc<Session>, identity: Identity) {
+        let user_id = identity.user_id;
+        let change = self.registry.bind(session, identity);
+        if let Some(previous) = change.left {
+            self.user_offline(previous);
+        } else if change.was_anonymous {
+            self.metrics.sessions.inc();
+        }
+        if change.first_here {
+            self.user_online(user_id);
+        }
+    }
+
+    /// Forgets a closing session.
+    pub fn close(&self, session: &Session) {
+        if session.identity().is_some() {
+            self.metrics.sessions.dec();
+        }
+        if let Some(user_id) = self.registry.close(session) {
+            self.user_offline(user_id);
+        }
+    }
+
+    fn user_online(self: &Arc<Self>, user_id: i64) {
+        self.bus.subscribe(user_channel(user_id));
+        self.bus.set_presence(vec![user_id], true);
+        self.user_groups.entry(user_id).or_default();
+        let this = self.clone();
+        tokio::spawn(async move {
+            match this.store.group_ids_of(user_id).await {
+                Ok(groups) => {
+                    for group in groups {
+                        this.join_channel(user_id, group);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(user_id, error = %err, "could not load a user's groups; group pushes may lag")
+                }
+            }
+        });
+    }
+
+    fn user_offline(&self, user_id: i64) {
+        if !self.registry.sessions(user_id).is_empty() {
+            return;
+        }
+        self.bus.unsubscribe(user_channel(user_id));
+        self.bus.set_presence(vec![user_id], false);
+        if let Some((_, groups)) = self.user_groups.remove(&user_id) {
+            for group in groups {
+                self.release_group(group);
+            }
+        }
+    }
+
+    /// Counts `user_id` (online here) into `group`'s channel.
+    fn join_channel(&self, user_id: i64, group: i64) {
+        // Only users online here are tracked; a user who went offline meanwhile is skipped.
+        let Some(mut groups) = self.user_groups.get_mut(&user_id) else { return };
+        if groups.insert(group) {
+            drop(groups);
+            let mut refs = self.group_refs.entry(group).or_insert(0);
+            *refs += 1;
+            if *refs == 1 {
+                self.bus.subscribe(group_channel(group));
+            }
+        }
+    }
+
+    fn leave_channel(&self, user_id: i64, group: i64) {
+        let removed = self.user_groups.get_mut(&user_id).is_some_and(|mut groups| groups.remove(&group));
+        if removed {
+            self.release_group(group);
+        }
+    }
+
+    fn release_group(&self, group: i64) {
+        let emptied = self
+            .group_refs
+            .remove_if_mut(&group, |_, refs| {
+                *refs -= 1;
+                *refs == 0
+            })
+            .is_some();
+        if emptied {
+            self.bus.unsubscribe(group_channel(group));
+        }
+    }
+
+    fn apply_membership(&self, group: i64, added: &[i64], removed: &[i64]) {
+        for &user in added {
+            self.join_channel(user, group);
+        }
+        for &user in removed {
+            self.leave_channel(user, group);
+        }
+    }
+
+    /// Queues `push` to this node's sessions of `recipients`, but `skip`.
+    fn deliver(&self, recipients: &[i64], push: &Push, skip: Option<u64>) {
         for &user_id in recipients {
             for session in self.registry.sessions(user_id) {
                 if Some(session.id) != skip {
+                    self.metrics.deliveries.inc();
                     session.send(push.payload(session.format));
                 }
             }
         }
     }
 
-    fn deliver(&self, recipients: &[i64], push: &Push) {
-        self.deliver_except(recipients, push, None);
+    fn kick(&self, user_id: i64, jti: Option<&str>, reason: KickReason) {
+        for session in self.registry.sessions(user_id) {
+            let matches = match (jti, session.identity()) {
+                (None, _) => true,
+                (Some(jti), Some(identity)) => &*identity.jti == jti,
+                (Some(_), None) => false,
+            };
+            if matches {
+                session.end(Ending::Kicked(reason));
+            }
+        }
+    }
+
+    fn send(&self, channel: String, items: Vec<Item>) {
+        let envelope = Envelope { origin: self.node.clone(), items };
+        match serde_json::to_vec(&envelope) {
+            Ok(bytes) => self.bus.publish(channel, bytes.into()),
+            Err(err) => tracing::error!(error = %err, "could not encode a bus envelope"),
+        }
+    }
+
+    /// Delivers `push` here to `recipients`, and on the bus: on `group`'s channel when the
+    /// event belongs to a group, else on each recipient's channel.
+    fn fan_out(&self, push: Push, recipients: &[i64], group: Option<i64>, skip: Option<u64>) {
+        self.deliver(recipients, &push, skip);
+        let frame = push.json_text();
+        match group {
+            Some(group) => self.send(group_channel(group), vec![Item::Push { frame, to: recipients.to_vec() }]),
+            None => {
+                for &user in recipients {
+                    self.send(user_channel(user), vec![Item::Push { frame: frame.clone(), to: vec![user] }]);
+                }
+            }
+        }
+    }
+
+    fn receive(&self, bytes: &[u8]) {
+        let envelope: Envelope = match serde_json::from_slice(bytes) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                tracing::warn!(error = %err, "undecodable bus envelope");
+                return;
+            }
+        };
+        if envelope.origin == self.node {
+            return;
+        }
+        for item in envelope.items {
+            match item {
+                Item::Push { frame, to } => match Push::from_json_frame(frame) {
+                    Some(push) => self.deliver(&to, &push, None),
+                    None => tracing::warn!("bus envelope with an unreadable push"),
+                },
+                Item::Kick { user, jti, reason } => {
+                    if let Some(reason) = KickReason::parse(&reason) {
+                        self.kick(user, jti.as_deref(), reason);
+                    }
+                }
+                Item::Membership { group, added, removed } => self.apply_membership(group, &added, &removed),
+            }
+        }
+    }
+
+    /// Whether the bus reaches the other nodes (`/readyz`).
+    pub async fn ready(&self) -> bool {
+        self.bus.ready().await
+    }
+}
+
+#[async_trait]
+impl Presence for Gateway {
+    async fn online(&self, users: &[i64]) -> anyhow::Result<Vec<bool>> {
+        let cluster = self.bus.online(users).await?;
+        // Users with a session here are online whatever the bus says.
+        Ok(users.iter().zip(cluster).map(|(u, c)| c || !self.registry.sessions(*u).is_empty()).collect())
+    }
+}
+
+/// The group a conversation belongs to, if any.
+fn group_of(conversation_id: &str) -> Option<i64> {
+    match ConversationRef::parse(conversation_id) {
+        Some(ConversationRef::Group(group)) => Some(group),
+        _ => None,
     }
 }
 
@@ -44,52 +301,93 @@ impl Events for Gateway {
     fn publish(&self, event: Event) {
         match event {
             Event::Kick { user_id, jti, reason } => {
-                for session in self.registry.sessions(user_id) {
-                    let matches = match (&jti, session.identity()) {
-                        (None, _) => true,
-                        (Some(jti), Some(identity)) => identity.jti == *jti,
-                        (Some(_), None) => false,
-                    };
-                    if matches {
-                        session.end(Ending::Kicked(reason));
-                    }
-                }
+                self.kick(user_id, jti.as_deref(), reason);
+                let item =
+                    Item::Kick { user: user_id, jti: jti.map(|j| j.to_string()), reason: reason.as_str().to_owned() };
+                self.send(user_channel(user_id), vec![item]);
             }
             Event::GroupChanged { group, change, recipients } => {
                 let group_id = group.id;
-                self.deliver(&recipients, &Push::new(proto::event::GROUP_UPDATED, GroupReply { group: group.into() }));
-                if let Some(change) = change {
-                    let member = GroupMember {
-                        group_id,
-                        action: change.action.as_str(),
-                        user_ids: change.user_ids,
-                        by: change.by,
-                    };
-                    self.deliver(&recipients, &Push::new(proto::event::GROUP_MEMBER, member));
+                let updated = Push::new(proto::event::GROUP_UPDATED, GroupReply { group: group.into() });
+                let member = change.as_ref().map(|change| {
+                    Push::new(
+                        proto::event::GROUP_MEMBER,
+                        GroupMember {
+                            group_id,
+                            action: change.action.as_str(),
+                            user_ids: change.user_ids.clone(),
+                            by: change.by,
+                        },
+                    )
+                });
+                let (added, removed) = match &change {
+                    Some(c) if matches!(c.action, MemberAction::Joined | MemberAction::Invited) => {
+                        (c.user_ids.clone(), vec![])
+                    }
+                    Some(c) if matches!(c.action, MemberAction::Left | MemberAction::Kicked) => {
+                        (vec![], c.user_ids.clone())
+                    }
+                    _ => (vec![], vec![]),
+                };
+                self.deliver(&recipients, &updated, None);
+                if let Some(member) = &member {
+                    self.deliver(&recipients, member, None);
+                }
+                self.apply_membership(group_id, &added, &removed);
+                // Users whose membership changed hear of it on their own channel: their nodes
+                // may not be subscribed to the group (yet, or any more).
+                let affected: HashSet<i64> = added.iter().chain(&removed).copied().collect();
+                let items = |to: Vec<i64>| {
+                    let mut items = vec![Item::Push { frame: updated.json_text(), to: to.clone() }];
+                    if let Some(member) = &member {
+                        items.push(Item::Push { frame: member.json_text(), to });
+                    }
+                    items.push(Item::Membership { group: group_id, added: added.clone(), removed: removed.clone() });
+                    items
+                };
+                let others: Vec<i64> = recipients.iter().copied().filter(|r| !affected.contains(r)).collect();
+                self.send(group_channel(group_id), items(others));
+                for user in affected {
+                    self.send(user_channel(user), items(vec![user]));
                 }
             }
             Event::GroupDismissed { group_id, by, recipients } => {
-                self.deliver(&recipients, &Push::new(proto::event::GROUP_DISMISSED, GroupDismissed { group_id, by }));
+                let push = Push::new(proto::event::GROUP_DISMISSED, GroupDismissed { group_id, by });
+                self.deliver(&recipients, &push, None);
+                self.apply_membership(group_id, &[], &recipients);
+                let items = vec![
+                    Item::Push { frame: push.json_text(), to: recipients.clone() },
+                    Item::Membership { group: group_id, added: vec![], removed: recipients },
+                ];
+                self.send(group_channel(group_id), items);
             }
             Event::MessageNew { message, recipients, skip_session } => {
+                let group = group_of(&message.conversation_id);
                 let push = Push::new(proto::event::MESSAGE_NEW, MessageReply { message: message.into() });
-                self.deliver_except(&recipients, &push, skip_session);
+                self.fan_out(push, &recipients, group, skip_session);
             }
             Event::MessageRecalled { conversation_id, message_id, seq, recipients } => {
+                let group = group_of(&conversation_id);
                 let push = Push::new(proto::event::MESSAGE_RECALLED, Recalled { conversation_id, message_id, seq });
-                self.deliver(&recipients, &push);
+                self.fan_out(push, &recipients, group, None);
             }
             Event::Typing { conversation_id, user_id, recipients } => {
-                self.deliver(&recipients, &Push::new(proto::event::TYPING, TypingInfo { conversation_id, user_id }));
+                let group = group_of(&conversation_id);
+                self.fan_out(
+                    Push::new(proto::event::TYPING, TypingInfo { conversation_id, user_id }),
+                    &recipients,
+                    group,
+                    None,
+                );
             }
             Event::MessageRead { conversation_id, user_id, seq, recipients } => {
                 let push = Push::new(proto::event::MESSAGE_READ, ReadReceipt { conversation_id, user_id, seq });
-                self.deliver(&recipients, &push);
+                self.fan_out(push, &recipients, None, None);
             }
             Event::ConversationUpdated { user_id, view, skip_session } => {
                 let push =
                     Push::new(proto::event::CONVERSATION_UPDATED, ConversationReply { conversation: (*view).into() });
-                self.deliver_except(&[user_id], &push, skip_session);
+                self.fan_out(push, &[user_id], None, skip_session);
             }
         }
     }

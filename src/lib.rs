@@ -25,6 +25,7 @@
 //! [`run`] wires them together; `main.rs` only parses flags and waits for a signal.
 
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod conversation;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod gateway;
 pub mod group;
 pub mod media;
 pub mod message;
+pub mod metrics;
 pub mod notify;
 pub mod proto;
 pub mod registry;
@@ -54,14 +56,17 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 
 use crate::auth::{Passwords, Tokens};
+use crate::bus::{Bus, LocalHub, RedisBus};
 use crate::conversation::Conversations;
 use crate::gateway::Gateway;
 use crate::group::Groups;
 use crate::media::Media;
 use crate::message::Messages;
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::registry::Registry;
 use crate::router::Router;
+use crate::store::Store;
 use crate::store::sql::SqlStore;
 use crate::user::Users;
 
@@ -76,6 +81,12 @@ pub struct App {
     pub router: Router,
     /// Live sessions of this node.
     pub registry: Arc<Registry>,
+    /// Delivery to sessions here and, through the bus, on other nodes.
+    pub gateway: Arc<Gateway>,
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
     /// Cancelled when the server starts shutting down; sessions close with 1001.
     pub shutdown: CancellationToken,
     /// The socket tasks, awaited at shutdown.
@@ -97,10 +108,26 @@ pub async fn run(
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let store = Arc::new(SqlStore::connect(&config).await.context("opening the database")?);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config).await.context("opening the database")?);
+    let metrics = Arc::new(Metrics::default());
+    let node = config.node_id.clone().unwrap_or_else(|| {
+        let mut id = [0u8; 6];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+        hex::encode(id)
+    });
     let key = auth::load_or_create_key(config.jwt_secret.as_deref(), &config.data_dir)?;
     let registry = Arc::new(Registry::default());
-    let gateway = Arc::new(Gateway::new(registry.clone()));
+    let (bus, inbound): (Arc<dyn Bus>, _) = match &config.redis_url {
+        Some(url) => {
+            let (bus, inbound) = RedisBus::connect(url, &node, metrics.clone()).await.context("connecting to Redis")?;
+            (Arc::new(bus), inbound)
+        }
+        None => {
+            let (bus, inbound) = LocalHub::default().attach(&node);
+            (Arc::new(bus), inbound)
+        }
+    };
+    let gateway = Gateway::start(node.clone(), registry.clone(), bus, inbound, store.clone(), metrics.clone());
     let hash_concurrency =
         config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let limits =
@@ -111,23 +138,26 @@ pub async fn run(
         .context("creating the files directory")?;
     let groups = Groups::new(store.clone(), gateway.clone(), messages.clone(), config.group_max_members);
     let users = Users::new(
-        store,
+        store.clone(),
         Passwords::new(hash_concurrency).context("starting hashing threads")?,
         Tokens::new(&key, &config.jwt_issuer, config.token_ttl_secs),
         Notifier::new(config.notify_webhook.as_deref(), config.data_dir.join("outbox.jsonl"))?,
-        gateway,
+        gateway.clone(),
         config.public_url(),
     );
     let cancel = CancellationToken::new();
     let app = Arc::new(App {
-        router: Router::new(users, groups, messages, conversations, media),
+        router: Router::new(users, groups, messages, conversations, media, gateway.clone()),
         registry,
+        gateway,
+        store,
+        metrics,
         shutdown: cancel.clone(),
         sessions: TaskTracker::new(),
         config,
     });
 
-    tracing::info!(addr = %listener.local_addr()?, "chatgate serving");
+    tracing::info!(addr = %listener.local_addr()?, node, "chatgate serving");
     let service = transport::http::app(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {

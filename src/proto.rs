@@ -8,6 +8,7 @@
 //! - A push is encoded at most once per format, however many sessions receive it
 //!   ([`Push`] caches its encodings).
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -199,7 +200,7 @@ pub fn pong(format: Format) -> Payload {
 /// A server push, encoded lazily and at most once per format.
 #[derive(Debug)]
 pub struct Push {
-    event: &'static str,
+    event: Cow<'static, str>,
     data: Value,
     json: OnceLock<Payload>,
     msgpack: OnceLock<Payload>,
@@ -209,7 +210,7 @@ pub struct Push {
 struct PushFrame<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    event: &'static str,
+    event: &'a str,
     data: &'a Value,
 }
 
@@ -217,16 +218,38 @@ impl Push {
     /// A push of `event` with `data`, to be shared among recipients.
     pub fn new(event: &'static str, data: impl Serialize) -> Push {
         Push {
-            event,
+            event: Cow::Borrowed(event),
             data: serde_json::to_value(data).unwrap_or(Value::Null),
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
         }
     }
 
+    /// A push read back from its JSON frame (as another node sent it); the JSON encoding is
+    /// the frame itself, so only MessagePack sessions cost an encode.
+    pub fn from_json_frame(frame: String) -> Option<Push> {
+        #[derive(Deserialize)]
+        struct Frame {
+            event: String,
+            data: Value,
+        }
+        let parsed: Frame = serde_json::from_str(&frame).ok()?;
+        let json = OnceLock::new();
+        let _ = json.set(Payload::Text(frame.into()));
+        Some(Push { event: Cow::Owned(parsed.event), data: parsed.data, json, msgpack: OnceLock::new() })
+    }
+
+    /// The JSON frame's text.
+    pub fn json_text(&self) -> String {
+        match self.payload(Format::Json) {
+            Payload::Text(text) => text.as_str().to_owned(),
+            Payload::Binary(_) => String::new(),
+        }
+    }
+
     /// The event name.
-    pub fn event(&self) -> &'static str {
-        self.event
+    pub fn event(&self) -> &str {
+        &self.event
     }
 
     /// The push in `format`, encoded on first use.
@@ -235,7 +258,7 @@ impl Push {
             Format::Json => &self.json,
             Format::MsgPack => &self.msgpack,
         };
-        cell.get_or_init(|| encode(&PushFrame { kind: "push", event: self.event, data: &self.data }, format)).clone()
+        cell.get_or_init(|| encode(&PushFrame { kind: "push", event: &self.event, data: &self.data }, format)).clone()
     }
 }
 
@@ -583,6 +606,33 @@ pub struct LoginLogReply {
     pub logs: Vec<LoginLogEntry>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// `GET /user/online {ids}`: ids as a list, or over HTTP as one comma-separated parameter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineQuery {
+    /// The users asked about.
+    #[serde(deserialize_with = "de_id_list")]
+    pub ids: Vec<i64>,
+}
+
+fn de_id_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.trim().parse().map_err(|_| serde::de::Error::custom("not an id")))
+            .collect(),
+        other => de_ids(other).map_err(serde::de::Error::custom),
+    }
+}
+
+/// `{online: {id: bool}}`.
+#[derive(Debug, Serialize)]
+pub struct OnlineReply {
+    /// Whether each user asked about has a live session on any node.
+    pub online: std::collections::BTreeMap<String, bool>,
 }
 
 /// `{reason}` of `session.kicked`.

@@ -63,6 +63,17 @@ impl Session {
     }
 }
 
+/// What binding a session changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// It is the user's first session on this node.
+    pub first_here: bool,
+    /// The session was bound to another user before, whose last session here it was.
+    pub left: Option<i64>,
+    /// The session was anonymous before.
+    pub was_anonymous: bool,
+}
+
 /// All sessions of this node, by user.
 #[derive(Default)]
 pub struct Registry {
@@ -88,28 +99,29 @@ impl Registry {
 
     /// Binds `session` to `identity` (login on an open socket), moving it off any user it was
     /// bound to before.
-    pub fn bind(&self, session: &Arc<Session>, mut identity: Identity) {
+    pub fn bind(&self, session: &Arc<Session>, mut identity: Identity) -> Bound {
         identity.session = Some(session.id);
         let user_id = identity.user_id;
         let previous = session.identity.lock().unwrap_or_else(|e| e.into_inner()).replace(identity);
-        if let Some(previous) = previous {
-            self.remove(previous.user_id, session.id);
-        }
-        self.users.entry(user_id).or_default().push(session.clone());
+        let left = previous.as_ref().and_then(|p| self.remove(p.user_id, session.id));
+        let mut sessions = self.users.entry(user_id).or_default();
+        sessions.push(session.clone());
+        Bound { first_here: sessions.len() == 1, left, was_anonymous: previous.is_none() }
     }
 
-    /// Forgets a closing session.
-    pub fn close(&self, session: &Session) {
-        if let Some(identity) = session.identity() {
-            self.remove(identity.user_id, session.id);
-        }
+    /// Forgets a closing session; returns its user if that was their last session here.
+    pub fn close(&self, session: &Session) -> Option<i64> {
+        session.identity().and_then(|identity| self.remove(identity.user_id, session.id))
     }
 
-    fn remove(&self, user_id: i64, session_id: u64) {
-        self.users.remove_if_mut(&user_id, |_, sessions| {
-            sessions.retain(|s| s.id != session_id);
-            sessions.is_empty()
-        });
+    /// Removes one session; returns the user if none of theirs is left.
+    fn remove(&self, user_id: i64, session_id: u64) -> Option<i64> {
+        self.users
+            .remove_if_mut(&user_id, |_, sessions| {
+                sessions.retain(|s| s.id != session_id);
+                sessions.is_empty()
+            })
+            .map(|(user, _)| user)
     }
 
     /// The live sessions of `user_id`, copied out so no lock outlives this call.

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::conversation::Conversations;
+use crate::events::Presence;
 use crate::group::{Groups, NewGroup};
 use crate::media::Media;
 use crate::message::{Messages, Outgoing};
@@ -70,6 +71,7 @@ pub struct Router {
     messages: Arc<Messages>,
     conversations: Conversations,
     media: Media,
+    presence: Arc<dyn Presence>,
 }
 
 fn reply(data: impl Serialize) -> Result<Outcome> {
@@ -92,8 +94,9 @@ impl Router {
         messages: Arc<Messages>,
         conversations: Conversations,
         media: Media,
+        presence: Arc<dyn Presence>,
     ) -> Self {
-        Router { users, groups, messages, conversations, media }
+        Router { users, groups, messages, conversations, media, presence }
     }
 
     /// `POST /file/upload`: streams `body` into storage. Answers `{fileId, url, size, mime, sha256}`.
@@ -202,6 +205,19 @@ impl Router {
                     self.users.info(&who, lookup).await?
                 };
                 reply(UserInfoReply { userinfo: user.into() })
+            }
+            "/user/online" => {
+                get(method)?;
+                self.identity(caller).await?;
+                let req: proto::OnlineQuery = proto::parse(data)?;
+                if req.ids.len() > 200 {
+                    return Err(Error::validation("ids", "ask about at most 200 users at once"));
+                }
+                let online = self.presence.online(&req.ids).await.map_err(|err| {
+                    tracing::warn!(error = %err, "presence lookup failed");
+                    Error::Unavailable
+                })?;
+                reply(proto::OnlineReply { online: req.ids.iter().map(|id| id.to_string()).zip(online).collect() })
             }
             "/user/logout" => {
                 post(method)?;

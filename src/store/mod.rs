@@ -105,6 +105,8 @@ pub trait Store: Send + Sync {
     async fn mute_group(&self, group_id: i64, until: i64, now: i64) -> Result<Group>;
     /// Mutes one member until `until`.
     async fn mute_member(&self, group_id: i64, user_id: i64, until: i64, now: i64) -> Result<Group>;
+    /// The ids of the (not dismissed) groups a user is in.
+    async fn group_ids_of(&self, user_id: i64) -> Result<Vec<i64>>;
     /// The groups a user is in, most recently changed first.
     async fn groups_of(&self, user_id: i64) -> Result<Vec<Group>>;
     /// Members with user id above `after`, by user id.

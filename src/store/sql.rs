@@ -697,6 +697,17 @@ impl Store for SqlStore {
         Ok(group)
     }
 
+    async fn group_ids_of(&self, user_id: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT m.group_id FROM group_member m JOIN chat_group g ON g.id = m.group_id \
+             WHERE m.user_id = $1 AND g.dismissed_at IS NULL",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     async fn groups_of(&self, user_id: i64) -> Result<Vec<Group>> {
         let rows = sqlx::query(sql(format!(
             "SELECT {GROUP_COLUMNS} FROM chat_group g JOIN group_member m ON m.group_id = g.id \

@@ -29,6 +29,8 @@ pub fn app(state: Arc<App>) -> axum::Router {
     let limit = state.config.max_frame_bytes;
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|State(app): State<Arc<App>>| async move { app.metrics.render() }))
         .route("/ws", get(super::ws::upgrade))
         // Uploads stream to storage, so the frame limit does not apply; the media service
         // enforces its own.
@@ -96,7 +98,9 @@ async fn route(
         auth,
         origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(&headers), transport: Transport::Http },
     };
+    let started = std::time::Instant::now();
     let result = app.router.dispatch(&caller, method, uri.path(), Value::Object(data)).await;
+    app.metrics.observe(super::ws::route_label(uri.path(), &result), started.elapsed().as_secs_f64());
     respond(format, result.map(|outcome| outcome.data))
 }
 
@@ -184,4 +188,13 @@ async fn download(
         headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
     }
     response
+}
+
+/// `GET /readyz`: 200 when the database, and the bus if there is one, answer.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let database = app.store.ping().await.is_ok();
+    let bus = app.gateway.ready().await;
+    let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(serde_json::json!({"database": database, "bus": bus, "node": app.gateway.node()})))
+        .into_response()
 }

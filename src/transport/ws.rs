@@ -140,7 +140,7 @@ async fn run_session<S>(
 {
     let (session, mut rx) = app.registry.open(format, app.config.outbound_queue);
     if let Some(identity) = identity {
-        app.registry.bind(&session, identity);
+        app.gateway.bind(&session, identity);
     }
     let inflight = Arc::new(Semaphore::new(app.config.session_inflight));
     let ping_every = app.config.ping_interval();
@@ -168,13 +168,17 @@ async fn run_session<S>(
                 };
             }
             Some(first) = rx.recv() => {
-                if write_ready(&mut ws, &mut rx, Some(first)).await.is_err() {
-                    break None;
+                match write_ready(&mut ws, &mut rx, Some(first)).await {
+                    Ok(written) => {
+                        app.metrics.frames_out.inc_by(written);
+                    }
+                    Err(_) => break None,
                 }
             }
             frame = ws.next() => {
                 let Some(frame) = frame else { break None };
                 last_heard = Instant::now();
+                app.metrics.frames_in.inc();
                 let (bytes, frame_format) = match frame {
                     Ok(Message::Text(text)) => (text.into(), Format::Json),
                     Ok(Message::Binary(bytes)) => (bytes, Format::MsgPack),
@@ -195,10 +199,12 @@ async fn run_session<S>(
                         };
                         let (app, session) = (app.clone(), session.clone());
                         tokio::spawn(async move {
+                            let started = Instant::now();
                             let result = app.router.dispatch(&caller, Method::Socket, &route, data).await;
+                            app.metrics.observe(route_label(&route, &result), started.elapsed().as_secs_f64());
                             let result = result.map(|outcome| {
                                 if let Some(identity) = outcome.bind {
-                                    app.registry.bind(&session, identity);
+                                    app.gateway.bind(&session, identity);
                                 }
                                 outcome.data
                             });
@@ -220,9 +226,18 @@ async fn run_session<S>(
         }
     };
 
-    app.registry.close(&session);
+    app.gateway.close(&session);
     if let Some(frame) = farewell {
         let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+    }
+}
+
+/// The route label of a request's latency: unknown paths share one label, so that clients
+/// cannot grow the metrics without bound.
+pub fn route_label<'a, T>(route: &'a str, result: &Result<T, Error>) -> &'a str {
+    match result {
+        Err(Error::UnknownRoute) => "other",
+        _ => route,
     }
 }
 
@@ -249,23 +264,30 @@ async fn finish_inflight<S>(
     let _ = write_ready(ws, rx, None).await;
 }
 
-/// Feeds `first` and every other frame already queued (up to [`MAX_BATCH`]), then flushes once.
+/// Feeds `first` and every other frame already queued (up to [`MAX_BATCH`]), then flushes once;
+/// returns how many frames went out.
 async fn write_ready<S>(
     ws: &mut WebSocketStream<S>,
     rx: &mut mpsc::Receiver<Payload>,
     first: Option<Payload>,
-) -> Result<(), tungstenite::Error>
+) -> Result<u64, tungstenite::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let mut fed = 0;
     if let Some(first) = first {
         ws.feed(message(first)).await?;
+        fed += 1;
     }
     for _ in 0..MAX_BATCH {
         match rx.try_recv() {
-            Ok(payload) => ws.feed(message(payload)).await?,
+            Ok(payload) => {
+                ws.feed(message(payload)).await?;
+                fed += 1;
+            }
             Err(_) => break,
         }
     }
-    ws.flush().await
+    ws.flush().await?;
+    Ok(fed)
 }

@@ -1,0 +1,88 @@
+//! Prometheus metrics, served at `/metrics` in the text format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The `route` label of request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The route path (unknown paths are grouped as `other`).
+    pub route: String,
+}
+
+/// Every metric the node exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Authenticated sessions on this node.
+    pub sessions: Gauge,
+    /// WebSocket frames received.
+    pub frames_in: Counter,
+    /// WebSocket frames queued for sending.
+    pub frames_out: Counter,
+    /// Pushes queued to sessions.
+    pub deliveries: Counter,
+    /// Sessions dropped because their outbound queue was full.
+    pub queue_drops: Counter,
+    /// Envelopes published to Redis.
+    pub redis_publishes: Counter,
+    /// Envelopes that could not be published (Redis down, or the queue full).
+    pub redis_publish_failures: Counter,
+    /// Times the Redis connection was lost (each followed by reconnect and resubscribe).
+    pub redis_reconnects: Counter,
+    /// Inbound bus envelopes dropped because this node could not keep up.
+    pub bus_dropped: Counter,
+    /// Request latency by route, in seconds.
+    pub request_seconds: Family<RouteLabel, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chatgate");
+        let request_seconds = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        let metrics = Metrics {
+            sessions: Gauge::default(),
+            frames_in: Counter::default(),
+            frames_out: Counter::default(),
+            deliveries: Counter::default(),
+            queue_drops: Counter::default(),
+            redis_publishes: Counter::default(),
+            redis_publish_failures: Counter::default(),
+            redis_reconnects: Counter::default(),
+            bus_dropped: Counter::default(),
+            request_seconds: request_seconds.clone(),
+            registry: Registry::default(),
+        };
+        registry.register("sessions", "Authenticated sessions on this node", metrics.sessions.clone());
+        registry.register("frames_in", "WebSocket frames received", metrics.frames_in.clone());
+        registry.register("frames_out", "WebSocket frames queued for sending", metrics.frames_out.clone());
+        registry.register("deliveries", "Pushes queued to sessions", metrics.deliveries.clone());
+        registry.register("queue_drops", "Sessions dropped for a full outbound queue", metrics.queue_drops.clone());
+        registry.register("redis_publishes", "Envelopes published to Redis", metrics.redis_publishes.clone());
+        registry.register("redis_publish_failures", "Envelopes not published", metrics.redis_publish_failures.clone());
+        registry.register("redis_reconnects", "Redis connection losses", metrics.redis_reconnects.clone());
+        registry.register("bus_dropped", "Inbound bus envelopes dropped", metrics.bus_dropped.clone());
+        registry.register("request_seconds", "Request latency by route", request_seconds);
+        Metrics { registry, ..metrics }
+    }
+}
+
+impl Metrics {
+    /// Records one request's duration under its route.
+    pub fn observe(&self, route: &str, seconds: f64) {
+        self.request_seconds.get_or_create(&RouteLabel { route: route.to_owned() }).observe(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
