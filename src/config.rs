@@ -177,10 +177,10 @@ impl Config {
         {
             bail!("--notify-webhook must be an http(s) URL");
         }
-        if self.redis_url.is_some() {
-            bail!(
-                "--redis-url: the Redis bus for multi-node deployments is not built yet; run a single node without it"
-            );
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            bail!("--redis-url must be a redis:// or rediss:// URL");
         }
         Ok(())
     }
@@ -239,5 +239,7 @@ mod tests {
         assert!(bad(&["--database-url", "mysql://x"]));
         assert!(bad(&["--notify-webhook", "ftp://x"]));
         assert!(bad(&["--outbound-queue", "0"]));
+        assert!(bad(&["--redis-url", "http://x"]));
+        assert!(!bad(&["--redis-url", "redis://127.0.0.1:6379"]));
     }
 }

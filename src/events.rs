@@ -64,6 +64,10 @@ pub enum Event {
         change: Option<MemberChange>,
         /// Who is told: every member, and those the change removed.
         recipients: Vec<i64>,
+        /// Users who became members (the creator and first members, at creation).
+        joined: Vec<i64>,
+        /// Users who stopped being members.
+        left: Vec<i64>,
     },
     /// A group was dismissed.
     GroupDismissed {

@@ -22,7 +22,6 @@ use tokio::sync::mpsc;
 
 use crate::bus::{Bus, group_channel, user_channel};
 use crate::events::{Event, Events, KickReason, Presence};
-use crate::group::MemberAction;
 use crate::message::ConversationRef;
 use crate::metrics::Metrics;
 use crate::proto::{
@@ -306,7 +305,7 @@ impl Events for Gateway {
                     Item::Kick { user: user_id, jti: jti.map(|j| j.to_string()), reason: reason.as_str().to_owned() };
                 self.send(user_channel(user_id), vec![item]);
             }
-            Event::GroupChanged { group, change, recipients } => {
+            Event::GroupChanged { group, change, recipients, joined: added, left: removed } => {
                 let group_id = group.id;
                 let updated = Push::new(proto::event::GROUP_UPDATED, GroupReply { group: group.into() });
                 let member = change.as_ref().map(|change| {
@@ -320,15 +319,6 @@ impl Events for Gateway {
                         },
                     )
                 });
-                let (added, removed) = match &change {
-                    Some(c) if matches!(c.action, MemberAction::Joined | MemberAction::Invited) => {
-                        (c.user_ids.clone(), vec![])
-                    }
-                    Some(c) if matches!(c.action, MemberAction::Left | MemberAction::Kicked) => {
-                        (vec![], c.user_ids.clone())
-                    }
-                    _ => (vec![], vec![]),
-                };
                 self.deliver(&recipients, &updated, None);
                 if let Some(member) = &member {
                     self.deliver(&recipients, member, None);

@@ -273,10 +273,17 @@ impl Groups {
         also: &[i64],
         by: i64,
         history: Value,
+        creator: Option<i64>,
     ) -> Result<Group> {
         let mut recipients = self.store.member_ids(group.id).await?;
         recipients.extend_from_slice(also);
-        self.events.publish(Event::GroupChanged { group: group.clone(), change, recipients });
+        let (mut joined, left) = match &change {
+            Some(c) if matches!(c.action, MemberAction::Joined | MemberAction::Invited) => (c.user_ids.clone(), vec![]),
+            Some(c) if matches!(c.action, MemberAction::Left | MemberAction::Kicked) => (vec![], c.user_ids.clone()),
+            _ => (vec![], vec![]),
+        };
+        joined.extend(creator);
+        self.events.publish(Event::GroupChanged { group: group.clone(), change, recipients, joined, left });
         self.timeline.append_system(group.id, by, history).await?;
         Ok(group)
     }
@@ -285,7 +292,7 @@ impl Groups {
     async fn announce_change(&self, group: Group, change: MemberChange, also: &[i64]) -> Result<Group> {
         let history = record(change.action.as_str(), &change.user_ids, change.by, json!({}));
         let by = change.by;
-        self.announce(group, Some(change), also, by, history).await
+        self.announce(group, Some(change), also, by, history, None).await
     }
 
     /// Creates a group owned by the caller, with `members` in it at once.
@@ -311,7 +318,7 @@ impl Groups {
             user_ids: members,
             by: who.user_id,
         });
-        self.announce(group, change, &[], who.user_id, history).await
+        self.announce(group, change, &[], who.user_id, history, Some(who.user_id)).await
     }
 
     /// The caller joins an open group. Joining a group one is in already changes nothing.
@@ -402,7 +409,7 @@ impl Groups {
         let group = self.store.update_group(group_id, &patch, now_ms()).await?;
         let event = if patch.name.is_some() { "renamed" } else { "updated" };
         let history = record(event, &[], who.user_id, json!({"fields": fields, "name": group.name}));
-        self.announce(group, None, &[], who.user_id, history).await
+        self.announce(group, None, &[], who.user_id, history, None).await
     }
 
     /// The owner makes a member an admin or an admin a member.
@@ -472,7 +479,7 @@ impl Groups {
         };
         let history = record("muted", &user_ids, who.user_id, json!({"until": until}));
         let change = MemberChange { action: MemberAction::Muted, user_ids, by: who.user_id };
-        self.announce(group, Some(change), &[], who.user_id, history).await
+        self.announce(group, Some(change), &[], who.user_id, history, None).await
     }
 
     /// A group's info and the caller's role (`None` for a non-member of an open group; an

@@ -60,6 +60,15 @@ impl Server {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("chatgate.db").display()),
             Backend::Postgres => postgres_database().await,
         };
+        Server::start_in(dir, &url, extra).await
+    }
+
+    /// Starts a node of a cluster: a fresh data dir, the shared database at `url`.
+    pub async fn node(url: &str, extra: &[&str]) -> Server {
+        Server::start_in(tempfile::tempdir().expect("temp dir"), url, extra).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, url: &str, extra: &[&str]) -> Server {
         let data_dir = dir.path().to_str().expect("utf-8 path").to_owned();
         let mut args = vec![
             "chatgate",
@@ -71,6 +80,9 @@ impl Server {
             &url,
             "--db-max-connections",
             "4",
+            // Nodes of one cluster share a signing key, as a deployment must.
+            "--jwt-secret",
+            "integration-tests-shared-signing-key-0123456789",
         ];
         args.extend_from_slice(extra);
         let config = Config::parse_from(args);
@@ -228,7 +240,7 @@ fn spawn_reaper(dir: &Path, data: &Path) {
 }
 
 /// A fresh, empty database on the suite's PostgreSQL server.
-async fn postgres_database() -> String {
+pub async fn postgres_database() -> String {
     let pg = postgres_server().await;
     let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
     let port = pg.port.to_string();
@@ -458,6 +470,7 @@ fn is_get(route: &str, data: &Value) -> bool {
     matches!(
         route,
         "/user/loginLog"
+            | "/user/online"
             | "/group/room/info"
             | "/group/room/list"
             | "/group/room/members"
@@ -557,5 +570,85 @@ impl Ws {
         self.send_value(&json!({"type": "ping"})).await;
         let next = self.recv().await.expect("socket open");
         assert_eq!(next, json!({"type": "pong"}), "expected no push before the pong");
+    }
+}
+
+// ---- Redis ----
+
+/// A redis-server of one test, on a random port; killed when dropped.
+pub struct Redis {
+    /// Its port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Redis {
+    /// Starts a throwaway redis-server (no persistence).
+    pub async fn start() -> Redis {
+        let mut redis = Redis { port: free_port(), dir: tempfile::tempdir().expect("redis dir"), child: None };
+        redis.launch().await;
+        redis
+    }
+
+    async fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("running redis-server (is it installed?)");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The URL nodes connect to.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a command through redis-cli and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out =
+            Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Kills the server (SIGKILL): every connection drops at once.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub async fn restart(&mut self) {
+        self.launch().await;
+    }
+
+    /// Waits until `count` nodes subscribe to `channel` (a bus channel such as `g:5`).
+    pub async fn wait_subscribers(&self, channel: &str, count: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let out = self.cli(&["PUBSUB", "NUMSUB", &format!("chatgate:{channel}")]);
+            let n: usize = out.lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+            if n == count {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{channel} has {n} subscribers, expected {count}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

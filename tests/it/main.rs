@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod cluster;
 mod frames;
 mod groups;
 mod http;
