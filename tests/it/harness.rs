@@ -323,6 +323,11 @@ impl Ws {
         Ok(Ws { socket, wire, next_id: 1, pushes: VecDeque::new() })
     }
 
+    /// Wraps a socket opened elsewhere.
+    pub fn wrap(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
+        Ws { socket, wire: Wire::Json, next_id: 1, pushes: VecDeque::new() }
+    }
+
     /// Opens an anonymous socket.
     pub async fn open(server: &Server, wire: Wire) -> Ws {
         Ws::connect(server, wire, "", None).await.expect("ws connect")

@@ -4,6 +4,8 @@
 mod harness;
 
 mod cluster;
+mod deploy;
+mod failover;
 mod frames;
 mod groups;
 mod http;
