@@ -18,110 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::{Mutex, watch};
 
 const PAIRS: usize = 32;
-const WINDOW: usize = 8;
+use common::WINDOW;
 const SECONDS: u64 = 10;
 const GROUP_MEMBERS: usize = 1000;
-
-/// The send time a `message.new` frame carries, found without parsing the whole frame: the
-/// load generator must stay cheaper than the server it measures.
-fn sent_at(frame: &str) -> Option<u64> {
-    if !frame.contains("\"message.new\"") {
-        return None;
-    }
-    let at = frame.find("\"t\":")? + 4;
-    let digits: &str = &frame[at..];
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
-    digits[..end].parse().ok()
-}
-
-/// Counts deliveries and their latencies on one receiving socket until `stop` turns true.
-fn receive(
-    mut ws: common::Socket,
-    start: Instant,
-    delivered: Arc<AtomicU64>,
-    latency: Arc<Mutex<Histogram<u64>>>,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut local = Histogram::<u64>::new(3).unwrap();
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                frame = ws.next() => {
-                    let Some(Ok(Message::Text(text))) = frame else {
-                        if frame.is_none() { break } else { continue }
-                    };
-                    if let Some(t) = sent_at(&text) {
-                        let _ = local.record(common::micros(start).saturating_sub(t).max(1));
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        latency.lock().await.add(&local).unwrap();
-    })
-}
-
-/// Sends to `chat_type`/`to` with `WINDOW` in flight until `deadline`; returns acknowledgements.
-async fn send_loop(
-    ws: common::Socket,
-    chat_type: &'static str,
-    to: String,
-    start: Instant,
-    deadline: Instant,
-    tag: usize,
-) -> u64 {
-    let (mut sink, mut stream) = ws.split();
-    let window = Arc::new(Semaphore::new(WINDOW));
-    let acked = Arc::new(AtomicU64::new(0));
-    let reader = {
-        let (window, acked) = (window.clone(), acked.clone());
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                if let Message::Text(text) = frame
-                    && text.contains("\"type\":\"res\"")
-                {
-                    assert!(text.contains("\"code\":0"), "send failed: {text}");
-                    acked.fetch_add(1, Ordering::Relaxed);
-                    window.add_permits(1);
-                }
-            }
-        })
-    };
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        window.acquire().await.unwrap().forget();
-        n += 1;
-        let frame = json!({"type": "req", "id": n, "route": "/message/send", "data": {
-            "chatType": chat_type, "to": to, "kind": "custom",
-            "content": {"data": {"t": common::micros(start)}}, "clientMsgId": format!("{tag}-{n}")}});
-        sink.send(Message::Text(frame.to_string().into())).await.unwrap();
-    }
-    // Let the last sends be acknowledged.
-    let _ = tokio::time::timeout(Duration::from_secs(10), window.acquire_many(WINDOW as u32)).await;
-    reader.abort();
-    acked.load(Ordering::Relaxed)
-}
-
-fn summary(name: &str, h: &Histogram<u64>) -> Value {
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "{name:<8} latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        ms(0.999),
-        h.max() as f64 / 1000.0
-    );
-    json!({"p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99), "p999_ms": ms(0.999), "max_ms": h.max() as f64 / 1000.0})
-}
 
 async fn direct(server: &common::Server) -> Value {
     let users = server.users("pair", PAIRS * 2).await;
@@ -131,7 +35,7 @@ async fn direct(server: &common::Server) -> Value {
     let (stop, stopped) = watch::channel(false);
     let mut receivers = Vec::new();
     for pair in users.chunks(2) {
-        receivers.push(receive(
+        receivers.push(common::receive(
             server.socket(&pair[1].1).await,
             start,
             delivered.clone(),
@@ -144,7 +48,7 @@ async fn direct(server: &common::Server) -> Value {
     let mut senders = Vec::new();
     for (i, pair) in users.chunks(2).enumerate() {
         let ws = server.socket(&pair[0].1).await;
-        senders.push(tokio::spawn(send_loop(ws, "single", pair[1].0.clone(), start, deadline, i)));
+        senders.push(tokio::spawn(common::send_loop(ws, "single", pair[1].0.clone(), start, deadline, i)));
     }
     let mut acked = 0;
     for s in senders {
@@ -164,7 +68,7 @@ async fn direct(server: &common::Server) -> Value {
         "direct   {PAIRS} pairs x {WINDOW} in flight: {acked} persisted in {elapsed:.1} s = {rate:.0} msg/s; {} delivered",
         delivered.load(Ordering::Relaxed)
     );
-    let lat = summary("direct", &*latency.lock().await);
+    let lat = common::summary("direct", &*latency.lock().await);
     json!({"scenario": "direct", "pairs": PAIRS, "window": WINDOW, "persisted": acked, "msgs_per_sec": rate.round(), "latency": lat})
 }
 
@@ -181,11 +85,17 @@ async fn fanout(server: &common::Server) -> Value {
     let (stop, stopped) = watch::channel(false);
     let mut receivers = Vec::new();
     for (_, token) in &users[1..] {
-        receivers.push(receive(server.socket(token).await, start, delivered.clone(), latency.clone(), stopped.clone()));
+        receivers.push(common::receive(
+            server.socket(token).await,
+            start,
+            delivered.clone(),
+            latency.clone(),
+            stopped.clone(),
+        ));
     }
     let began = Instant::now();
     let ws = server.socket(&owner_token).await;
-    let sent = send_loop(ws, "group", gid, start, began + Duration::from_secs(SECONDS), 0).await;
+    let sent = common::send_loop(ws, "group", gid, start, began + Duration::from_secs(SECONDS), 0).await;
     let expected = sent * (GROUP_MEMBERS as u64 - 1);
     let waited = Instant::now();
     while delivered.load(Ordering::Relaxed) < expected && waited.elapsed() < Duration::from_secs(30) {
@@ -202,7 +112,7 @@ async fn fanout(server: &common::Server) -> Value {
         "fanout   1 sender, {} online members: {sent} messages, {got}/{expected} deliveries in {elapsed:.1} s = {rate:.0} deliveries/s",
         GROUP_MEMBERS - 1
     );
-    let lat = summary("fanout", &*latency.lock().await);
+    let lat = common::summary("fanout", &*latency.lock().await);
     json!({"scenario": "fanout", "members": GROUP_MEMBERS, "messages": sent, "deliveries": got, "expected": expected,
            "deliveries_per_sec": rate.round(), "latency": lat})
 }
