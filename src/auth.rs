@@ -146,6 +146,9 @@ impl Passwords {
     }
 }
 
+/// How far in the past a token's `nbf` lies, for nodes whose clocks run a little behind.
+const NBF_SKEW_SECS: i64 = 5;
+
 /// The claims of a chatgate token.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -189,7 +192,9 @@ impl Tokens {
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        // Expiry is exact, so every node and the socket watchdog agree on it; clock skew between
+        // nodes is absorbed by issuing `nbf` a little in the past instead.
+        validation.leeway = 0;
         Tokens {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -208,7 +213,7 @@ impl Tokens {
             sub: user_id.to_string(),
             iss: self.issuer.clone(),
             iat: now,
-            nbf: now,
+            nbf: now - NBF_SKEW_SECS,
             exp: now + self.ttl_secs,
             jti: hex::encode(jti),
             ver: version,

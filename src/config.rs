@@ -91,6 +91,24 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: u64,
 
+    /// Seconds an unauthenticated socket may stay open before it is closed (1008).
+    #[arg(long, env = "CHATGATE_AUTH_GRACE_SECS", default_value_t = 10)]
+    pub auth_grace_secs: u64,
+
+    /// Browser origins allowed to open a WebSocket, comma-separated, matched exactly
+    /// (`scheme://host[:port]`); `*` allows any. A handshake without an Origin header (not a
+    /// browser) is allowed. Default: the origin of `--public-url`.
+    #[arg(long, env = "CHATGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// WebSocket connections one node accepts; beyond it, handshakes get HTTP 503.
+    #[arg(long, env = "CHATGATE_MAX_CONNECTIONS", default_value_t = 18_000)]
+    pub max_connections: usize,
+
+    /// Sessions one user may hold on one node; a new one beyond it ends their oldest.
+    #[arg(long, env = "CHATGATE_MAX_SESSIONS_PER_USER", default_value_t = 16)]
+    pub max_sessions_per_user: usize,
+
     /// Maximum database connections in the pool.
     #[arg(long, env = "CHATGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -147,8 +165,8 @@ impl Config {
         if self.outbound_queue == 0 || self.session_inflight == 0 {
             bail!("--outbound-queue and --session-inflight must be positive");
         }
-        if self.token_ttl_secs < 60 {
-            bail!("--token-ttl-secs must be at least 60");
+        if self.token_ttl_secs == 0 {
+            bail!("--token-ttl-secs must be positive");
         }
         if self.ping_interval_secs == 0 || self.ping_timeout_secs == 0 {
             bail!("--ping-interval-secs and --ping-timeout-secs must be positive");
@@ -158,6 +176,9 @@ impl Config {
         }
         if self.max_text_chars == 0 || self.max_upload_bytes == 0 {
             bail!("--max-text-chars and --max-upload-bytes must be positive");
+        }
+        if self.auth_grace_secs == 0 || self.max_connections == 0 || self.max_sessions_per_user == 0 {
+            bail!("--auth-grace-secs, --max-connections and --max-sessions-per-user must be positive");
         }
         if self.db_max_connections == 0 {
             bail!("--db-max-connections must be positive");
@@ -203,6 +224,22 @@ impl Config {
     /// The ping interval as a duration.
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs)
+    }
+
+    /// The origins a browser may open sockets from; `None` allows any.
+    pub fn allowed_origins(&self) -> Option<Vec<String>> {
+        if self.allowed_origins.iter().any(|o| o == "*") {
+            return None;
+        }
+        if !self.allowed_origins.is_empty() {
+            return Some(self.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_owned()).collect());
+        }
+        let public = self.public_url();
+        let origin = match public.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+            None => public,
+        };
+        Some(vec![origin])
     }
 
     /// The pong timeout as a duration.

@@ -16,6 +16,10 @@ pub enum KickReason {
     Logout,
     /// The password was reset; every token of the user is void.
     PasswordReset,
+    /// The token expired during the session.
+    TokenExpired,
+    /// The user opened more sessions than allowed; this was the oldest.
+    SessionLimit,
 }
 
 impl KickReason {
@@ -24,12 +28,16 @@ impl KickReason {
         match self {
             KickReason::Logout => "logout",
             KickReason::PasswordReset => "password_reset",
+            KickReason::TokenExpired => "token_expired",
+            KickReason::SessionLimit => "session_limit",
         }
     }
 
     /// Parses the wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        [KickReason::Logout, KickReason::PasswordReset].into_iter().find(|r| r.as_str() == s)
+        [KickReason::Logout, KickReason::PasswordReset, KickReason::TokenExpired, KickReason::SessionLimit]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 

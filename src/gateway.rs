@@ -62,6 +62,8 @@ pub struct Gateway {
     user_groups: DashMap<i64, HashSet<i64>>,
     /// Users with a session here, per group; the group channel is subscribed while non-zero.
     group_refs: DashMap<i64, usize>,
+    /// Sessions one user may hold here.
+    max_sessions_per_user: usize,
 }
 
 impl Gateway {
@@ -73,6 +75,7 @@ impl Gateway {
         mut inbound: mpsc::Receiver<Bytes>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
+        max_sessions_per_user: usize,
     ) -> Arc<Gateway> {
         let gateway = Arc::new(Gateway {
             node,
@@ -82,6 +85,7 @@ impl Gateway {
             metrics,
             user_groups: DashMap::new(),
             group_refs: DashMap::new(),
+            max_sessions_per_user,
         });
         let weak = Arc::downgrade(&gateway);
         tokio::spawn(async move {
@@ -110,6 +114,13 @@ impl Gateway {
         }
         if change.first_here {
             self.user_online(user_id);
+        }
+        let sessions = self.registry.sessions(user_id);
+        if let Some(excess) = sessions.len().checked_sub(self.max_sessions_per_user) {
+            // The oldest sessions make room: a new login never fails for being one too many.
+            for old in sessions.iter().take(excess) {
+                old.end(Ending::Kicked(KickReason::SessionLimit));
+            }
         }
     }
 

@@ -91,6 +91,10 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// The socket tasks, awaited at shutdown.
     pub sessions: TaskTracker,
+    /// Open WebSocket connections, against `--max-connections`.
+    pub connections: std::sync::atomic::AtomicUsize,
+    /// Browser origins allowed to open sockets (`None`: any).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -127,7 +131,15 @@ pub async fn run(
             (Arc::new(bus), inbound)
         }
     };
-    let gateway = Gateway::start(node.clone(), registry.clone(), bus, inbound, store.clone(), metrics.clone());
+    let gateway = Gateway::start(
+        node.clone(),
+        registry.clone(),
+        bus,
+        inbound,
+        store.clone(),
+        metrics.clone(),
+        config.max_sessions_per_user,
+    );
     let hash_concurrency =
         config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let limits =
@@ -154,6 +166,8 @@ pub async fn run(
         metrics,
         shutdown: cancel.clone(),
         sessions: TaskTracker::new(),
+        connections: Default::default(),
+        allowed_origins: config.allowed_origins(),
         config,
     });
 

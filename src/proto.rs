@@ -266,6 +266,8 @@ impl Push {
 pub mod event {
     /// The session was ended by logout or password reset; `{reason}`.
     pub const SESSION_KICKED: &str = "session.kicked";
+    /// The session is authenticated; `{userId, node, pingInterval, pongTimeout}`.
+    pub const SESSION_READY: &str = "session.ready";
     /// A group's info or counts changed; `{group}`.
     pub const GROUP_UPDATED: &str = "group.updated";
     /// A group's membership changed; `{groupId, action, userIds, by}`.
@@ -633,6 +635,21 @@ fn de_id_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
 pub struct OnlineReply {
     /// Whether each user asked about has a live session on any node.
     pub online: std::collections::BTreeMap<String, bool>,
+}
+
+/// `session.ready`: sent when a session authenticates.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionReady {
+    /// The user the session is bound to.
+    #[serde(serialize_with = "id_str")]
+    pub user_id: i64,
+    /// The node holding the session.
+    pub node: String,
+    /// The server pings this often, in ms.
+    pub ping_interval: u64,
+    /// A socket silent this long after a ping is closed, in ms.
+    pub pong_timeout: u64,
 }
 
 /// `{reason}` of `session.kicked`.

@@ -272,6 +272,11 @@ impl Users {
     /// Verifies a token and checks it is not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<Identity> {
         let claims = self.tokens.verify(token)?;
+        // The token format counts whole seconds; sessions end at the exact millisecond, and so
+        // does every other use of the token.
+        if claims.expires_at <= now_ms() {
+            return Err(Error::TokenInvalid);
+        }
         let state = self.store.token_state(claims.user_id, &claims.jti).await?;
         match state {
             Some(state) if !state.revoked && state.version == claims.version => Ok(identity(claims)),

@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::{bearer, user_agent};
 use crate::App;
 use crate::error::Error;
+use crate::events::KickReason;
 use crate::proto::{self, BadFrame, Format, Incoming, Kicked, Payload, Push, Reply};
 use crate::registry::Ending;
 use crate::router::{Auth, Caller, Method};
@@ -72,6 +73,18 @@ pub async fn upgrade(
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key").into_response();
     };
+    // Cross-site WebSocket hijacking: a browser always sends Origin, and only listed origins
+    // pass, matched exactly. Clients that are not browsers send none and are let through.
+    if let (Some(allowed), Some(origin)) = (&app.allowed_origins, headers.get(header::ORIGIN)) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !allowed.iter().any(|a| a == origin) {
+            return super::http::respond(Format::Json, Err(Error::Forbidden));
+        }
+    }
+    // Refuse, rather than fall over, when the node is full.
+    let Some(slot) = ConnectionSlot::take(&app) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "this node is full").into_response();
+    };
     let accept = derive_accept_key(key.as_bytes());
 
     let params: Vec<(String, String)> =
@@ -104,6 +117,7 @@ pub async fn upgrade(
                 let config = socket_config(app.config.max_frame_bytes);
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                 run_session(ws, app, format, identity, origin).await;
+                drop(slot);
             }
             Err(err) => tracing::debug!(error = %err, "upgrade failed"),
         }
@@ -116,6 +130,56 @@ pub async fn upgrade(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(axum::body::Body::empty())
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// One of the node's `--max-connections` places, given back when dropped.
+struct ConnectionSlot(Arc<App>);
+
+impl ConnectionSlot {
+    fn take(app: &Arc<App>) -> Option<ConnectionSlot> {
+        let taken = app.connections.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if taken >= app.config.max_connections {
+            app.connections.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionSlot(app.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Tells a session it is authenticated, and how the server keeps it alive.
+fn announce_ready(app: &App, session: &crate::registry::Session, user_id: i64) {
+    let ready = proto::SessionReady {
+        user_id,
+        node: app.gateway.node().to_owned(),
+        ping_interval: app.config.ping_interval().as_millis() as u64,
+        pong_timeout: app.config.ping_timeout().as_millis() as u64,
+    };
+    session.send(Push::new(proto::event::SESSION_READY, ready).payload(session.format));
+}
+
+/// When the session's watchdog must next look at it: the silence limit after the last frame;
+/// for an anonymous socket, the end of its grace period; for a bound one, its token's expiry.
+fn next_deadline(
+    session: &crate::registry::Session,
+    last_heard: Instant,
+    silence: Duration,
+    opened: Instant,
+    grace: Duration,
+) -> Instant {
+    let reap = last_heard + silence;
+    match session.identity() {
+        None => reap.min(opened + grace),
+        Some(identity) => {
+            let left = Duration::from_millis((identity.expires_at - crate::now_ms()).max(0) as u64);
+            reap.min(Instant::now() + left)
+        }
+    }
 }
 
 fn close(code: CloseCode, reason: &'static str) -> Option<CloseFrame> {
@@ -140,13 +204,19 @@ async fn run_session<S>(
 {
     let (session, mut rx) = app.registry.open(format, app.config.outbound_queue);
     if let Some(identity) = identity {
+        let user_id = identity.user_id;
         app.gateway.bind(&session, identity);
+        announce_ready(&app, &session, user_id);
     }
     let inflight = Arc::new(Semaphore::new(app.config.session_inflight));
     let ping_every = app.config.ping_interval();
     let silence_limit = ping_every + app.config.ping_timeout();
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
+    let opened = last_heard;
+    let grace = Duration::from_secs(app.config.auth_grace_secs);
+    let watchdog = tokio::time::sleep_until(next_deadline(&session, last_heard, silence_limit, opened, grace));
+    tokio::pin!(watchdog);
 
     let farewell: Option<CloseFrame> = loop {
         tokio::select! {
@@ -204,7 +274,9 @@ async fn run_session<S>(
                             app.metrics.observe(route_label(&route, &result), started.elapsed().as_secs_f64());
                             let result = result.map(|outcome| {
                                 if let Some(identity) = outcome.bind {
+                                    let user_id = identity.user_id;
                                     app.gateway.bind(&session, identity);
+                                    announce_ready(&app, &session, user_id);
                                 }
                                 outcome.data
                             });
@@ -216,11 +288,25 @@ async fn run_session<S>(
                 }
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() > silence_limit {
-                    break None;
-                }
                 if ws.send(Message::Ping(Default::default())).await.is_err() {
                     break None;
+                }
+            }
+            () = &mut watchdog => {
+                // Frames do not reset the timer (that would cost on every frame); it fires at
+                // the old deadline and looks at what has happened since.
+                let now = Instant::now();
+                if now >= last_heard + silence_limit {
+                    break None;
+                }
+                match session.identity() {
+                    None if now >= opened + grace => break close(CloseCode::Policy, "authentication timeout"),
+                    Some(identity) if identity.expires_at <= crate::now_ms() => {
+                        let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: KickReason::TokenExpired.as_str() });
+                        let _ = ws.send(message(push.payload(format))).await;
+                        break close(CloseCode::Library(4001), "token expired");
+                    }
+                    _ => watchdog.as_mut().reset(next_deadline(&session, last_heard, silence_limit, opened, grace)),
                 }
             }
         }

@@ -563,9 +563,12 @@ pub async fn user(server: &Server, via: Via, name: &str) -> (Api, String) {
     (api, info["id"].as_str().expect("id").to_owned())
 }
 
-/// A socket of `api`'s user (which must have a token), in `wire`.
+/// A socket of `api`'s user (which must have a token), in `wire`, once the server has bound
+/// it (its `session.ready` has arrived).
 pub async fn device(server: &Server, api: &Api, wire: Wire) -> Ws {
-    Ws::connect(server, wire, "", api.token.as_deref()).await.expect("device connects")
+    let mut ws = Ws::connect(server, wire, "", api.token.as_deref()).await.expect("device connects");
+    ws.push("session.ready").await;
+    ws
 }
 
 impl Ws {

@@ -8,6 +8,7 @@ mod deploy;
 mod failover;
 mod frames;
 mod groups;
+mod hardening;
 mod http;
 mod media;
 mod messages;
