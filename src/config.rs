@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 
 /// Everything chatgate can be told at start-up.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chatgate", version, about = "A real-time chat gateway and IM backend")]
+#[command(name = "chatgate", version, about = "A real-time chat gateway and IM backend", args_override_self = true)]
 pub struct Config {
     /// Address to listen on for HTTP and WebSocket.
     #[arg(long, env = "CHATGATE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -108,6 +108,28 @@ pub struct Config {
     /// Sessions one user may hold on one node; a new one beyond it ends their oldest.
     #[arg(long, env = "CHATGATE_MAX_SESSIONS_PER_USER", default_value_t = 16)]
     pub max_sessions_per_user: usize,
+
+    /// Requests per second one session may make (bursts of twice that); past it, requests get
+    /// `rate_limited` with `retryAfter`, and a session that keeps on is closed with 1008.
+    #[arg(long, env = "CHATGATE_RATE_SESSION", default_value_t = 20)]
+    pub rate_session: u32,
+
+    /// Requests per second one user may make over all their sessions (bursts of twice that).
+    #[arg(long, env = "CHATGATE_RATE_USER", default_value_t = 50)]
+    pub rate_user: u32,
+
+    /// HTTP requests per second from one address (bursts of twice that).
+    #[arg(long, env = "CHATGATE_RATE_ADDRESS", default_value_t = 50)]
+    pub rate_address: u32,
+
+    /// Login attempts per minute for one username (six times that per address).
+    #[arg(long, env = "CHATGATE_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub login_attempts_per_minute: u32,
+
+    /// Password-reset notifications per hour for one account; further requests are answered
+    /// alike but send nothing.
+    #[arg(long, env = "CHATGATE_RESETS_PER_HOUR", default_value_t = 3)]
+    pub resets_per_hour: u32,
 
     /// Maximum database connections in the pool.
     #[arg(long, env = "CHATGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]

@@ -32,6 +32,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod group;
+pub mod limits;
 pub mod media;
 pub mod message;
 pub mod metrics;
@@ -60,6 +61,7 @@ use crate::bus::{Bus, LocalHub, RedisBus};
 use crate::conversation::Conversations;
 use crate::gateway::Gateway;
 use crate::group::Groups;
+use crate::limits::Limits;
 use crate::media::Media;
 use crate::message::Messages;
 use crate::metrics::Metrics;
@@ -87,6 +89,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
+    /// Rate limits.
+    pub limits: Arc<Limits>,
     /// Cancelled when the server starts shutting down; sessions close with 1001.
     pub shutdown: CancellationToken,
     /// The socket tasks, awaited at shutdown.
@@ -142,9 +146,10 @@ pub async fn run(
     );
     let hash_concurrency =
         config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let limits =
+    let limits = Arc::new(Limits::new(&config));
+    let content_limits =
         message::Limits { max_text: config.max_text_chars, recall_window_ms: config.recall_window_secs as i64 * 1000 };
-    let messages = Arc::new(Messages::new(store.clone(), gateway.clone(), limits));
+    let messages = Arc::new(Messages::new(store.clone(), gateway.clone(), content_limits));
     let conversations = Conversations::new(store.clone(), gateway.clone());
     let media = Media::new(store.clone(), config.data_dir.join("files"), config.max_upload_bytes)
         .context("creating the files directory")?;
@@ -155,11 +160,25 @@ pub async fn run(
         Tokens::new(&key, &config.jwt_issuer, config.token_ttl_secs),
         Notifier::new(config.notify_webhook.as_deref(), config.data_dir.join("outbox.jsonl"))?,
         gateway.clone(),
+        limits.clone(),
         config.public_url(),
     );
     let cancel = CancellationToken::new();
+    let sweeper = {
+        let (limits, cancel) = (limits.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = every.tick() => limits.sweep(),
+                }
+            }
+        })
+    };
     let app = Arc::new(App {
-        router: Router::new(users, groups, messages, conversations, media, gateway.clone()),
+        router: Router::new(users, groups, messages, conversations, media, gateway.clone(), limits.clone()),
+        limits,
         registry,
         gateway,
         store,
@@ -179,6 +198,7 @@ pub async fn run(
             cancel.cancel();
         })
         .await?;
+    sweeper.abort();
     app.sessions.close();
     if tokio::time::timeout(SESSION_DRAIN, app.sessions.wait()).await.is_err() {
         tracing::warn!("some sessions did not close in time");

@@ -23,6 +23,8 @@ pub enum Ending {
     Kicked(KickReason),
     /// Its outbound queue overflowed.
     SlowConsumer,
+    /// It kept sending past its rate limit.
+    Abuse,
 }
 
 /// One live session, shared by its socket task, its request tasks and the registry.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::conversation::Conversations;
 use crate::events::Presence;
 use crate::group::{Groups, NewGroup};
+use crate::limits::Limits;
 use crate::media::Media;
 use crate::message::{Messages, Outgoing};
 use crate::proto::{
@@ -72,6 +73,7 @@ pub struct Router {
     conversations: Conversations,
     media: Media,
     presence: Arc<dyn Presence>,
+    limits: Arc<Limits>,
 }
 
 fn reply(data: impl Serialize) -> Result<Outcome> {
@@ -95,8 +97,9 @@ impl Router {
         conversations: Conversations,
         media: Media,
         presence: Arc<dyn Presence>,
+        limits: Arc<Limits>,
     ) -> Self {
-        Router { users, groups, messages, conversations, media, presence }
+        Router { users, groups, messages, conversations, media, presence, limits }
     }
 
     /// `POST /file/upload`: streams `body` into storage. Answers `{fileId, url, size, mime, sha256}`.
@@ -138,6 +141,11 @@ impl Router {
 
     /// Serves one request.
     pub async fn dispatch(&self, caller: &Caller, method: Method, route: &str, data: Value) -> Result<Outcome> {
+        let (session, user) = match &caller.auth {
+            Auth::Session(identity) => (identity.session, Some(identity.user_id)),
+            _ => (None, None),
+        };
+        self.limits.request(session, user, caller.origin.ip.parse().ok())?;
         match route {
             "/user/register" => {
                 post(method)?;

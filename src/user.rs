@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{Passwords, TokenClaims, Tokens};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, KickReason};
+use crate::limits::Limits;
 use crate::notify::{Notifier, ResetNotice};
 use crate::now_ms;
 use crate::store::Store;
@@ -221,6 +222,7 @@ pub struct Users {
     tokens: Tokens,
     notifier: Notifier,
     events: Arc<dyn Events>,
+    limits: Arc<Limits>,
     public_url: String,
 }
 
@@ -232,9 +234,10 @@ impl Users {
         tokens: Tokens,
         notifier: Notifier,
         events: Arc<dyn Events>,
+        limits: Arc<Limits>,
         public_url: String,
     ) -> Self {
-        Users { store, passwords, tokens, notifier, events, public_url }
+        Users { store, passwords, tokens, notifier, events, limits, public_url }
     }
 
     /// Creates an account and logs it in.
@@ -251,6 +254,7 @@ impl Users {
 
     /// Checks a username and password and issues a token.
     pub async fn login(&self, username: &str, password: String, origin: Origin) -> Result<(String, Identity, User)> {
+        self.limits.login(username, &origin.ip)?;
         // Malformed input cannot match any account; answer as for a wrong password.
         let account = if is_valid_username(username) && password_len_ok(&password) {
             self.store.account_by_username(username).await?
@@ -305,6 +309,11 @@ impl Users {
         let Some(account) = self.store.account_by_username(username).await? else {
             return Ok(callback);
         };
+        // Past the limit the answer is the same, and nothing is sent: the caller learns
+        // nothing, and the account's owner is not flooded.
+        if !self.limits.reset(account.user.id) {
+            return Ok(callback);
+        }
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         let secret = hex::encode(secret);

@@ -230,6 +230,7 @@ async fn run_session<S>(
                 finish_inflight(&mut ws, &mut rx, &inflight, app.config.session_inflight).await;
                 break match why {
                     Ending::SlowConsumer => close(CloseCode::Policy, "slow consumer: outbound queue full"),
+                    Ending::Abuse => close(CloseCode::Policy, "rate limit exceeded"),
                     Ending::Kicked(reason) => {
                         let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: reason.as_str() });
                         let _ = ws.send(message(push.payload(format))).await;
@@ -272,6 +273,9 @@ async fn run_session<S>(
                             let started = Instant::now();
                             let result = app.router.dispatch(&caller, Method::Socket, &route, data).await;
                             app.metrics.observe(route_label(&route, &result), started.elapsed().as_secs_f64());
+                            if matches!(result, Err(Error::RateLimited { .. })) && app.limits.abusive(session.id) {
+                                session.end(Ending::Abuse);
+                            }
                             let result = result.map(|outcome| {
                                 if let Some(identity) = outcome.bind {
                                     let user_id = identity.user_id;

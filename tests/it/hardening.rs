@@ -12,7 +12,65 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::harness::{Api, Backend, Server, Via, Wire, Ws, device, user};
 use crate::on_both;
 
-on_both!(ready_push_grace_and_reaping, expired_token_ends_the_session, forged_tokens_are_refused, origins_and_limits);
+on_both!(
+    ready_push_grace_and_reaping,
+    expired_token_ends_the_session,
+    forged_tokens_are_refused,
+    origins_and_limits,
+    request_login_and_reset_rates
+);
+
+async fn request_login_and_reset_rates(backend: Backend) {
+    let server = Server::start_with(
+        backend,
+        &["--rate-session", "5", "--login-attempts-per-minute", "3", "--resets-per-hour", "1"],
+    )
+    .await;
+    let (alice, _) = user(&server, Via::Http, "rate-alice").await;
+
+    // A burst past the session's bucket: typed refusals with a retry hint, then the close.
+    let mut ws = device(&server, &alice, Wire::Json).await;
+    for id in 0..40 {
+        ws.send_value(&json!({"type": "req", "id": id, "route": "/user/info"})).await;
+    }
+    let (mut answered, mut limited) = (0, 0);
+    let closed = loop {
+        match ws.recv().await {
+            Ok(frame) if frame["type"] == "res" && frame["code"] == 0 => answered += 1,
+            Ok(frame) if frame["error"] == "rate_limited" => {
+                assert!(frame["retryAfter"].as_u64().unwrap() > 0, "{frame}");
+                limited += 1;
+            }
+            Ok(_) => continue,
+            Err(closed) => break closed,
+        }
+    };
+    assert!((5..=12).contains(&answered), "answered {answered}");
+    assert!(limited >= 10, "limited {limited}");
+    assert_eq!((closed.code, closed.reason.as_str()), (Some(1008), "rate limit exceeded"));
+    // Other sessions of the user are not punished for it.
+    let mut other = device(&server, &alice, Wire::Json).await;
+    assert_eq!(other.request("/user/info", json!({})).await["code"], 0);
+
+    // Login attempts per username: past the limit even the right password waits.
+    let mut anon = Api::new(&server, Via::Http).await;
+    for _ in 0..3 {
+        anon.call("/user/login", json!({"username": "rate-alice", "password": "wrong password"}))
+            .await
+            .fails("auth.invalid_credentials");
+    }
+    let reply = anon.call("/user/login", json!({"username": "rate-alice", "password": "a long enough password"})).await;
+    reply.fails("rate_limited");
+    assert_eq!(reply.status, Some(429));
+
+    // Reset requests per account: the same answer, but only one notification.
+    let first = anon.call("/user/changePassword", json!({"username": "rate-alice"})).await.ok();
+    let second = anon.call("/user/changePassword", json!({"username": "rate-alice"})).await.ok();
+    assert_eq!(first, second);
+    server.outbox(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.outbox(1).await.len(), 1, "a second notification was sent");
+}
 
 /// The key the harness gives every server.
 const KEY: &[u8] = b"integration-tests-shared-signing-key-0123456789";

@@ -83,6 +83,17 @@ impl Server {
             // Nodes of one cluster share a signing key, as a deployment must.
             "--jwt-secret",
             "integration-tests-shared-signing-key-0123456789",
+            // One test client sends far faster than a person; the rate-limit tests set their own.
+            "--rate-session",
+            "100000",
+            "--rate-user",
+            "100000",
+            "--rate-address",
+            "100000",
+            "--login-attempts-per-minute",
+            "100000",
+            "--resets-per-hour",
+            "100000",
         ];
         args.extend_from_slice(extra);
         let config = Config::parse_from(args);
