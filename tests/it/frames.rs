@@ -9,6 +9,7 @@ use crate::harness::{Backend, Server, Wire, Ws};
 use crate::on_both;
 
 on_both!(
+    compression_is_not_negotiated,
     shutdown_closes_sessions_1001,
     bad_frames_get_typed_errors,
     oversized_frame_closes_1009,
@@ -142,4 +143,23 @@ async fn shutdown_closes_sessions_1001(backend: Backend) {
         assert_eq!((closed.code, closed.reason.as_str()), (Some(1001), "server shutting down"));
     }
     stopping.await.unwrap();
+}
+
+/// permessage-deflate is refused: a client that offers it gets a plain socket.
+async fn compression_is_not_negotiated(backend: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = Server::start(backend).await;
+    let mut request = format!("ws://{}/ws", server.addr).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-extensions", "permessage-deflate; client_max_window_bits".parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert!(response.headers().get("sec-websocket-extensions").is_none(), "{:?}", response.headers());
+    socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
+    let pong = tokio::time::timeout(crate::harness::WAIT, futures::StreamExt::next(&mut socket))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Text(r#"{"type":"pong"}"#.into()));
 }

@@ -12,4 +12,5 @@ mod hardening;
 mod http;
 mod media;
 mod messages;
+mod secrets;
 mod users;

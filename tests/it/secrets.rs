@@ -1,0 +1,80 @@
+//! What the server writes to its log: never a password, a token or a reset secret.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::SinkExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// A full journey against the real binary at `debug` level, then a scan of all it logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir", dir.path().to_str().unwrap(), "--log", "debug"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body).send();
+    let password = "Sup3r-Secret-Passw0rd";
+    let reg: Value = post("/user/register", json!({"username": "secretive", "password": password}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reg["data"]["token"].as_str().unwrap().to_owned();
+    post("/user/login", json!({"username": "secretive", "password": "Wr0ng-Secret-Passw0rd"})).await.unwrap();
+    // The token in the query string, as browsers send it.
+    http.get(format!("{base}/user/info?token={token}")).send().await.unwrap();
+    let mut request = format!("ws://127.0.0.1:{port}/ws?token={token}").into_client_request().unwrap();
+    request.headers_mut().insert("user-agent", "secret-scan".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "req", "id": 1, "route": "/user/auth", "data": {"token": token}}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    post("/user/changePassword", json!({"username": "secretive"})).await.unwrap();
+    let outbox = dir.path().join("outbox.jsonl");
+    while !outbox.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let notice: Value =
+        serde_json::from_str(std::fs::read_to_string(&outbox).unwrap().lines().next().unwrap()).unwrap();
+    let secret = notice["resetToken"].as_str().unwrap().to_owned();
+    let new_password = "N3w-Secret-Passw0rd";
+    post("/user/resetPassword", json!({"resetToken": secret, "password": new_password})).await.unwrap();
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logged.len() > 100, "the server logged almost nothing at debug level: {logged}");
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, value) in [
+        ("password", password),
+        ("wrong password", "Wr0ng-Secret-Passw0rd"),
+        ("new password", new_password),
+        ("token", token.as_str()),
+        ("token signature", signature),
+        ("reset secret", secret.as_str()),
+    ] {
+        assert!(!logged.contains(value), "the log contains the {what}");
+    }
+}
