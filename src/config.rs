@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
 
+    /// Bytes that may wait in one session's outbound queue; a consumer over it is dropped as a
+    /// slow consumer (close 1008), and nobody else waits for it.
+    #[arg(long, env = "CHATGATE_OUTBOUND_QUEUE_BYTES", default_value_t = 1024 * 1024)]
+    pub outbound_queue_bytes: usize,
+
     /// Requests one session may have in flight at once; further frames wait to be read.
     #[arg(long, env = "CHATGATE_SESSION_INFLIGHT", default_value_t = 32)]
     pub session_inflight: usize,

@@ -214,8 +214,11 @@ impl Gateway {
         for &user_id in recipients {
             for session in self.registry.sessions(user_id) {
                 if Some(session.id) != skip {
-                    self.metrics.deliveries.inc();
-                    session.send(push.payload(session.format));
+                    if session.send(push.payload(session.format)) {
+                        self.metrics.deliveries.inc();
+                    } else {
+                        self.metrics.queue_drops.inc();
+                    }
                 }
             }
         }

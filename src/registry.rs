@@ -5,7 +5,7 @@
 //!   to a full queue ends that session as a slow consumer instead of blocking the sender.
 //! - No lock is held across an `.await`: the map's shard locks are taken only to copy handles.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
@@ -34,6 +34,9 @@ pub struct Session {
     /// Encoding of pushes to this session.
     pub format: Format,
     tx: mpsc::Sender<Payload>,
+    /// Bytes waiting in the queue, against `max_queued_bytes`.
+    queued_bytes: AtomicUsize,
+    max_queued_bytes: usize,
     identity: Mutex<Option<Identity>>,
     ending: OnceLock<Ending>,
     ended: CancellationToken,
@@ -45,11 +48,22 @@ impl Session {
         self.identity.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Queues a frame without waiting; a full queue ends the session as a slow consumer.
-    pub fn send(&self, payload: Payload) {
-        if self.tx.try_send(payload).is_err() {
+    /// Queues a frame without waiting. A queue over its frame or byte budget ends the session
+    /// as a slow consumer and answers `false`.
+    pub fn send(&self, payload: Payload) -> bool {
+        let len = payload.as_bytes().len();
+        let queued = self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > self.max_queued_bytes || self.tx.try_send(payload).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             self.end(Ending::SlowConsumer);
+            return false;
         }
+        true
+    }
+
+    /// Counts a frame out of the queue (the writer took it).
+    pub fn dequeued(&self, payload: &Payload) {
+        self.queued_bytes.fetch_sub(payload.as_bytes().len(), Ordering::AcqRel);
     }
 
     /// Asks the socket task to close the session; the first reason given wins.
@@ -84,14 +98,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Creates a session with an outbound queue of `queue` frames; the receiver goes to the
-    /// socket task.
-    pub fn open(&self, format: Format, queue: usize) -> (Arc<Session>, mpsc::Receiver<Payload>) {
+    /// Creates a session with an outbound queue of at most `queue` frames and `max_bytes` bytes;
+    /// the receiver goes to the socket task.
+    pub fn open(&self, format: Format, queue: usize, max_bytes: usize) -> (Arc<Session>, mpsc::Receiver<Payload>) {
         let (tx, rx) = mpsc::channel(queue);
         let session = Session {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             format,
             tx,
+            queued_bytes: AtomicUsize::new(0),
+            max_queued_bytes: max_bytes,
             identity: Mutex::new(None),
             ending: OnceLock::new(),
             ended: CancellationToken::new(),

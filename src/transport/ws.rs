@@ -31,7 +31,7 @@ use crate::App;
 use crate::error::Error;
 use crate::events::KickReason;
 use crate::proto::{self, BadFrame, Format, Incoming, Kicked, Payload, Push, Reply};
-use crate::registry::Ending;
+use crate::registry::{Ending, Session};
 use crate::router::{Auth, Caller, Method};
 use crate::user::{Identity, Origin, Transport};
 
@@ -202,7 +202,7 @@ async fn run_session<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (session, mut rx) = app.registry.open(format, app.config.outbound_queue);
+    let (session, mut rx) = app.registry.open(format, app.config.outbound_queue, app.config.outbound_queue_bytes);
     if let Some(identity) = identity {
         let user_id = identity.user_id;
         app.gateway.bind(&session, identity);
@@ -222,28 +222,48 @@ async fn run_session<S>(
         tokio::select! {
             biased;
             _ = app.shutdown.cancelled() => {
-                finish_inflight(&mut ws, &mut rx, &inflight, app.config.session_inflight).await;
+                let _ = tokio::time::timeout(
+                    INFLIGHT_GRACE,
+                    finish_inflight(&mut ws, &mut rx, &session, &inflight, app.config.session_inflight),
+                )
+                .await;
                 break close(CloseCode::Away, "server shutting down");
             }
             why = session.ending() => {
-                // The request that caused the kick (a logout) gets its reply before the close.
-                finish_inflight(&mut ws, &mut rx, &inflight, app.config.session_inflight).await;
                 break match why {
+                    // A peer that does not read would block any further write: close at once.
                     Ending::SlowConsumer => close(CloseCode::Policy, "slow consumer: outbound queue full"),
-                    Ending::Abuse => close(CloseCode::Policy, "rate limit exceeded"),
+                    Ending::Abuse => {
+                        // The answers it already earned go out first, within the grace.
+                        let drain = finish_inflight(&mut ws, &mut rx, &session, &inflight, app.config.session_inflight);
+                        let _ = tokio::time::timeout(INFLIGHT_GRACE, drain).await;
+                        close(CloseCode::Policy, "rate limit exceeded")
+                    }
                     Ending::Kicked(reason) => {
-                        let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: reason.as_str() });
-                        let _ = ws.send(message(push.payload(format))).await;
+                        // The request that caused the kick (a logout) gets its reply first.
+                        let farewell = async {
+                            finish_inflight(&mut ws, &mut rx, &session, &inflight, app.config.session_inflight).await;
+                            let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: reason.as_str() });
+                            let _ = ws.send(message(push.payload(format))).await;
+                        };
+                        let _ = tokio::time::timeout(INFLIGHT_GRACE, farewell).await;
                         close(CloseCode::Library(4001), reason.as_str())
                     }
                 };
             }
             Some(first) = rx.recv() => {
-                match write_ready(&mut ws, &mut rx, Some(first)).await {
-                    Ok(written) => {
+                // A peer that stops reading blocks this write; it must not also block the
+                // session's end, a shutdown, or the reaping of a dead peer.
+                let written = tokio::select! {
+                    written = tokio::time::timeout(silence_limit, write_ready(&mut ws, &mut rx, &session, Some(first))) => written,
+                    _ = session.ending() => continue,
+                    _ = app.shutdown.cancelled() => continue,
+                };
+                match written {
+                    Ok(Ok(written)) => {
                         app.metrics.frames_out.inc_by(written);
                     }
-                    Err(_) => break None,
+                    Ok(Err(_)) | Err(_) => break None,
                 }
             }
             frame = ws.next() => {
@@ -261,7 +281,9 @@ async fn run_session<S>(
                     Err(_) => break None,
                 };
                 match proto::decode(&bytes, frame_format) {
-                    Ok(Incoming::Ping) => session.send(proto::pong(frame_format)),
+                    Ok(Incoming::Ping) => {
+                        session.send(proto::pong(frame_format));
+                    }
                     Ok(Incoming::Request { id, route, data }) => {
                         let Ok(permit) = inflight.clone().acquire_owned().await else { break None };
                         let caller = Caller {
@@ -288,7 +310,9 @@ async fn run_session<S>(
                             drop(permit);
                         });
                     }
-                    Err(BadFrame { id, error }) => session.send(encode_reply(id.as_ref(), Err(error), frame_format)),
+                    Err(BadFrame { id, error }) => {
+                        session.send(encode_reply(id.as_ref(), Err(error), frame_format));
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -345,13 +369,14 @@ const INFLIGHT_GRACE: Duration = Duration::from_secs(5);
 async fn finish_inflight<S>(
     ws: &mut WebSocketStream<S>,
     rx: &mut mpsc::Receiver<Payload>,
+    session: &Session,
     inflight: &Semaphore,
     permits: usize,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let _ = tokio::time::timeout(INFLIGHT_GRACE, inflight.acquire_many(permits as u32)).await;
-    let _ = write_ready(ws, rx, None).await;
+    let _ = write_ready(ws, rx, session, None).await;
 }
 
 /// Feeds `first` and every other frame already queued (up to [`MAX_BATCH`]), then flushes once;
@@ -359,6 +384,7 @@ async fn finish_inflight<S>(
 async fn write_ready<S>(
     ws: &mut WebSocketStream<S>,
     rx: &mut mpsc::Receiver<Payload>,
+    session: &Session,
     first: Option<Payload>,
 ) -> Result<u64, tungstenite::Error>
 where
@@ -366,12 +392,14 @@ where
 {
     let mut fed = 0;
     if let Some(first) = first {
+        session.dequeued(&first);
         ws.feed(message(first)).await?;
         fed += 1;
     }
     for _ in 0..MAX_BATCH {
         match rx.try_recv() {
             Ok(payload) => {
+                session.dequeued(&payload);
                 ws.feed(message(payload)).await?;
                 fed += 1;
             }

@@ -13,6 +13,7 @@ use crate::harness::{Api, Backend, Server, Via, Wire, Ws, device, user};
 use crate::on_both;
 
 on_both!(
+    a_slow_consumer_is_dropped_and_nobody_waits,
     ready_push_grace_and_reaping,
     expired_token_ends_the_session,
     forged_tokens_are_refused,
@@ -249,4 +250,50 @@ async fn origins_and_limits(backend: Backend) {
         assert!(Instant::now() < deadline, "a freed place was never given back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A member that never reads is dropped once its queue passes its byte budget; the others
+/// receive everything, in order, and nobody waits for it.
+async fn a_slow_consumer_is_dropped_and_nobody_waits(backend: Backend) {
+    let server = Server::start_with(backend, &["--outbound-queue-bytes", "262144"]).await;
+    let (mut owner, _) = user(&server, Via::Http, "flood-owner").await;
+    let (fast, fast_id) = user(&server, Via::Http, "flood-fast").await;
+    let (slow, slow_id) = user(&server, Via::Http, "flood-slow").await;
+    let gid = owner.call("/group/room/add", json!({"name": "Flood", "members": [fast_id, slow_id]})).await.ok()["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut fast_ws = device(&server, &fast, Wire::Json).await;
+    let _slow_ws = device(&server, &slow, Wire::Json).await;
+    const MESSAGES: usize = 300;
+    let reader = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < MESSAGES {
+            let m = fast_ws.push("message.new").await["data"]["message"].clone();
+            if m["kind"] == "custom" {
+                seqs.push(m["seq"].as_i64().unwrap());
+            }
+        }
+        seqs
+    });
+    let blob = "x".repeat(50_000);
+    for n in 0..MESSAGES {
+        let body = json!({"chatType": "group", "to": gid, "kind": "custom", "content": {"data": blob}, "clientMsgId": format!("f{n}")});
+        owner.call("/message/send", body).await.ok();
+    }
+    let seqs = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the fast member waited").unwrap();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "in order, none missing");
+    // The slow member was dropped: offline, and counted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let online = owner.call("/user/online", json!({"ids": slow_id})).await.ok();
+        if online["online"][&slow_id] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slow consumer was never dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let drops = metrics.lines().find(|l| l.starts_with("chatgate_queue_drops_total")).unwrap();
+    assert!(!drops.ends_with(" 0"), "{drops}");
 }
