@@ -247,11 +247,6 @@ impl Push {
         }
     }
 
-    /// The event name.
-    pub fn event(&self) -> &str {
-        &self.event
-    }
-
     /// The push in `format`, encoded on first use.
     pub fn payload(&self, format: Format) -> Payload {
         let cell = match format {

@@ -146,14 +146,4 @@ impl Registry {
     pub fn sessions(&self, user_id: i64) -> Vec<Arc<Session>> {
         self.users.get(&user_id).map(|s| s.clone()).unwrap_or_default()
     }
-
-    /// Number of authenticated sessions on this node.
-    pub fn len(&self) -> usize {
-        self.users.iter().map(|e| e.value().len()).sum()
-    }
-
-    /// Whether no authenticated session is on this node.
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
 }

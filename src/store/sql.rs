@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
@@ -54,7 +54,6 @@ pub struct SqlStore {
     pool: AnyPool,
     /// Writes: for SQLite one connection, for PostgreSQL the same pool.
     writer: AnyPool,
-    backend: Backend,
 }
 
 const USER_COLUMNS: &str =
@@ -121,12 +120,7 @@ impl SqlStore {
             Backend::Sqlite => pool_of(1).connect_with(options).await?,
             Backend::Postgres => pool.clone(),
         };
-        Ok(SqlStore { pool, writer, backend })
-    }
-
-    /// Which backend this store runs on.
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(SqlStore { pool, writer })
     }
 
     async fn fetch_group<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
@@ -162,6 +156,20 @@ impl SqlStore {
         }
         insert.execute(&mut **tx).await?;
         Ok(())
+    }
+
+    /// Runs one change to a group and bumps its `updated_at`, in one transaction.
+    async fn change_group(
+        &self,
+        group_id: i64,
+        now: i64,
+        change: sqlx::query::Query<'_, sqlx::Any, AnyArguments>,
+    ) -> Result<Group> {
+        let mut tx = self.writer.begin().await?;
+        change.execute(&mut *tx).await?;
+        let group = Self::touch(&mut tx, group_id, now).await?;
+        tx.commit().await?;
+        Ok(group)
     }
 
     /// Bumps `updated_at` and returns the group, inside `tx`.
@@ -612,8 +620,7 @@ impl Store for SqlStore {
     }
 
     async fn update_group(&self, group_id: i64, patch: &GroupPatch, now: i64) -> Result<Group> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        let change = sqlx::query(
             "UPDATE chat_group SET name = COALESCE($1, name), avatar = COALESCE($2, avatar), intro = COALESCE($3, intro), \
              notice = COALESCE($4, notice), join_policy = COALESCE($5, join_policy) WHERE id = $6",
         )
@@ -622,25 +629,17 @@ impl Store for SqlStore {
         .bind(patch.intro.as_deref())
         .bind(patch.notice.as_deref())
         .bind(patch.join_policy.map(JoinPolicy::as_str))
-        .bind(group_id)
-        .execute(&mut *tx)
-        .await?;
-        let group = Self::touch(&mut tx, group_id, now).await?;
-        tx.commit().await?;
-        Ok(group)
+        .bind(group_id);
+        self.change_group(group_id, now, change).await
     }
 
     async fn set_role(&self, group_id: i64, user_id: i64, role: Role, now: i64) -> Result<Group> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE group_member SET role = $1 WHERE group_id = $2 AND user_id = $3 AND role <> 'owner'")
-            .bind(role.as_str())
-            .bind(group_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        let group = Self::touch(&mut tx, group_id, now).await?;
-        tx.commit().await?;
-        Ok(group)
+        let change =
+            sqlx::query("UPDATE group_member SET role = $1 WHERE group_id = $2 AND user_id = $3 AND role <> 'owner'")
+                .bind(role.as_str())
+                .bind(group_id)
+                .bind(user_id);
+        self.change_group(group_id, now, change).await
     }
 
     async fn transfer(&self, group_id: i64, from: i64, to: i64, now: i64) -> Result<Group> {
@@ -673,28 +672,16 @@ impl Store for SqlStore {
     }
 
     async fn mute_group(&self, group_id: i64, until: i64, now: i64) -> Result<Group> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE chat_group SET muted_until = $1 WHERE id = $2")
-            .bind(until)
-            .bind(group_id)
-            .execute(&mut *tx)
-            .await?;
-        let group = Self::touch(&mut tx, group_id, now).await?;
-        tx.commit().await?;
-        Ok(group)
+        let change = sqlx::query("UPDATE chat_group SET muted_until = $1 WHERE id = $2").bind(until).bind(group_id);
+        self.change_group(group_id, now, change).await
     }
 
     async fn mute_member(&self, group_id: i64, user_id: i64, until: i64, now: i64) -> Result<Group> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE group_member SET muted_until = $1 WHERE group_id = $2 AND user_id = $3")
+        let change = sqlx::query("UPDATE group_member SET muted_until = $1 WHERE group_id = $2 AND user_id = $3")
             .bind(until)
             .bind(group_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        let group = Self::touch(&mut tx, group_id, now).await?;
-        tx.commit().await?;
-        Ok(group)
+            .bind(user_id);
+        self.change_group(group_id, now, change).await
     }
 
     async fn group_ids_of(&self, user_id: i64) -> Result<Vec<i64>> {

@@ -137,11 +137,11 @@ impl Server {
         let path = self.dir.path().join("outbox.jsonl");
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let lines: Vec<Value> = std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("outbox line is JSON"))
-                .collect();
+            // Only whole lines: the server may be writing the next one.
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+            let lines: Vec<Value> =
+                complete.lines().map(|l| serde_json::from_str(l).expect("outbox line is JSON")).collect();
             if lines.len() >= count {
                 return lines;
             }

@@ -50,12 +50,17 @@ async fn no_secret_reaches_the_log() {
     .await
     .unwrap();
     post("/user/changePassword", json!({"username": "secretive"})).await.unwrap();
+    // The notice is written in the background: wait for its whole line.
     let outbox = dir.path().join("outbox.jsonl");
-    while !outbox.exists() {
+    let line = loop {
+        let text = std::fs::read_to_string(&outbox).unwrap_or_default();
+        if let Some((line, _)) = text.split_once('\n') {
+            break line.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline + Duration::from_secs(30), "no reset notice");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let notice: Value =
-        serde_json::from_str(std::fs::read_to_string(&outbox).unwrap().lines().next().unwrap()).unwrap();
+    };
+    let notice: Value = serde_json::from_str(&line).unwrap();
     let secret = notice["resetToken"].as_str().unwrap().to_owned();
     let new_password = "N3w-Secret-Passw0rd";
     post("/user/resetPassword", json!({"resetToken": secret, "password": new_password})).await.unwrap();
