@@ -46,7 +46,8 @@ async fn request_login_and_reset_rates(backend: Backend) {
             Err(closed) => break closed,
         }
     };
-    assert!((5..=12).contains(&answered), "answered {answered}");
+    // The burst (10) and whatever refilled while the server read the 40 frames.
+    assert!((5..=20).contains(&answered), "answered {answered}");
     assert!(limited >= 10, "limited {limited}");
     assert_eq!((closed.code, closed.reason.as_str()), (Some(1008), "rate limit exceeded"));
     // Other sessions of the user are not punished for it.
@@ -124,7 +125,7 @@ async fn ready_push_grace_and_reaping(backend: Backend) {
 }
 
 async fn expired_token_ends_the_session(backend: Backend) {
-    let server = Server::start_with(backend, &["--token-ttl-secs", "2"]).await;
+    let server = Server::start_with(backend, &["--token-ttl-secs", "4"]).await;
     let (alice, _) = user(&server, Via::Http, "exp-alice").await;
     let mut ws = device(&server, &alice, Wire::Json).await;
     assert_eq!(ws.push("session.kicked").await["data"]["reason"], "token_expired");
@@ -226,7 +227,15 @@ async fn origins_and_limits(backend: Backend) {
 
     // Connections per node: the node refuses with 503 when full, and admits again once a
     // place frees up.
-    let _fourth = Ws::open(&server, Wire::Json).await;
+    // The kicked session's place comes back once its socket has closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let _fourth = loop {
+        match Ws::connect(&server, Wire::Json, "", None).await {
+            Ok(ws) => break ws,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("no place ever freed up: {e}"),
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match Ws::connect(&server, Wire::Json, "", None).await {
