@@ -64,6 +64,8 @@ pub trait Bus: Send + Sync {
     fn set_presence(&self, users: Vec<i64>, online: bool);
     /// Which of `users` are online on any node.
     async fn online(&self, users: &[i64]) -> anyhow::Result<Vec<bool>>;
+    /// Whether other nodes may be listening. A lone node skips building envelopes altogether.
+    fn has_peers(&self) -> bool;
     /// Whether the bus can currently reach its peers (for `/readyz`).
     async fn ready(&self) -> bool;
 }
@@ -150,6 +152,10 @@ impl Bus for LocalBus {
 
     async fn online(&self, users: &[i64]) -> anyhow::Result<Vec<bool>> {
         Ok(self.hub.with(|nodes| users.iter().map(|u| nodes.values().any(|n| n.online.contains(u))).collect()))
+    }
+
+    fn has_peers(&self) -> bool {
+        self.hub.with(|nodes| nodes.len() > 1)
     }
 
     async fn ready(&self) -> bool {
@@ -335,6 +341,10 @@ impl Bus for RedisBus {
         // A crashed node's entries stay in the hash until it expires, but their own expiry
         // times say they are stale.
         Ok(entries.into_iter().map(|nodes| nodes.values().any(|&expires| expires > now)).collect())
+    }
+
+    fn has_peers(&self) -> bool {
+        true
     }
 
     async fn ready(&self) -> bool {

@@ -212,7 +212,7 @@ impl Gateway {
     /// Queues `push` to this node's sessions of `recipients`, but `skip`.
     fn deliver(&self, recipients: &[i64], push: &Push, skip: Option<u64>) {
         for &user_id in recipients {
-            for session in self.registry.sessions(user_id) {
+            self.registry.for_each_session(user_id, |session| {
                 if Some(session.id) != skip {
                     if session.send(push.payload(session.format)) {
                         self.metrics.deliveries.inc();
@@ -220,7 +220,7 @@ impl Gateway {
                         self.metrics.queue_drops.inc();
                     }
                 }
-            }
+            });
         }
     }
 
@@ -238,6 +238,9 @@ impl Gateway {
     }
 
     fn send(&self, channel: String, items: Vec<Item>) {
+        if !self.bus.has_peers() {
+            return;
+        }
         let envelope = Envelope { origin: self.node.clone(), items };
         match serde_json::to_vec(&envelope) {
             Ok(bytes) => self.bus.publish(channel, bytes.into()),
@@ -249,6 +252,9 @@ impl Gateway {
     /// event belongs to a group, else on each recipient's channel.
     fn fan_out(&self, push: Push, recipients: &[i64], group: Option<i64>, skip: Option<u64>) {
         self.deliver(recipients, &push, skip);
+        if !self.bus.has_peers() {
+            return;
+        }
         let frame = push.json_text();
         match group {
             Some(group) => self.send(group_channel(group), vec![Item::Push { frame, to: recipients.to_vec() }]),
@@ -349,10 +355,12 @@ impl Events for Gateway {
                     items.push(Item::Membership { group: group_id, added: added.clone(), removed: removed.clone() });
                     items
                 };
-                let others: Vec<i64> = recipients.iter().copied().filter(|r| !affected.contains(r)).collect();
-                self.send(group_channel(group_id), items(others));
-                for user in affected {
-                    self.send(user_channel(user), items(vec![user]));
+                if self.bus.has_peers() {
+                    let others: Vec<i64> = recipients.iter().copied().filter(|r| !affected.contains(r)).collect();
+                    self.send(group_channel(group_id), items(others));
+                    for user in affected {
+                        self.send(user_channel(user), items(vec![user]));
+                    }
                 }
             }
             Event::GroupDismissed { group_id, by, recipients } => {

@@ -264,11 +264,12 @@ impl Messages {
             content,
             client_msg_id,
             sent_at: now_ms(),
-            participants,
+            participants: participants.clone(),
         };
         let (message, created) = self.store.append_message(&new).await?;
         if created {
-            self.announce(message.clone(), who.session).await?;
+            let known = (!participants.is_empty()).then_some(participants);
+            self.announce(message.clone(), known, who.session).await?;
         }
         Ok(message)
     }
@@ -289,12 +290,17 @@ impl Messages {
             participants: Vec::new(),
         };
         let (message, _) = self.store.append_message(&new).await?;
-        self.announce(message.clone(), None).await?;
+        self.announce(message.clone(), None, None).await?;
         Ok(message)
     }
 
-    async fn announce(&self, message: Message, skip_session: Option<u64>) -> Result<()> {
-        let recipients = self.store.participants(&message.conversation_id).await?;
+    /// Pushes a new message to its participants: those of a one-to-one message are known,
+    /// a group's are read (one query per message, not per recipient).
+    async fn announce(&self, message: Message, known: Option<Vec<i64>>, skip_session: Option<u64>) -> Result<()> {
+        let recipients = match known {
+            Some(recipients) => recipients,
+            None => self.store.participants(&message.conversation_id).await?,
+        };
         self.events.publish(Event::MessageNew { message, recipients, skip_session });
         Ok(())
     }

@@ -146,4 +146,13 @@ impl Registry {
     pub fn sessions(&self, user_id: i64) -> Vec<Arc<Session>> {
         self.users.get(&user_id).map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// Calls `f` on each live session of `user_id` without copying them out: the fan-out path.
+    /// The map's shard is read-locked meanwhile, so `f` must not block (`Session::send` does
+    /// not: it never waits).
+    pub fn for_each_session(&self, user_id: i64, mut f: impl FnMut(&Arc<Session>)) {
+        if let Some(sessions) = self.users.get(&user_id) {
+            sessions.iter().for_each(&mut f);
+        }
+    }
 }
