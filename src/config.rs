@@ -96,6 +96,13 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: u64,
 
+    /// Where uploads are stored: `s3://bucket[/prefix]` on an S3-compatible store that every
+    /// node shares, with its endpoint, region and credentials from the standard `AWS_*`
+    /// variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ALLOW_HTTP`). Unset: the directory `<data-dir>/files`.
+    #[arg(long, env = "CHATGATE_MEDIA_URL")]
+    pub media_url: Option<String>,
+
     /// Seconds an unauthenticated socket may stay open before it is closed (1008).
     #[arg(long, env = "CHATGATE_AUTH_GRACE_SECS", default_value_t = 10)]
     pub auth_grace_secs: u64,
@@ -225,6 +232,11 @@ impl Config {
         {
             bail!("--notify-webhook must be an http(s) URL");
         }
+        if let Some(url) = &self.media_url
+            && !url.strip_prefix("s3://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        {
+            bail!("--media-url must be an s3://bucket[/prefix] URL");
+        }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
@@ -305,5 +317,8 @@ mod tests {
         assert!(bad(&["--outbound-queue", "0"]));
         assert!(bad(&["--redis-url", "http://x"]));
         assert!(!bad(&["--redis-url", "redis://127.0.0.1:6379"]));
+        assert!(bad(&["--media-url", "/var/files"]));
+        assert!(bad(&["--media-url", "s3://"]));
+        assert!(!bad(&["--media-url", "s3://media/chatgate"]));
     }
 }

@@ -18,7 +18,8 @@
 //! - [`gateway`]: turns events into pushes (encoded once per format) and closes.
 //! - [`registry`]: the live sessions of this node by user, each with a bounded outbound queue.
 //! - [`store`]: persistence behind the [`store::Store`] trait, on SQLite or PostgreSQL.
-//! - [`media`]: uploads streamed to `<data-dir>/files`, their type sniffed and hash taken.
+//! - [`media`]: uploads streamed to an object store (`<data-dir>/files` or S3), their type
+//!   sniffed and hash taken.
 //! - [`notify`]: out-of-band delivery (reset secrets) to a webhook or an outbox file.
 //! - [`config`] and [`error`]: the one configuration struct and the one error enum.
 //!
@@ -151,8 +152,9 @@ pub async fn run(
         message::Limits { max_text: config.max_text_chars, recall_window_ms: config.recall_window_secs as i64 * 1000 };
     let messages = Arc::new(Messages::new(store.clone(), gateway.clone(), content_limits));
     let conversations = Conversations::new(store.clone(), gateway.clone());
-    let media = Media::new(store.clone(), config.data_dir.join("files"), config.max_upload_bytes)
-        .context("creating the files directory")?;
+    let (objects, part_bytes) = media::open_storage(config.media_url.as_deref(), &config.data_dir.join("files"))
+        .context("opening media storage")?;
+    let media = Media::new(store.clone(), objects, part_bytes, config.max_upload_bytes);
     let groups = Groups::new(store.clone(), gateway.clone(), messages.clone(), config.group_max_members);
     let users = Users::new(
         store.clone(),

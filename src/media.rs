@@ -1,23 +1,30 @@
-//! Media: uploads streamed to storage, and their metadata.
+//! Media: uploads streamed to an object store, and their metadata.
 //!
 //! Invariants:
-//! - An upload is never held whole in memory: it streams, chunk by chunk, into a temporary
-//!   file while its size is counted and its SHA-256 computed, and is renamed into place only
-//!   when complete and within the size limit. A failed or oversized upload leaves nothing.
+//! - An upload is never held whole in memory: it streams, part by part, into a multipart
+//!   upload while its size is counted and its SHA-256 computed, and becomes visible only when
+//!   complete and within the size limit. A failed or oversized upload is aborted and leaves
+//!   nothing.
 //! - The media type is sniffed from the content's first bytes, never taken from the client.
 //! - A file id is 128 random bits (hex), so ids cannot be guessed.
 //!
-//! Storage is a directory (`<data-dir>/files`). Several nodes need a shared directory or an
-//! object store behind this same interface.
+//! Storage is an [`ObjectStore`]: by default a directory (`<data-dir>/files`), or an
+//! S3-compatible bucket (`--media-url s3://bucket/prefix`) that several nodes share.
 
-use std::path::{Path, PathBuf};
+use std::ops::Range;
+use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::now_ms;
@@ -26,12 +33,44 @@ use crate::user::Identity;
 
 /// Bytes looked at to sniff a type.
 const SNIFF_BYTES: usize = 8192;
+/// Part size for a local directory: small parts keep an upload's memory small.
+const LOCAL_PART_BYTES: usize = 256 * 1024;
+/// Part size for S3, which refuses parts under 5 MiB (all but the last).
+const S3_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// Opens the object store `--media-url` names: `s3://bucket[/prefix]` (endpoint, region and
+/// credentials from the standard `AWS_*` environment variables), or, when unset, `dir` on the
+/// local disk.
+pub fn open_storage(url: Option<&str>, dir: &FsPath) -> anyhow::Result<(Arc<dyn ObjectStore>, usize)> {
+    let Some(url) = url else {
+        std::fs::create_dir_all(dir)?;
+        return Ok((Arc::new(LocalFileSystem::new_with_prefix(dir)?), LOCAL_PART_BYTES));
+    };
+    let rest = url.strip_prefix("s3://").ok_or_else(|| anyhow::anyhow!("--media-url must be an s3:// URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let s3 = AmazonS3Builder::from_env().with_bucket_name(bucket).build()?;
+    let prefix = prefix.trim_matches('/');
+    let store: Arc<dyn ObjectStore> =
+        if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
+    Ok((store, S3_PART_BYTES))
+}
 
 /// The media service.
 pub struct Media {
     store: Arc<dyn Store>,
-    dir: PathBuf,
+    objects: Arc<dyn ObjectStore>,
+    part_bytes: usize,
     max_bytes: u64,
+}
+
+/// A stored file's bytes, or a range of them, as a stream.
+pub struct Download {
+    /// The file.
+    pub meta: FileMeta,
+    /// The bytes served: all of them, or the range asked for.
+    pub range: Range<u64>,
+    /// The bytes.
+    pub body: BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
 }
 
 /// Whether `id` has the shape of a file id; anything else names no file.
@@ -49,10 +88,10 @@ fn sniff(head: &[u8]) -> String {
 }
 
 impl Media {
-    /// A media service storing under `dir`, refusing uploads over `max_bytes`.
-    pub fn new(store: Arc<dyn Store>, dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        Ok(Media { store, dir, max_bytes })
+    /// A media service storing in `objects` in parts of `part_bytes`, refusing uploads over
+    /// `max_bytes`.
+    pub fn new(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>, part_bytes: usize, max_bytes: u64) -> Self {
+        Media { store, objects, part_bytes, max_bytes }
     }
 
     /// Streams an upload into storage and records it.
@@ -64,28 +103,30 @@ impl Media {
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
         let id = hex::encode(raw);
-        let partial = self.dir.join(format!("{id}.part"));
-        let written = self.receive(&partial, &mut body).await;
-        let (size, sha256, head) = match written {
+        let upload = self.objects.put_multipart(&Path::from(id.as_str())).await.map_err(Error::internal)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
+        let received = self.receive(&mut writer, &mut body).await;
+        let (size, sha256, head) = match received {
             Ok(done) => done,
             Err(err) => {
-                let _ = tokio::fs::remove_file(&partial).await;
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "could not abort a failed upload");
+                }
                 return Err(err);
             }
         };
-        tokio::fs::rename(&partial, self.path(&id)).await.map_err(Error::internal)?;
+        writer.finish().await.map_err(Error::internal)?;
         let meta =
             FileMeta { id, owner_id: who.user_id, size: size as i64, mime: sniff(&head), sha256, created_at: now_ms() };
         self.store.create_file(&meta).await?;
         Ok(meta)
     }
 
-    async fn receive<S, E>(&self, path: &Path, body: &mut S) -> Result<(u64, String, Vec<u8>)>
+    async fn receive<S, E>(&self, writer: &mut WriteMultipart, body: &mut S) -> Result<(u64, String, Vec<u8>)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let mut file = tokio::fs::File::create(path).await.map_err(Error::internal)?;
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         let mut size: u64 = 0;
@@ -100,26 +141,37 @@ impl Media {
                 head.extend_from_slice(&chunk[..take]);
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(Error::internal)?;
+            // One part in flight at a time: what is buffered stays near one part, whatever the
+            // client's pace against the store's.
+            writer.wait_for_capacity(1).await.map_err(Error::internal)?;
+            writer.write(&chunk);
         }
         if size == 0 {
             return Err(Error::validation("file", "the upload is empty"));
         }
-        file.sync_all().await.map_err(Error::internal)?;
         Ok((size, hex::encode(hasher.finalize()), head))
     }
 
-    /// A file's metadata and where its bytes are, for authenticated callers.
-    pub async fn locate(&self, id: &str) -> Result<(FileMeta, PathBuf)> {
+    /// A file's metadata, for authenticated callers.
+    pub async fn meta(&self, id: &str) -> Result<FileMeta> {
         if !is_file_id(id) {
             return Err(Error::NotFound);
         }
-        let meta = self.store.file(id).await?.ok_or(Error::NotFound)?;
-        Ok((meta, self.path(id)))
+        self.store.file(id).await?.ok_or(Error::NotFound)
     }
 
-    fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
+    /// Streams a file's bytes, or the `range` of them, of a file `meta` found.
+    pub async fn download(&self, meta: FileMeta, range: Option<Range<u64>>) -> Result<Download> {
+        let options = GetOptions { range: range.clone().map(GetRange::Bounded), ..Default::default() };
+        let got = self.objects.get_opts(&Path::from(meta.id.as_str()), options).await.map_err(|err| match err {
+            object_store::Error::NotFound { .. } => {
+                tracing::error!(file = meta.id, "a recorded file is missing from storage");
+                Error::NotFound
+            }
+            other => Error::internal(other),
+        })?;
+        let range = got.range.clone();
+        Ok(Download { meta, range, body: got.into_stream() })
     }
 }
 

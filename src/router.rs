@@ -16,7 +16,7 @@ use crate::conversation::Conversations;
 use crate::events::Presence;
 use crate::group::{Groups, NewGroup};
 use crate::limits::Limits;
-use crate::media::Media;
+use crate::media::{Download, Media};
 use crate::message::{Messages, Outgoing};
 use crate::proto::{
     self, AuthReply, CallbackReply, GroupInfoReply, GroupListReply, GroupReply, LoginLogReply, MembersReply,
@@ -120,10 +120,15 @@ impl Router {
         serde_json::to_value(reply).map_err(Error::internal)
     }
 
-    /// `GET /file/{fileId}`: the file's metadata and path, for any logged-in caller.
-    pub async fn file(&self, caller: &Caller, id: &str) -> Result<(FileMeta, std::path::PathBuf)> {
+    /// `GET /file/{fileId}`: the file's metadata, for any logged-in caller.
+    pub async fn file(&self, caller: &Caller, id: &str) -> Result<FileMeta> {
         self.identity(caller).await?;
-        self.media.locate(id).await
+        self.media.meta(id).await
+    }
+
+    /// The bytes of a file [`Router::file`] found, or a range of them.
+    pub async fn download(&self, meta: FileMeta, range: Option<std::ops::Range<u64>>) -> Result<Download> {
+        self.media.download(meta, range).await
     }
 
     /// Checks a bearer token (used by transports at the handshake).

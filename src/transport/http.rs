@@ -8,14 +8,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use super::{bearer, user_agent};
 use crate::App;
@@ -163,31 +161,72 @@ async fn upload(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
     respond(Format::Json, result)
 }
 
-/// `GET /file/{fileId}`: the bytes, with their sniffed type and Range support.
+/// `GET /file/{fileId}`: the bytes, with their sniffed type, an `ETag` and one-range `Range`
+/// support (video seeking).
 async fn download(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let caller = caller_of(peer, request.headers(), request.uri());
-    let (meta, path) = match app.router.file(&caller, &id).await {
-        Ok(found) => found,
+    let headers = request.headers();
+    let caller = caller_of(peer, headers, request.uri());
+    let meta = match app.router.file(&caller, &id).await {
+        Ok(meta) => meta,
         Err(err) => return respond(Format::Json, Err(err)),
     };
-    let mime: mime::Mime = meta.mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    let mut response = match ServeFile::new_with_mime(path, &mime).oneshot(request).await {
-        Ok(response) => response.into_response(),
-        Err(err) => return respond(Format::Json, Err(Error::internal(err))),
+    let size = meta.size as u64;
+    let etag = format!("\"{}\"", meta.sha256);
+    let mut response = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable");
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return response.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_else(|_| fallback());
+    }
+    // A Range that does not parse is ignored, as RFC 9110 says; one that parses but fits no byte
+    // of the file is refused. Several ranges would need a multipart body: the whole file answers.
+    let range =
+        match headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(http_range_header::parse_range_header) {
+            Some(Ok(parsed)) => match parsed.validate(size) {
+                Ok(ranges) if ranges.len() == 1 => Some(*ranges[0].start()..ranges[0].end() + 1),
+                Ok(_) => None,
+                Err(_) => {
+                    return response
+                        .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                        .body(Body::empty())
+                        .unwrap_or_else(|_| fallback());
+                }
+            },
+            _ => None,
+        };
+    let mime = meta.mime.clone();
+    let download = match app.router.download(meta, range).await {
+        Ok(download) => download,
+        Err(err) => return respond(Format::Json, Err(err)),
     };
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
+    let served = download.range.clone();
+    if served.start > 0 || served.end < size {
+        response = response
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", served.start, served.end - 1));
+    }
     // Only media renders inline: anything else (HTML, SVG, scripts) would run in our origin.
-    if !["image/", "video/", "audio/"].iter().any(|p| meta.mime.starts_with(p)) || meta.mime == "image/svg+xml" {
-        headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
+    if !["image/", "video/", "audio/"].iter().any(|p| mime.starts_with(p)) || mime == "image/svg+xml" {
+        response = response.header(header::CONTENT_DISPOSITION, "attachment");
     }
     response
+        .header(header::CONTENT_TYPE, mime)
+        .header(header::CONTENT_LENGTH, served.end - served.start)
+        .body(Body::from_stream(download.body))
+        .unwrap_or_else(|_| fallback())
+}
+
+/// What a response that cannot be built becomes.
+fn fallback() -> Response {
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// `GET /readyz`: 200 when the database, and the bus if there is one, answer.

@@ -1,12 +1,9 @@
 //! Uploads and downloads: streaming, sniffing, Range, limits, memory.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Backend, Server, Via, user};
+use crate::harness::{Backend, Process, S3, Server, Via, postgres_database, user};
 use crate::on_both;
 
 on_both!(upload_sniff_and_ranges, oversized_upload_is_refused_whole);
@@ -54,6 +51,23 @@ async fn upload_sniff_and_ranges(backend: Backend) {
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 1000-1999/300000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[1000..2000]);
+    let get = |range: &'static str| http.get(server.url(&url)).bearer_auth(&token).header("range", range).send();
+    let tail = get("bytes=-100").await.unwrap();
+    assert_eq!(
+        (tail.status().as_u16(), tail.headers()["content-range"].to_str().unwrap()),
+        (206, "bytes 299900-299999/300000")
+    );
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &body[299_900..]);
+    let beyond = get("bytes=400000-").await.unwrap();
+    assert_eq!(
+        (beyond.status().as_u16(), beyond.headers()["content-range"].to_str().unwrap()),
+        (416, "bytes */300000")
+    );
+    // A Range that does not parse is ignored: the whole file.
+    assert_eq!(get("pages=1-2").await.unwrap().bytes().await.unwrap().len(), 300_000);
+    let etag = format!("\"{}\"", data["sha256"].as_str().unwrap());
+    let cached = http.get(server.url(&url)).bearer_auth(&token).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(cached.status(), 304);
 
     // Refusals: no token, a bad token, ids that name nothing.
     assert_eq!(http.get(server.url(&url)).send().await.unwrap().status(), 401);
@@ -114,59 +128,15 @@ async fn oversized_upload_is_refused_whole(backend: Backend) {
     assert_eq!(ok.status(), 200);
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches(" kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// A 50 MiB upload streams: the server's resident memory grows by far less than the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_upload_streams_without_buffering() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_chatgate"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "--log",
-                "warn",
-                "--hash-concurrency",
-                "1",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Process::start(&["--log", "warn", "--hash-concurrency", "1"], &[]).await;
+    let base = server.base.clone();
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let reg: Value = http
         .post(format!("{base}/user/register"))
-        .json(&serde_json::json!({"username": "streamer", "password": "a long enough password"}))
+        .json(&json!({"username": "streamer", "password": "a long enough password"}))
         .send()
         .await
         .unwrap()
@@ -176,7 +146,7 @@ async fn large_upload_streams_without_buffering() {
     let token = reg["data"]["token"].as_str().unwrap().to_owned();
     // Warm up the upload path so one-off allocations do not count as growth.
     http.post(format!("{base}/file/upload")).bearer_auth(&token).body(png(1 << 20)).send().await.unwrap();
-    let before = rss_kib(server.0.id());
+    let before = server.rss_kib();
 
     const SIZE: usize = 50 << 20;
     const CHUNK: usize = 64 << 10;
@@ -198,8 +168,81 @@ async fn large_upload_streams_without_buffering() {
     let up: Value = r.json().await.unwrap();
     assert_eq!(up["data"]["size"], SIZE as i64);
     assert_eq!(up["data"]["sha256"], hex::encode(hasher.finalize()));
-    let after = rss_kib(server.0.id());
+    let after = server.rss_kib();
     let growth_mib = after.saturating_sub(before) as f64 / 1024.0;
     assert!(growth_mib < 10.0, "server RSS grew {growth_mib:.1} MiB for a 50 MiB upload ({before} -> {after} KiB)");
     eprintln!("50 MiB upload: server RSS {before} -> {after} KiB (+{growth_mib:.1} MiB)");
+}
+
+/// Two nodes on one database and one S3 bucket: a file uploaded through one is served, whole
+/// and by range, by the other; an oversized upload leaves neither an object nor a part behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_uploads_through_s3() {
+    let s3 = S3::start("media").await;
+    let database = postgres_database().await;
+    let args = [
+        "--database-url",
+        &database,
+        "--media-url",
+        "s3://media/uploads",
+        "--max-upload-bytes",
+        "8388608",
+        "--jwt-secret",
+        "integration-tests-shared-signing-key-0123456789",
+        "--log",
+        "warn",
+        "--hash-concurrency",
+        "1",
+    ];
+    let a = Process::start(&args, &s3.env()).await;
+    let b = Process::start(&args, &s3.env()).await;
+    let http = reqwest::Client::new();
+    let reg: Value = http
+        .post(format!("{}/user/register", a.base))
+        .json(&json!({"username": "s3-user", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reg["data"]["token"].as_str().unwrap().to_owned();
+
+    // Over 5 MiB: at least two parts of a multipart upload.
+    let body = png(7 << 20);
+    let up: Value = http
+        .post(format!("{}/file/upload", a.base))
+        .bearer_auth(&token)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let data = &up["data"];
+    assert_eq!((data["mime"].as_str(), data["size"].as_u64()), (Some("image/png"), Some(7 << 20)), "{up}");
+    let url = data["url"].as_str().unwrap().to_owned();
+    let id = data["fileId"].as_str().unwrap().to_owned();
+    assert_eq!(s3.contents(), (vec![format!("uploads/{id}")], vec![]), "one object under the prefix, no parts left");
+
+    let whole = http.get(format!("{}{url}", b.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!((whole.status().as_u16(), whole.headers()["content-type"].to_str().unwrap()), (200, "image/png"));
+    assert_eq!(whole.headers()["etag"], format!("\"{}\"", data["sha256"].as_str().unwrap()));
+    let bytes = whole.bytes().await.unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), data["sha256"].as_str().unwrap());
+    let part = http
+        .get(format!("{}{url}", b.base))
+        .bearer_auth(&token)
+        .header("range", "bytes=5242000-5243999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], format!("bytes 5242000-5243999/{}", 7 << 20));
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &body[5_242_000..5_244_000]);
+
+    let refused = http.post(format!("{}/file/upload", a.base)).bearer_auth(&token).body(png(12 << 20)).send().await;
+    assert_eq!(refused.unwrap().status(), 413);
+    assert_eq!(s3.contents(), (vec![format!("uploads/{id}")], vec![]), "the refused upload left nothing");
 }
