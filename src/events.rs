@@ -52,6 +52,21 @@ pub struct MemberChange {
     pub by: i64,
 }
 
+/// Who a conversation's push goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// These users' sessions.
+    Users(Vec<i64>),
+    /// The sessions of every member of a group, but those of `except`. The gateway knows
+    /// which members are online where, so a group push costs no member list.
+    Group {
+        /// The group.
+        group_id: i64,
+        /// A member left out (the typist of a typing push).
+        except: Option<i64>,
+    },
+}
+
 /// Something live sessions must learn about.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -91,7 +106,7 @@ pub enum Event {
         /// The message.
         message: Message,
         /// Every participant, the sender included (for their other devices).
-        recipients: Vec<i64>,
+        audience: Audience,
         /// The session that sent it, which has its reply already.
         skip_session: Option<u64>,
     },
@@ -104,7 +119,7 @@ pub enum Event {
         /// Its seq.
         seq: i64,
         /// Every participant.
-        recipients: Vec<i64>,
+        audience: Audience,
     },
     /// Someone is typing. Ephemeral: never stored.
     Typing {
@@ -113,7 +128,7 @@ pub enum Event {
         /// Who types.
         user_id: i64,
         /// The other participants.
-        recipients: Vec<i64>,
+        audience: Audience,
     },
     /// A one-to-one read receipt.
     MessageRead {

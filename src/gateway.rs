@@ -10,6 +10,10 @@
 //!   their user channel, everyone else on the group channel.
 //! - This node is subscribed to `u:<user>` while it holds a session of the user, and to
 //!   `g:<group>` while it holds a session of any member of the group.
+//! - Each node knows which of its online users are in which group, so a group push needs no
+//!   member list from the database or in its envelope. A session is told `session.ready` only
+//!   once its user's groups are known here: from then on it misses no group push. A membership
+//!   change that races the loading of a user's groups makes the loading read them again.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::bus::{Bus, group_channel, user_channel};
-use crate::events::{Event, Events, KickReason, Presence};
-use crate::message::ConversationRef;
+use crate::events::{Audience, Event, Events, KickReason, Presence};
 use crate::metrics::Metrics;
 use crate::proto::{
     self, ConversationReply, GroupDismissed, GroupMember, GroupReply, MessageReply, Push, ReadReceipt, Recalled,
@@ -45,11 +48,25 @@ struct Envelope {
 enum Item {
     /// A push frame (JSON) for these users' sessions.
     Push { frame: String, to: Vec<i64> },
+    /// A push frame (JSON) for the sessions of a group's members, but `except`'s.
+    GroupPush { frame: String, group: i64, except: Option<i64> },
     /// End a user's sessions (those of one token, or all).
     Kick { user: i64, jti: Option<String>, reason: String },
     /// Group membership changed: nodes adjust their channel subscriptions.
     Membership { group: i64, added: Vec<i64>, removed: Vec<i64> },
 }
+
+/// What this node knows of the groups of one of its online users.
+#[derive(Default)]
+struct LocalUser {
+    groups: HashSet<i64>,
+    /// Membership changes applied to this user: loading their groups starts again when one
+    /// lands while the database is read.
+    changes: u64,
+}
+
+/// Reads of a user's groups tried before giving up, when membership keeps changing meanwhile.
+const LOAD_ATTEMPTS: usize = 5;
 
 /// Delivers events to sessions, here and elsewhere.
 pub struct Gateway {
@@ -59,9 +76,9 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     /// The groups of each user with a session here.
-    user_groups: DashMap<i64, HashSet<i64>>,
-    /// Users with a session here, per group; the group channel is subscribed while non-zero.
-    group_refs: DashMap<i64, usize>,
+    user_groups: DashMap<i64, LocalUser>,
+    /// The users with a session here, per group; the group channel is subscribed while any.
+    group_members: DashMap<i64, HashSet<i64>>,
     /// Sessions one user may hold here.
     max_sessions_per_user: usize,
 }
@@ -84,7 +101,7 @@ impl Gateway {
             store,
             metrics,
             user_groups: DashMap::new(),
-            group_refs: DashMap::new(),
+            group_members: DashMap::new(),
             max_sessions_per_user,
         });
         let weak = Arc::downgrade(&gateway);
@@ -103,8 +120,9 @@ impl Gateway {
     }
 
     /// Binds a session to its user (handshake or login), subscribing the node to the user's
-    /// channels when it is their first session here.
-    pub fn bind(self: &Arc<Self>, session: &Arc<Session>, identity: Identity) {
+    /// channels when it is their first session here. Returns once the user's groups are known
+    /// here, so that every group push from then on reaches the session.
+    pub async fn bind(self: &Arc<Self>, session: &Arc<Session>, identity: Identity) {
         let user_id = identity.user_id;
         let change = self.registry.bind(session, identity);
         if let Some(previous) = change.left {
@@ -113,8 +131,11 @@ impl Gateway {
             self.metrics.sessions.inc();
         }
         if change.first_here {
-            self.user_online(user_id);
+            self.bus.subscribe(user_channel(user_id));
+            self.bus.set_presence(vec![user_id], true);
         }
+        self.user_groups.entry(user_id).or_default();
+        self.load_groups(user_id).await;
         let sessions = self.registry.sessions(user_id);
         if let Some(excess) = sessions.len().checked_sub(self.max_sessions_per_user) {
             // The oldest sessions make room: a new login never fails for being one too many.
@@ -134,23 +155,31 @@ impl Gateway {
         }
     }
 
-    fn user_online(self: &Arc<Self>, user_id: i64) {
-        self.bus.subscribe(user_channel(user_id));
-        self.bus.set_presence(vec![user_id], true);
-        self.user_groups.entry(user_id).or_default();
-        let this = self.clone();
-        tokio::spawn(async move {
-            match this.store.group_ids_of(user_id).await {
-                Ok(groups) => {
-                    for group in groups {
-                        this.join_channel(user_id, group);
-                    }
-                }
+    /// Reads an online user's groups and counts them in, unless a membership change for the
+    /// user lands meanwhile, in which case it reads them again.
+    async fn load_groups(&self, user_id: i64) {
+        for _ in 0..LOAD_ATTEMPTS {
+            let Some(seen) = self.user_groups.get(&user_id).map(|u| u.changes) else { return };
+            let groups = match self.store.group_ids_of(user_id).await {
+                Ok(groups) => groups,
                 Err(err) => {
-                    tracing::warn!(user_id, error = %err, "could not load a user's groups; group pushes may lag")
+                    tracing::warn!(user_id, error = %err, "could not load a user's groups; their group pushes wait for a sync");
+                    return;
+                }
+            };
+            // The user went offline meanwhile, or is counted in already by the changes.
+            let Some(mut user) = self.user_groups.get_mut(&user_id) else { return };
+            if user.changes != seen {
+                continue;
+            }
+            for group in groups {
+                if user.groups.insert(group) {
+                    self.add_member(group, user_id);
                 }
             }
-        });
+            return;
+        }
+        tracing::warn!(user_id, "a user's groups kept changing while loading; their group pushes wait for a sync");
     }
 
     fn user_offline(&self, user_id: i64) {
@@ -159,40 +188,28 @@ impl Gateway {
         }
         self.bus.unsubscribe(user_channel(user_id));
         self.bus.set_presence(vec![user_id], false);
-        if let Some((_, groups)) = self.user_groups.remove(&user_id) {
-            for group in groups {
-                self.release_group(group);
+        if let Some((_, user)) = self.user_groups.remove(&user_id) {
+            for group in user.groups {
+                self.remove_member(group, user_id);
             }
         }
     }
 
-    /// Counts `user_id` (online here) into `group`'s channel.
-    fn join_channel(&self, user_id: i64, group: i64) {
-        // Only users online here are tracked; a user who went offline meanwhile is skipped.
-        let Some(mut groups) = self.user_groups.get_mut(&user_id) else { return };
-        if groups.insert(group) {
-            drop(groups);
-            let mut refs = self.group_refs.entry(group).or_insert(0);
-            *refs += 1;
-            if *refs == 1 {
-                self.bus.subscribe(group_channel(group));
-            }
+    /// Counts `user_id` in `group`'s online members here (a user not online here is skipped).
+    /// Called with the user's entry locked, so membership changes of one user apply in order.
+    fn add_member(&self, group: i64, user_id: i64) {
+        let mut members = self.group_members.entry(group).or_default();
+        if members.insert(user_id) && members.len() == 1 {
+            self.bus.subscribe(group_channel(group));
         }
     }
 
-    fn leave_channel(&self, user_id: i64, group: i64) {
-        let removed = self.user_groups.get_mut(&user_id).is_some_and(|mut groups| groups.remove(&group));
-        if removed {
-            self.release_group(group);
-        }
-    }
-
-    fn release_group(&self, group: i64) {
+    fn remove_member(&self, group: i64, user_id: i64) {
         let emptied = self
-            .group_refs
-            .remove_if_mut(&group, |_, refs| {
-                *refs -= 1;
-                *refs == 0
+            .group_members
+            .remove_if_mut(&group, |_, members| {
+                members.remove(&user_id);
+                members.is_empty()
             })
             .is_some();
         if emptied {
@@ -201,27 +218,43 @@ impl Gateway {
     }
 
     fn apply_membership(&self, group: i64, added: &[i64], removed: &[i64]) {
-        for &user in added {
-            self.join_channel(user, group);
-        }
-        for &user in removed {
-            self.leave_channel(user, group);
+        for (&user_id, joins) in added.iter().map(|u| (u, true)).chain(removed.iter().map(|u| (u, false))) {
+            let Some(mut user) = self.user_groups.get_mut(&user_id) else { continue };
+            user.changes += 1;
+            if joins && user.groups.insert(group) {
+                self.add_member(group, user_id);
+            } else if !joins && user.groups.remove(&group) {
+                self.remove_member(group, user_id);
+            }
         }
     }
 
     /// Queues `push` to this node's sessions of `recipients`, but `skip`.
     fn deliver(&self, recipients: &[i64], push: &Push, skip: Option<u64>) {
         for &user_id in recipients {
-            self.registry.for_each_session(user_id, |session| {
-                if Some(session.id) != skip {
-                    if session.send(push.payload(session.format)) {
-                        self.metrics.deliveries.inc();
-                    } else {
-                        self.metrics.queue_drops.inc();
-                    }
-                }
-            });
+            self.deliver_user(user_id, push, skip);
         }
+    }
+
+    /// Queues `push` to this node's sessions of `group`'s members, but `except`'s and `skip`.
+    fn deliver_group(&self, group: i64, except: Option<i64>, push: &Push, skip: Option<u64>) {
+        if let Some(members) = self.group_members.get(&group) {
+            for &user_id in members.iter().filter(|u| Some(**u) != except) {
+                self.deliver_user(user_id, push, skip);
+            }
+        }
+    }
+
+    fn deliver_user(&self, user_id: i64, push: &Push, skip: Option<u64>) {
+        self.registry.for_each_session(user_id, |session| {
+            if Some(session.id) != skip {
+                if session.send(push.payload(session.format)) {
+                    self.metrics.deliveries.inc();
+                } else {
+                    self.metrics.queue_drops.inc();
+                }
+            }
+        });
     }
 
     fn kick(&self, user_id: i64, jti: Option<&str>, reason: KickReason) {
@@ -248,19 +281,24 @@ impl Gateway {
         }
     }
 
-    /// Delivers `push` here to `recipients`, and on the bus: on `group`'s channel when the
-    /// event belongs to a group, else on each recipient's channel.
-    fn fan_out(&self, push: Push, recipients: &[i64], group: Option<i64>, skip: Option<u64>) {
-        self.deliver(recipients, &push, skip);
-        if !self.bus.has_peers() {
-            return;
-        }
-        let frame = push.json_text();
-        match group {
-            Some(group) => self.send(group_channel(group), vec![Item::Push { frame, to: recipients.to_vec() }]),
-            None => {
-                for &user in recipients {
-                    self.send(user_channel(user), vec![Item::Push { frame: frame.clone(), to: vec![user] }]);
+    /// Delivers `push` to `audience` here, and on the bus: once on the group's channel for a
+    /// group, else on each recipient's channel.
+    fn fan_out(&self, push: Push, audience: &Audience, skip: Option<u64>) {
+        match audience {
+            Audience::Users(users) => {
+                self.deliver(users, &push, skip);
+                if self.bus.has_peers() {
+                    let frame = push.json_text();
+                    for &user in users {
+                        self.send(user_channel(user), vec![Item::Push { frame: frame.clone(), to: vec![user] }]);
+                    }
+                }
+            }
+            &Audience::Group { group_id, except } => {
+                self.deliver_group(group_id, except, &push, skip);
+                if self.bus.has_peers() {
+                    let item = Item::GroupPush { frame: push.json_text(), group: group_id, except };
+                    self.send(group_channel(group_id), vec![item]);
                 }
             }
         }
@@ -281,6 +319,10 @@ impl Gateway {
             match item {
                 Item::Push { frame, to } => match Push::from_json_frame(frame) {
                     Some(push) => self.deliver(&to, &push, None),
+                    None => tracing::warn!("bus envelope with an unreadable push"),
+                },
+                Item::GroupPush { frame, group, except } => match Push::from_json_frame(frame) {
+                    Some(push) => self.deliver_group(group, except, &push, None),
                     None => tracing::warn!("bus envelope with an unreadable push"),
                 },
                 Item::Kick { user, jti, reason } => {
@@ -305,14 +347,6 @@ impl Presence for Gateway {
         let cluster = self.bus.online(users).await?;
         // Users with a session here are online whatever the bus says.
         Ok(users.iter().zip(cluster).map(|(u, c)| c || !self.registry.sessions(*u).is_empty()).collect())
-    }
-}
-
-/// The group a conversation belongs to, if any.
-fn group_of(conversation_id: &str) -> Option<i64> {
-    match ConversationRef::parse(conversation_id) {
-        Some(ConversationRef::Group(group)) => Some(group),
-        _ => None,
     }
 }
 
@@ -373,33 +407,26 @@ impl Events for Gateway {
                 ];
                 self.send(group_channel(group_id), items);
             }
-            Event::MessageNew { message, recipients, skip_session } => {
-                let group = group_of(&message.conversation_id);
+            Event::MessageNew { message, audience, skip_session } => {
                 let push = Push::new(proto::event::MESSAGE_NEW, MessageReply { message: message.into() });
-                self.fan_out(push, &recipients, group, skip_session);
+                self.fan_out(push, &audience, skip_session);
             }
-            Event::MessageRecalled { conversation_id, message_id, seq, recipients } => {
-                let group = group_of(&conversation_id);
+            Event::MessageRecalled { conversation_id, message_id, seq, audience } => {
                 let push = Push::new(proto::event::MESSAGE_RECALLED, Recalled { conversation_id, message_id, seq });
-                self.fan_out(push, &recipients, group, None);
+                self.fan_out(push, &audience, None);
             }
-            Event::Typing { conversation_id, user_id, recipients } => {
-                let group = group_of(&conversation_id);
-                self.fan_out(
-                    Push::new(proto::event::TYPING, TypingInfo { conversation_id, user_id }),
-                    &recipients,
-                    group,
-                    None,
-                );
+            Event::Typing { conversation_id, user_id, audience } => {
+                let push = Push::new(proto::event::TYPING, TypingInfo { conversation_id, user_id });
+                self.fan_out(push, &audience, None);
             }
             Event::MessageRead { conversation_id, user_id, seq, recipients } => {
                 let push = Push::new(proto::event::MESSAGE_READ, ReadReceipt { conversation_id, user_id, seq });
-                self.fan_out(push, &recipients, None, None);
+                self.fan_out(push, &Audience::Users(recipients), None);
             }
             Event::ConversationUpdated { user_id, view, skip_session } => {
                 let push =
                     Push::new(proto::event::CONVERSATION_UPDATED, ConversationReply { conversation: (*view).into() });
-                self.fan_out(push, &[user_id], None, skip_session);
+                self.fan_out(push, &Audience::Users(vec![user_id]), skip_session);
             }
         }
     }

@@ -19,7 +19,7 @@ use rand::RngCore;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::events::{Event, Events};
+use crate::events::{Audience, Event, Events};
 use crate::group::{Role, Standing};
 use crate::now_ms;
 use crate::store::Store;
@@ -128,6 +128,8 @@ pub struct NewMessage {
     /// For a one-to-one message, both users: their conversation state is created on the first
     /// message. Empty for groups, whose members' state exists from the group's creation.
     pub participants: Vec<i64>,
+    /// The session that sent it, if any: its reply carries the message, so no push goes to it.
+    pub session: Option<u64>,
 }
 
 /// What a client asks to send.
@@ -214,17 +216,39 @@ pub struct SyncedConversation {
 }
 
 impl Messages {
-    /// Wires the message domain.
+    /// Wires the message domain. New messages are announced by the store's commit hook, in
+    /// commit order.
     pub fn new(store: Arc<dyn Store>, events: Arc<dyn Events>, limits: Limits) -> Self {
+        let announce = events.clone();
+        store.set_commit_hook(Box::new(move |new, message| {
+            let audience = match ConversationRef::parse(&message.conversation_id) {
+                Some(ConversationRef::Group(group_id)) => Audience::Group { group_id, except: None },
+                _ => Audience::Users(new.participants.clone()),
+            };
+            announce.publish(Event::MessageNew { message: message.clone(), audience, skip_session: new.session });
+        }));
         Messages { store, events, limits }
     }
 
     /// Sends a message; returns it once it is durable.
-    pub async fn send(&self, who: &Identity, out: Outgoing) -> Result<Message> {
-        let client_msg_id = checked_client_id(out.client_msg_id)?;
-        if let Some(existing) = self.store.message_by_client_id(who.user_id, &client_msg_id).await? {
-            return Ok(existing);
-        }
+    pub async fn send(&self, who: &Identity, mut out: Outgoing) -> Result<Message> {
+        let client_msg_id = checked_client_id(std::mem::take(&mut out.client_msg_id))?;
+        let new = match self.prepare(who, out, client_msg_id.clone()).await {
+            Ok(new) => new,
+            // A retry of a message that was stored gets it back, even if it could not be sent
+            // now (its sender muted or gone from the group since): the first send counted.
+            Err(err) => {
+                return match self.store.message_by_client_id(who.user_id, &client_msg_id).await? {
+                    Some(first) => Ok(first),
+                    None => Err(err),
+                };
+            }
+        };
+        Ok(self.store.append_message(new).await?.0)
+    }
+
+    /// Checks that `who` may send `out` and returns the message to store.
+    async fn prepare(&self, who: &Identity, out: Outgoing, client_msg_id: String) -> Result<NewMessage> {
         let content = validate_content(&out.kind, out.content, self.limits.max_text)?;
         let (conversation_id, participants) = match out.chat_type {
             ChatType::Single => {
@@ -255,7 +279,7 @@ impl Messages {
                 return Err(Error::validation("replyTo", "replyTo must name a message of this conversation"));
             }
         }
-        let new = NewMessage {
+        Ok(NewMessage {
             conversation_id,
             chat_type: out.chat_type,
             from: who.user_id,
@@ -264,14 +288,9 @@ impl Messages {
             content,
             client_msg_id,
             sent_at: now_ms(),
-            participants: participants.clone(),
-        };
-        let (message, created) = self.store.append_message(&new).await?;
-        if created {
-            let known = (!participants.is_empty()).then_some(participants);
-            self.announce(message.clone(), known, who.session).await?;
-        }
-        Ok(message)
+            participants,
+            session: who.session,
+        })
     }
 
     /// Appends a server-made `system` message to a group's conversation and pushes it.
@@ -288,21 +307,9 @@ impl Messages {
             client_msg_id: format!("system:{}", hex::encode(key)),
             sent_at: now_ms(),
             participants: Vec::new(),
+            session: None,
         };
-        let (message, _) = self.store.append_message(&new).await?;
-        self.announce(message.clone(), None, None).await?;
-        Ok(message)
-    }
-
-    /// Pushes a new message to its participants: those of a one-to-one message are known,
-    /// a group's are read (one query per message, not per recipient).
-    async fn announce(&self, message: Message, known: Option<Vec<i64>>, skip_session: Option<u64>) -> Result<()> {
-        let recipients = match known {
-            Some(recipients) => recipients,
-            None => self.store.participants(&message.conversation_id).await?,
-        };
-        self.events.publish(Event::MessageNew { message, recipients, skip_session });
-        Ok(())
+        Ok(self.store.append_message(new).await?.0)
     }
 
     /// Checks the caller takes part in `conversation_id`.
@@ -398,25 +405,22 @@ impl Messages {
             return Ok(message);
         }
         let recalled = self.store.recall(message_id).await?;
-        let recipients = self.store.participants(&recalled.conversation_id).await?;
         self.events.publish(Event::MessageRecalled {
             conversation_id: recalled.conversation_id.clone(),
             message_id,
             seq: recalled.seq,
-            recipients,
+            audience: audience(conversation, None),
         });
         Ok(recalled)
     }
 
     /// Tells the other participants the caller is typing. Nothing is stored.
     pub async fn typing(&self, who: &Identity, conversation_id: &str) -> Result<()> {
-        self.participant(who, conversation_id).await?;
-        let mut recipients = self.store.participants(conversation_id).await?;
-        recipients.retain(|id| *id != who.user_id);
+        let conversation = self.participant(who, conversation_id).await?;
         self.events.publish(Event::Typing {
             conversation_id: conversation_id.to_owned(),
             user_id: who.user_id,
-            recipients,
+            audience: audience(conversation, Some(who.user_id)),
         });
         Ok(())
     }
@@ -426,6 +430,14 @@ impl Messages {
         let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
         self.participant(who, &message.conversation_id).await?;
         self.store.readers(&message.conversation_id, message.seq, message.from).await
+    }
+}
+
+/// Who hears of an event in `conversation`, but `except`.
+fn audience(conversation: ConversationRef, except: Option<i64>) -> Audience {
+    match conversation {
+        ConversationRef::Single(a, b) => Audience::Users([a, b].into_iter().filter(|u| Some(*u) != except).collect()),
+        ConversationRef::Group(group_id) => Audience::Group { group_id, except },
     }
 }
 

@@ -6,6 +6,7 @@
 //!   database error text ever reaches a client.
 //! - Every multi-row change that must hold together runs in one transaction.
 
+mod append;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -43,6 +44,11 @@ pub struct TokenState {
     /// Whether this token id logged out.
     pub revoked: bool,
 }
+
+/// Told of each newly stored message, in commit order, right after its commit and before its
+/// sender is answered: so pushes of one conversation leave a node in seq order. It must not
+/// block (publishing an event does not).
+pub type CommitHook = Box<dyn Fn(&NewMessage, &Message) + Send + Sync>;
 
 /// The persistence the domain needs.
 #[async_trait]
@@ -120,8 +126,10 @@ pub trait Store: Send + Sync {
     /// Stores a message: creates the conversation and, for one-to-one, both participants'
     /// state on first use; allocates the next seq; un-hides the conversation. If the sender
     /// used this `client_msg_id` before, stores nothing and returns the first message with
-    /// `false`.
-    async fn append_message(&self, new: &NewMessage) -> Result<(Message, bool)>;
+    /// `false`. Messages arriving together are committed together (group commit).
+    async fn append_message(&self, new: NewMessage) -> Result<(Message, bool)>;
+    /// Sets the hook told of every new message; set once, at start-up.
+    fn set_commit_hook(&self, hook: CommitHook);
     /// A sender's message by idempotency key.
     async fn message_by_client_id(&self, sender: i64, client_msg_id: &str) -> Result<Option<Message>>;
     /// A message by id.
@@ -134,8 +142,6 @@ pub trait Store: Send + Sync {
     async fn messages_before(&self, conversation_id: &str, before: i64, limit: i64) -> Result<Vec<Message>>;
     /// Marks a message recalled and empties its content.
     async fn recall(&self, message_id: i64) -> Result<Message>;
-    /// The users taking part in a conversation.
-    async fn participants(&self, conversation_id: &str) -> Result<Vec<i64>>;
     /// Whether `user_id` takes part in a conversation.
     async fn is_participant(&self, conversation_id: &str, user_id: i64) -> Result<bool>;
     /// Participants other than `except` whose read position reached `seq`.

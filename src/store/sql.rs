@@ -15,7 +15,8 @@ use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
-use super::{FileMeta, Store, TokenState};
+use super::append::Appender;
+use super::{CommitHook, FileMeta, Store, TokenState};
 use crate::config::{Config, SqliteSync};
 use crate::conversation::{ConversationPatch, ConversationState};
 use crate::error::{Error, Result};
@@ -54,6 +55,8 @@ pub struct SqlStore {
     pool: AnyPool,
     /// Writes: for SQLite one connection, for PostgreSQL the same pool.
     writer: AnyPool,
+    /// Messages, stored by group commit on `writer`.
+    appender: Appender,
 }
 
 const USER_COLUMNS: &str =
@@ -61,7 +64,7 @@ const USER_COLUMNS: &str =
 const GROUP_COLUMNS: &str = "g.id, g.name, g.avatar, g.intro, g.notice, g.owner_id, g.join_policy, g.member_count, \
                              g.max_members, g.muted_until, g.created_at, g.updated_at";
 
-const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.chat_type, m.sender_id, m.recipient, m.kind, m.content, \
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.chat_type, m.sender_id, m.recipient, m.kind, m.content, \
                                m.client_msg_id, m.sent_at, m.status";
 const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq, c.last_message_id, c.updated_at, \
      cm.read_seq, cm.pinned, cm.muted, cm.hidden, cm.draft, \
@@ -120,7 +123,7 @@ impl SqlStore {
             Backend::Sqlite => pool_of(1).connect_with(options).await?,
             Backend::Postgres => pool.clone(),
         };
-        Ok(SqlStore { pool, writer })
+        Ok(SqlStore { pool, appender: Appender::start(writer.clone()), writer })
     }
 
     async fn fetch_group<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
@@ -238,7 +241,7 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
     })
 }
 
-fn message_from_row(row: &AnyRow) -> Result<Message> {
+pub(super) fn message_from_row(row: &AnyRow) -> Result<Message> {
     let chat_type: String = row.try_get("chat_type")?;
     let status: String = row.try_get("status")?;
     let content: String = row.try_get("content")?;
@@ -740,83 +743,12 @@ impl Store for SqlStore {
         self.fetch_in(&select, 1, &[], ids).await?.iter().map(group_from_row).collect()
     }
 
-    async fn append_message(&self, new: &NewMessage) -> Result<(Message, bool)> {
-        let content = serde_json::to_string(&new.content).map_err(Error::internal)?;
-        let mut tx = self.writer.begin().await?;
-        let group_id = (new.chat_type == ChatType::Group).then_some(new.to);
-        // Writing first takes SQLite's write lock at once (no deferred upgrade to fail).
-        sqlx::query(
-            "INSERT INTO conversation (id, chat_type, group_id, last_seq, created_at, updated_at) \
-             VALUES ($1, $2, $3, 0, $4, $4) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&new.conversation_id)
-        .bind(new.chat_type.as_str())
-        .bind(group_id)
-        .bind(new.sent_at)
-        .execute(&mut *tx)
-        .await?;
-        if !new.participants.is_empty() {
-            Self::add_states(&mut tx, &new.conversation_id, &new.participants, new.sent_at).await?;
-        }
-        // The row lock on the conversation serializes concurrent senders: each reads the seq
-        // the previous one committed. A failed insert below rolls its seq back: no gaps.
-        let seq: i64 = sqlx::query(
-            "UPDATE conversation SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(&new.conversation_id)
-        .bind(new.sent_at)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let inserted = sqlx::query(
-            "INSERT INTO message (conversation_id, seq, chat_type, sender_id, recipient, kind, content, client_msg_id, sent_at, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'normal') RETURNING id",
-        )
-        .bind(&new.conversation_id)
-        .bind(seq)
-        .bind(new.chat_type.as_str())
-        .bind(new.from)
-        .bind(new.to)
-        .bind(&new.kind)
-        .bind(&content)
-        .bind(&new.client_msg_id)
-        .bind(new.sent_at)
-        .fetch_one(&mut *tx)
-        .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get(0)?,
-            Err(e) if is_unique_violation(&e) => {
-                // The same clientMsgId raced in from another request; it won.
-                drop(tx);
-                let first = self.message_by_client_id(new.from, &new.client_msg_id).await?;
-                return first.map(|m| (m, false)).ok_or_else(|| Error::internal(e));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        sqlx::query("UPDATE conversation SET last_message_id = $1 WHERE id = $2")
-            .bind(id)
-            .bind(&new.conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE conversation_member SET hidden = 0 WHERE conversation_id = $1 AND hidden = 1")
-            .bind(&new.conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let message = Message {
-            id,
-            conversation_id: new.conversation_id.clone(),
-            seq,
-            chat_type: new.chat_type,
-            from: new.from,
-            to: new.to,
-            kind: new.kind.clone(),
-            content: new.content.clone(),
-            client_msg_id: new.client_msg_id.clone(),
-            sent_at: new.sent_at,
-            status: Status::Normal,
-        };
-        Ok((message, true))
+    async fn append_message(&self, new: NewMessage) -> Result<(Message, bool)> {
+        self.appender.append(new).await
+    }
+
+    fn set_commit_hook(&self, hook: CommitHook) {
+        self.appender.set_hook(hook);
     }
 
     async fn message_by_client_id(&self, sender: i64, client_msg_id: &str) -> Result<Option<Message>> {
@@ -873,14 +805,6 @@ impl Store for SqlStore {
             .execute(&self.writer)
             .await?;
         self.message(message_id).await?.ok_or(Error::NotFound)
-    }
-
-    async fn participants(&self, conversation_id: &str) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT user_id FROM conversation_member WHERE conversation_id = $1")
-            .bind(conversation_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     async fn is_participant(&self, conversation_id: &str, user_id: i64) -> Result<bool> {

@@ -205,7 +205,7 @@ async fn run_session<S>(
     let (session, mut rx) = app.registry.open(format, app.config.outbound_queue, app.config.outbound_queue_bytes);
     if let Some(identity) = identity {
         let user_id = identity.user_id;
-        app.gateway.bind(&session, identity);
+        app.gateway.bind(&session, identity).await;
         announce_ready(&app, &session, user_id);
     }
     let inflight = Arc::new(Semaphore::new(app.config.session_inflight));
@@ -298,14 +298,17 @@ async fn run_session<S>(
                             if matches!(result, Err(Error::RateLimited { .. })) && app.limits.abusive(session.id) {
                                 session.end(Ending::Abuse);
                             }
-                            let result = result.map(|outcome| {
-                                if let Some(identity) = outcome.bind {
-                                    let user_id = identity.user_id;
-                                    app.gateway.bind(&session, identity);
-                                    announce_ready(&app, &session, user_id);
+                            let result = match result {
+                                Ok(outcome) => {
+                                    if let Some(identity) = outcome.bind {
+                                        let user_id = identity.user_id;
+                                        app.gateway.bind(&session, identity).await;
+                                        announce_ready(&app, &session, user_id);
+                                    }
+                                    Ok(outcome.data)
                                 }
-                                outcome.data
-                            });
+                                Err(err) => Err(err),
+                            };
                             session.send(encode_reply(Some(&id), result, frame_format));
                             drop(permit);
                         });
