@@ -255,9 +255,6 @@ impl Messages {
                 if out.to == who.user_id {
                     return Err(Error::validation("to", "a one-to-one message needs another user"));
                 }
-                if self.store.existing_users(&[out.to]).await?.is_empty() {
-                    return Err(Error::NotFound);
-                }
                 (single_conversation(who.user_id, out.to), vec![who.user_id, out.to])
             }
             ChatType::Group => {

@@ -126,7 +126,8 @@ pub trait Store: Send + Sync {
     /// Stores a message: creates the conversation and, for one-to-one, both participants'
     /// state on first use; allocates the next seq; un-hides the conversation. If the sender
     /// used this `client_msg_id` before, stores nothing and returns the first message with
-    /// `false`. Messages arriving together are committed together (group commit).
+    /// `false`. `NotFound` if a one-to-one recipient does not exist. Messages arriving together
+    /// are committed together (group commit).
     async fn append_message(&self, new: NewMessage) -> Result<(Message, bool)>;
     /// Sets the hook told of every new message; set once, at start-up.
     fn set_commit_hook(&self, hook: CommitHook);

@@ -123,7 +123,7 @@ impl SqlStore {
             Backend::Sqlite => pool_of(1).connect_with(options).await?,
             Backend::Postgres => pool.clone(),
         };
-        Ok(SqlStore { pool, appender: Appender::start(writer.clone()), writer })
+        Ok(SqlStore { pool, appender: Appender::start(writer.clone(), backend), writer })
     }
 
     async fn fetch_group<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
