@@ -147,6 +147,12 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// Milliseconds a request may wait for a database connection (or the database to answer a
+    /// connection attempt) before it fails with `unavailable`: a database outage fails requests
+    /// fast instead of piling them up.
+    #[arg(long, env = "CHATGATE_DB_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_timeout_ms: u64,
+
     /// SQLite `synchronous` mode. `normal` survives a process crash; `full` also survives an
     /// OS crash or power loss, at a lower commit rate.
     #[arg(long, env = "CHATGATE_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Normal)]
@@ -214,8 +220,8 @@ impl Config {
         if self.auth_grace_secs == 0 || self.max_connections == 0 || self.max_sessions_per_user == 0 {
             bail!("--auth-grace-secs, --max-connections and --max-sessions-per-user must be positive");
         }
-        if self.db_max_connections == 0 {
-            bail!("--db-max-connections must be positive");
+        if self.db_max_connections == 0 || self.db_timeout_ms == 0 {
+            bail!("--db-max-connections and --db-timeout-ms must be positive");
         }
         if let Some(secret) = &self.jwt_secret
             && secret.len() < 32

@@ -243,8 +243,7 @@ impl Groups {
 
     /// The group and the caller's standing in it; `not_found` for a dismissed or unknown group.
     async fn load(&self, who: &Identity, group_id: i64) -> Result<(Group, Option<Standing>)> {
-        let group = self.store.group(group_id).await?.ok_or(Error::NotFound)?;
-        let standing = self.store.standing(group_id, who.user_id).await?;
+        let (group, standing) = self.store.group_with_standing(group_id, who.user_id).await?.ok_or(Error::NotFound)?;
         Ok((group, standing))
     }
 

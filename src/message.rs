@@ -258,8 +258,9 @@ impl Messages {
                 (single_conversation(who.user_id, out.to), vec![who.user_id, out.to])
             }
             ChatType::Group => {
-                let group = self.store.group(out.to).await?.ok_or(Error::NotFound)?;
-                let standing = self.store.standing(group.id, who.user_id).await?.ok_or(Error::Forbidden)?;
+                let (group, standing) =
+                    self.store.group_with_standing(out.to, who.user_id).await?.ok_or(Error::NotFound)?;
+                let standing = standing.ok_or(Error::Forbidden)?;
                 if is_muted(standing, group.muted_until, now_ms()) {
                     return Err(Error::Muted);
                 }

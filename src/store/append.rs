@@ -93,6 +93,12 @@ async fn run(writer: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Pending>,
                     answer(pending, Err(err));
                 }
             }
+            // The database is away: one by one would wait for it once per message.
+            Err(Error::Unavailable) => {
+                for pending in batch.drain(..) {
+                    answer(pending, Err(Error::Unavailable));
+                }
+            }
             Err(err) => {
                 tracing::debug!(error = %err, size = batch.len(), "a message batch failed; storing its messages one by one");
                 for pending in batch.drain(..) {

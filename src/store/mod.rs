@@ -88,6 +88,8 @@ pub trait Store: Send + Sync {
     async fn create_group(&self, new: &NewGroup, owner: i64, members: &[i64], now: i64) -> Result<Group>;
     /// A group that is not dismissed.
     async fn group(&self, group_id: i64) -> Result<Option<Group>>;
+    /// A group that is not dismissed, with `user_id`'s standing in it if a member: one read.
+    async fn group_with_standing(&self, group_id: i64, user_id: i64) -> Result<Option<(Group, Option<Standing>)>>;
     /// A user's standing in a group, if a member.
     async fn standing(&self, group_id: i64, user_id: i64) -> Result<Option<Standing>>;
     /// The standings of those of `user_ids` who are members, in one query.

@@ -94,8 +94,9 @@ impl SqlStore {
             SqliteSync::Full => "FULL",
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let timeout = Duration::from_millis(config.db_timeout_ms);
         let pool_of = |size: u32| {
-            AnyPoolOptions::new().max_connections(size).acquire_timeout(Duration::from_secs(5)).after_connect(
+            AnyPoolOptions::new().max_connections(size).acquire_timeout(timeout).after_connect(
                 move |conn, _meta| -> BoxFuture<'_, sqlx::Result<()>> {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
@@ -528,6 +529,27 @@ impl Store for SqlStore {
 
     async fn group(&self, group_id: i64) -> Result<Option<Group>> {
         Self::fetch_group(&self.pool, group_id).await
+    }
+
+    async fn group_with_standing(&self, group_id: i64, user_id: i64) -> Result<Option<(Group, Option<Standing>)>> {
+        let row = sqlx::query(sql(format!(
+            "SELECT {GROUP_COLUMNS}, m.role, m.muted_until AS member_muted_until FROM chat_group g \
+             LEFT JOIN group_member m ON m.group_id = g.id AND m.user_id = $2 \
+             WHERE g.id = $1 AND g.dismissed_at IS NULL"
+        )))
+        .bind(group_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let standing = match row.try_get::<Option<String>, _>("role")? {
+            Some(role) => Some(Standing {
+                role: Role::parse(&role).ok_or_else(|| Error::internal(anyhow::anyhow!("bad role {role}")))?,
+                muted_until: row.try_get("member_muted_until")?,
+            }),
+            None => None,
+        };
+        Ok(Some((group_from_row(&row)?, standing)))
     }
 
     async fn standing(&self, group_id: i64, user_id: i64) -> Result<Option<Standing>> {

@@ -9,6 +9,7 @@
 //! too large; 1002 protocol error; 4001 kicked (logout or password reset, after a
 //! `session.kicked` push).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -37,6 +38,8 @@ use crate::user::{Identity, Origin, Transport};
 
 /// Frames written per flush at most, so one busy session cannot hold its task forever.
 const MAX_BATCH: usize = 256;
+/// Capacity of the write batch a quiet session keeps.
+const BATCH_KEEP: usize = 8;
 
 /// The tungstenite settings for a gateway: a 4 KiB read buffer instead of 128 KiB, a small
 /// write buffer that batches frames until the flush, and every size bounded.
@@ -202,7 +205,8 @@ async fn run_session<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (session, mut rx) = app.registry.open(format, app.config.outbound_queue, app.config.outbound_queue_bytes);
+    let session = app.registry.open(format, app.config.outbound_queue, app.config.outbound_queue_bytes);
+    let mut batch = VecDeque::new();
     if let Some(identity) = identity {
         let user_id = identity.user_id;
         app.gateway.bind(&session, identity).await;
@@ -218,54 +222,38 @@ async fn run_session<S>(
     let watchdog = tokio::time::sleep_until(next_deadline(&session, last_heard, silence_limit, opened, grace));
     tokio::pin!(watchdog);
 
+    // Created once: a fresh future per turn of the loop would lock and register anew each
+    // time, on the path every delivery takes.
+    let shutdown = app.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let ending = session.ending();
+    tokio::pin!(ending);
+
     let farewell: Option<CloseFrame> = loop {
-        tokio::select! {
+        // Ordered so that a turn woken by frames polls nothing else: the shutdown future,
+        // registered once, wakes the task when it fires, and is looked at on a quiet turn.
+        let turn = tokio::select! {
             biased;
-            _ = app.shutdown.cancelled() => {
-                let _ = tokio::time::timeout(
-                    INFLIGHT_GRACE,
-                    finish_inflight(&mut ws, &mut rx, &session, &inflight, app.config.session_inflight),
-                )
-                .await;
-                break close(CloseCode::Away, "server shutting down");
-            }
-            why = session.ending() => {
-                break match why {
-                    // A peer that does not read would block any further write: close at once.
-                    Ending::SlowConsumer => close(CloseCode::Policy, "slow consumer: outbound queue full"),
-                    Ending::Abuse => {
-                        // The answers it already earned go out first, within the grace.
-                        let drain = finish_inflight(&mut ws, &mut rx, &session, &inflight, app.config.session_inflight);
-                        let _ = tokio::time::timeout(INFLIGHT_GRACE, drain).await;
-                        close(CloseCode::Policy, "rate limit exceeded")
-                    }
-                    Ending::Kicked(reason) => {
-                        // The request that caused the kick (a logout) gets its reply first.
-                        let farewell = async {
-                            finish_inflight(&mut ws, &mut rx, &session, &inflight, app.config.session_inflight).await;
-                            let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: reason.as_str() });
-                            let _ = ws.send(message(push.payload(format))).await;
-                        };
-                        let _ = tokio::time::timeout(INFLIGHT_GRACE, farewell).await;
-                        close(CloseCode::Library(4001), reason.as_str())
-                    }
-                };
-            }
-            Some(first) = rx.recv() => {
+            why = &mut ending => Turn::End(why),
+            () = session.queued() => {
                 // A peer that stops reading blocks this write; it must not also block the
                 // session's end, a shutdown, or the reaping of a dead peer.
-                let written = tokio::select! {
-                    written = tokio::time::timeout(silence_limit, write_ready(&mut ws, &mut rx, &session, Some(first))) => written,
-                    _ = session.ending() => continue,
-                    _ = app.shutdown.cancelled() => continue,
-                };
-                match written {
-                    Ok(Ok(written)) => {
-                        app.metrics.frames_out.inc_by(written);
-                    }
-                    Ok(Err(_)) | Err(_) => break None,
+                // (The timeout costs no timer when the write is ready at once, as it nearly
+                // always is: it polls the write first.)
+                tokio::select! {
+                    biased;
+                    written = tokio::time::timeout(silence_limit, write_ready(&mut ws, &session, &mut batch)) => match written {
+                        Ok(Ok(written)) => {
+                            app.metrics.frames_out.inc_by(written);
+                            continue;
+                        }
+                        Ok(Err(_)) | Err(_) => break None,
+                    },
+                    why = &mut ending => Turn::End(why),
+                    _ = &mut shutdown => Turn::Shutdown,
                 }
             }
+            _ = &mut shutdown => Turn::Shutdown,
             frame = ws.next() => {
                 let Some(frame) = frame else { break None };
                 last_heard = Instant::now();
@@ -317,13 +305,50 @@ async fn run_session<S>(
                         session.send(encode_reply(id.as_ref(), Err(error), frame_format));
                     }
                 }
+                continue;
             }
             _ = ping.tick() => {
                 if ws.send(Message::Ping(Default::default())).await.is_err() {
                     break None;
                 }
+                continue;
             }
-            () = &mut watchdog => {
+            () = &mut watchdog => Turn::Watchdog,
+        };
+        match turn {
+            Turn::Shutdown => {
+                let _ = tokio::time::timeout(
+                    INFLIGHT_GRACE,
+                    finish_inflight(&mut ws, &session, &mut batch, &inflight, app.config.session_inflight),
+                )
+                .await;
+                break close(CloseCode::Away, "server shutting down");
+            }
+            Turn::End(why) => {
+                break match why {
+                    // A peer that does not read would block any further write: close at once.
+                    Ending::SlowConsumer => close(CloseCode::Policy, "slow consumer: outbound queue full"),
+                    Ending::Abuse => {
+                        // The answers it already earned go out first, within the grace.
+                        let drain =
+                            finish_inflight(&mut ws, &session, &mut batch, &inflight, app.config.session_inflight);
+                        let _ = tokio::time::timeout(INFLIGHT_GRACE, drain).await;
+                        close(CloseCode::Policy, "rate limit exceeded")
+                    }
+                    Ending::Kicked(reason) => {
+                        // The request that caused the kick (a logout) gets its reply first.
+                        let farewell = async {
+                            finish_inflight(&mut ws, &session, &mut batch, &inflight, app.config.session_inflight)
+                                .await;
+                            let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: reason.as_str() });
+                            let _ = ws.send(message(push.payload(format))).await;
+                        };
+                        let _ = tokio::time::timeout(INFLIGHT_GRACE, farewell).await;
+                        close(CloseCode::Library(4001), reason.as_str())
+                    }
+                };
+            }
+            Turn::Watchdog => {
                 // Frames do not reset the timer (that would cost on every frame); it fires at
                 // the old deadline and looks at what has happened since.
                 let now = Instant::now();
@@ -333,7 +358,10 @@ async fn run_session<S>(
                 match session.identity() {
                     None if now >= opened + grace => break close(CloseCode::Policy, "authentication timeout"),
                     Some(identity) if identity.expires_at <= crate::now_ms() => {
-                        let push = Push::new(proto::event::SESSION_KICKED, Kicked { reason: KickReason::TokenExpired.as_str() });
+                        let push = Push::new(
+                            proto::event::SESSION_KICKED,
+                            Kicked { reason: KickReason::TokenExpired.as_str() },
+                        );
                         let _ = ws.send(message(push.payload(format))).await;
                         break close(CloseCode::Library(4001), "token expired");
                     }
@@ -345,9 +373,19 @@ async fn run_session<S>(
 
     app.gateway.close(&session);
     if let Some(frame) = farewell {
-        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+        let handshake = async {
+            if ws.close(Some(frame)).await.is_ok() {
+                // Until the peer's own close: a socket closed with unread input is reset, and a
+                // reset can make the peer drop the replies it has not read yet.
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, handshake).await;
     }
 }
+
+/// How long a closing session waits for the peer to answer its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// The route label of a request's latency: unknown paths share one label, so that clients
 /// cannot grow the metrics without bound.
@@ -365,49 +403,55 @@ fn encode_reply(id: Option<&proto::RequestId>, result: Result<serde_json::Value,
     proto::encode(&Reply::new(id, true, result), format)
 }
 
+/// What ended a turn of a session's loop that is not a frame or a write.
+enum Turn {
+    /// The server is shutting down.
+    Shutdown,
+    /// The session was asked to end.
+    End(Ending),
+    /// The watchdog's deadline passed: silence, the grace period, or the token's expiry.
+    Watchdog,
+}
+
 /// How long a closing session waits for its in-flight requests to answer.
 const INFLIGHT_GRACE: Duration = Duration::from_secs(5);
 
 /// Waits (bounded) until no request of this session is in flight, then writes their replies.
 async fn finish_inflight<S>(
     ws: &mut WebSocketStream<S>,
-    rx: &mut mpsc::Receiver<Payload>,
     session: &Session,
+    batch: &mut VecDeque<Payload>,
     inflight: &Semaphore,
     permits: usize,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let _ = tokio::time::timeout(INFLIGHT_GRACE, inflight.acquire_many(permits as u32)).await;
-    let _ = write_ready(ws, rx, session, None).await;
+    let _ = write_ready(ws, session, batch).await;
 }
 
-/// Feeds `first` and every other frame already queued (up to [`MAX_BATCH`]), then flushes once;
-/// returns how many frames went out.
+/// Feeds every frame already queued (up to [`MAX_BATCH`]), then flushes once; returns how many
+/// frames went out. Frames taken are in `batch` until fed, so a write cut short by the end of
+/// the session loses none that could still go.
 async fn write_ready<S>(
     ws: &mut WebSocketStream<S>,
-    rx: &mut mpsc::Receiver<Payload>,
     session: &Session,
-    first: Option<Payload>,
+    batch: &mut VecDeque<Payload>,
 ) -> Result<u64, tungstenite::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    if batch.is_empty() {
+        session.take_frames(batch, MAX_BATCH);
+    }
     let mut fed = 0;
-    if let Some(first) = first {
-        session.dequeued(&first);
-        ws.feed(message(first)).await?;
+    while let Some(payload) = batch.pop_front() {
+        ws.feed(message(payload)).await?;
         fed += 1;
     }
-    for _ in 0..MAX_BATCH {
-        match rx.try_recv() {
-            Ok(payload) => {
-                session.dequeued(&payload);
-                ws.feed(message(payload)).await?;
-                fed += 1;
-            }
-            Err(_) => break,
-        }
+    // A burst's buffer is not kept by a session that goes quiet.
+    if batch.capacity() > BATCH_KEEP {
+        batch.shrink_to(BATCH_KEEP);
     }
     ws.flush().await?;
     Ok(fed)
