@@ -1,318 +1,314 @@
-//! Helpers shared by the benchmarks: a release `chatgate` in its own process, users, sockets.
+//! What the benchmark suite starts and runs: servers pinned to CPU 0 (chatgate, the bare
+//! baseline, socket.io, PostgreSQL, Redis, a local cluster), the bots pinned to CPU 1, and
+//! readings of a process's memory and sockets.
 
-#![allow(dead_code, reason = "each benchmark uses a different subset")]
-
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt, stream};
-use hdrhistogram::Histogram;
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio::sync::{Mutex, Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use serde_json::Value;
 
-/// A client socket.
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The CPU servers run on.
+pub const SERVER_CPU: &str = "0";
+/// The CPU the bots run on.
+pub const BOTS_CPU: &str = "1";
 
-/// A chatgate server process, killed on drop.
-pub struct Server {
-    child: Option<Child>,
-    /// `127.0.0.1:port`.
-    pub addr: String,
-    _dir: Option<tempfile::TempDir>,
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Where the suite keeps state between runs (bot users, databases), so later runs reuse them.
+pub fn state_dir(name: &str) -> PathBuf {
+    let dir = root().join("target").join("bench-state").join(name);
+    std::fs::create_dir_all(&dir).expect("bench state dir");
+    dir
 }
 
-/// A local cluster from `scripts/cluster.sh`, stopped on drop.
-pub struct Cluster {
-    dir: tempfile::TempDir,
-    /// The balancer's URL.
-    pub lb: String,
-    /// Each node as a `Server` address (`127.0.0.1:port`).
-    pub nodes: Vec<String>,
-    /// `127.0.0.1:port` of its Redis.
-    pub redis_port: u16,
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
-impl Cluster {
-    /// Starts `n` release nodes with Redis, PostgreSQL and haproxy.
-    pub fn start(n: usize) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("chatgate-bench-").tempdir().unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh");
-        let out = Command::new(script)
-            .args(["start", dir.path().to_str().unwrap(), &n.to_string()])
-            .env("CHATGATE_BIN", env!("CARGO_BIN_EXE_chatgate"))
-            .output()
-            .expect("cluster.sh");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut cluster = Cluster { dir, lb: String::new(), nodes: Vec::new(), redis_port: 0 };
-        assert!(out.status.success(), "cluster.sh: {text}{}", String::from_utf8_lossy(&out.stderr));
-        for line in text.lines() {
-            if let Some(lb) = line.strip_prefix("LB_URL=") {
-                cluster.lb = lb.to_owned();
-            } else if let Some(urls) = line.strip_prefix("NODE_URLS=") {
-                cluster.nodes = urls.split(' ').map(|u| u.trim_start_matches("http://").to_owned()).collect();
-            } else if let Some(url) = line.strip_prefix("REDIS_URL=") {
-                cluster.redis_port = url.rsplit(':').next().unwrap().parse().unwrap();
-            }
-        }
-        cluster
-    }
-
-    /// A `Server` handle on node `i` (not owned: the cluster stops it).
-    pub fn node(&self, i: usize) -> Server {
-        Server { child: None, addr: self.nodes[i].clone(), _dir: None }
-    }
-
-    /// Redis PUBLISH calls so far.
-    pub fn publishes(&self) -> u64 {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.redis_port.to_string(), "INFO", "commandstats"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+/// Waits until something accepts connections on `port`.
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on {port}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh");
-        let _ = Command::new(script).args(["stop", self.dir.path().to_str().unwrap()]).status();
-    }
+/// `taskset -c cpu program args...`.
+pub fn pinned(cpu: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("taskset");
+    command.arg("-c").arg(cpu).arg(program);
+    command
 }
 
-impl Server {
-    /// Starts the release binary with `extra` flags, pinned to CPU 0 when taskset exists.
-    pub async fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        let bin = env!("CARGO_BIN_EXE_chatgate");
-        let mut args: Vec<&str> = vec!["--listen", &addr, "--data-dir", dir.path().to_str().unwrap(), "--log", "warn"];
-        args.extend_from_slice(extra);
-        let pinned = Command::new("taskset").arg("--version").output().is_ok();
-        let mut cmd = if pinned {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "0", bin]);
-            c
-        } else {
-            Command::new(bin)
-        };
-        let child = cmd.args(&args).stdout(Stdio::null()).spawn().expect("starting chatgate");
-        let server = Server { child: Some(child), addr, _dir: Some(dir) };
-        let http = reqwest::Client::new();
-        let started = Instant::now();
-        while http.get(format!("http://{}/healthz", server.addr)).send().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
+/// A server process, killed when dropped.
+pub struct Proc {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Proc {
+    /// Spawns `command` (pinned to the server CPU) and waits for `port`.
+    pub fn spawn(mut command: Command, port: u16, what: &str) -> Proc {
+        let child =
+            command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+        wait_port(port, what);
+        Proc { child, port }
     }
 
-    /// The server's process id.
+    /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.child.id()
     }
 
-    /// The server's resident memory, KiB.
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("server status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-
-    /// Registers `count` users named `{prefix}{i}` and returns `(id, token)` for each.
-    pub async fn users(&self, prefix: &str, count: usize) -> Vec<(String, String)> {
-        let http = reqwest::Client::new();
-        stream::iter(0..count)
-            .map(|i| {
-                let http = http.clone();
-                let url = format!("http://{}/user/register", self.addr);
-                async move {
-                    let body: Value = http
-                        .post(url)
-                        .json(&json!({"username": format!("{prefix}{i}"), "password": "bench-password"}))
-                        .send()
-                        .await
-                        .expect("register")
-                        .json()
-                        .await
-                        .expect("register body");
-                    let data = &body["data"];
-                    (
-                        data["userinfo"]["id"].as_str().expect("id").to_owned(),
-                        data["token"].as_str().expect("token").to_owned(),
-                    )
-                }
-            })
-            .buffered(8)
-            .collect()
-            .await
-    }
-
-    /// Calls a route over HTTP with `token`.
-    pub async fn call(&self, token: &str, route: &str, data: Value) -> Value {
-        let body: Value = reqwest::Client::new()
-            .post(format!("http://{}{route}", self.addr))
-            .bearer_auth(token)
-            .json(&data)
-            .send()
-            .await
-            .expect("call")
-            .json()
-            .await
-            .expect("call body");
-        assert_eq!(body["code"], 0, "{route}: {body}");
-        body["data"].clone()
-    }
-
-    /// Opens an authenticated socket with small buffers, like a gateway's own.
-    pub async fn socket(&self, token: &str) -> Socket {
-        let mut request = format!("ws://{}/ws", self.addr).into_client_request().unwrap();
-        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-        tokio_tungstenite::connect_async_with_config(request, Some(config), false).await.expect("connect").0
+    /// `ws://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
     }
 }
 
-/// Sends a request frame and waits for its reply, skipping pushes.
-pub async fn request(ws: &mut Socket, id: u64, route: &str, data: Value) -> Value {
-    let frame = json!({"type": "req", "id": id, "route": route, "data": data}).to_string();
-    ws.send(Message::Text(frame.into())).await.expect("send");
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let reply: Value = serde_json::from_str(&t).expect("reply");
-                if reply["type"] == "res" && reply["id"] == id {
-                    return reply;
-                }
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("socket failed: {other:?}"),
-        }
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// Sends each sender keeps in flight.
-pub const WINDOW: usize = 8;
+/// The flags every benchmarked chatgate gets: limits meant for people are lifted, since the
+/// bots send far faster than any person.
+pub const LOAD_FLAGS: &[&str] = &[
+    "--log",
+    "warn",
+    "--rate-session",
+    "1000000",
+    "--rate-user",
+    "1000000",
+    "--rate-address",
+    "1000000",
+    "--login-attempts-per-minute",
+    "1000000",
+    "--max-sessions-per-user",
+    "64",
+    "--max-connections",
+    "19500",
+    "--group-max-members",
+    "5000",
+];
 
-/// Microseconds since `start`.
-pub fn micros(start: Instant) -> u64 {
-    start.elapsed().as_micros() as u64
+/// A release chatgate on SQLite in `data_dir` (reused between runs), pinned to the server CPU.
+pub fn chatgate(data_dir: &Path, extra: &[&str]) -> Proc {
+    let port = free_port();
+    let mut command = pinned(SERVER_CPU, env!("CARGO_BIN_EXE_chatgate"));
+    command.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data_dir).args(LOAD_FLAGS).args(extra);
+    Proc::spawn(command, port, "chatgate")
 }
 
-/// The send time a `message.new` frame carries, found without parsing the whole frame: the
-/// load generator must stay cheaper than the server it measures.
-pub fn sent_at(frame: &str) -> Option<u64> {
-    if !frame.contains("\"message.new\"") {
-        return None;
+/// The bare tokio-tungstenite server (this benchmark binary, run as `bare PORT`).
+pub fn bare() -> Proc {
+    let port = free_port();
+    let mut command = pinned(SERVER_CPU, std::env::current_exe().expect("bench exe"));
+    command.args(["bare", &port.to_string()]);
+    Proc::spawn(command, port, "the bare server")
+}
+
+/// Installs the socket.io peer's npm packages once; false if npm cannot.
+pub fn socketio_installed() -> bool {
+    let dir = root().join("bench/socketio");
+    if dir.join("node_modules/socket.io").exists() {
+        return true;
     }
-    let at = frame.find("\"t\":")? + 4;
-    let digits: &str = &frame[at..];
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent"])
+        .current_dir(&dir)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
-/// Counts deliveries and their latencies on one receiving socket until `stop` turns true.
-pub fn receive(
-    mut ws: Socket,
-    start: Instant,
-    delivered: Arc<AtomicU64>,
-    latency: Arc<Mutex<Histogram<u64>>>,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut local = Histogram::<u64>::new(3).unwrap();
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                frame = ws.next() => {
-                    let Some(Ok(Message::Text(text))) = frame else {
-                        if frame.is_none() { break } else { continue }
-                    };
-                    if let Some(t) = sent_at(&text) {
-                        let _ = local.record(micros(start).saturating_sub(t).max(1));
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        latency.lock().await.add(&local).unwrap();
-    })
+/// A socket.io 4 server (Node), with the Redis adapter when `redis` is given.
+pub fn socketio(redis: Option<&str>) -> Proc {
+    let port = free_port();
+    let mut command = pinned(SERVER_CPU, "node");
+    command.arg(root().join("bench/socketio/server.js")).env("PORT", port.to_string());
+    if let Some(url) = redis {
+        command.env("REDIS_URL", url);
+    }
+    Proc::spawn(command, port, "socket.io")
 }
 
-/// Sends to `chat_type`/`to` with `WINDOW` in flight until `deadline`; returns acknowledgements.
-pub async fn send_loop(
-    ws: Socket,
-    chat_type: &'static str,
-    to: String,
-    start: Instant,
-    deadline: Instant,
-    tag: usize,
-) -> u64 {
-    let (mut sink, mut stream) = ws.split();
-    let window = Arc::new(Semaphore::new(WINDOW));
-    let acked = Arc::new(AtomicU64::new(0));
-    let reader = {
-        let (window, acked) = (window.clone(), acked.clone());
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                if let Message::Text(text) = frame
-                    && text.contains("\"type\":\"res\"")
-                {
-                    assert!(text.contains("\"code\":0"), "send failed: {text}");
-                    acked.fetch_add(1, Ordering::Relaxed);
-                    window.add_permits(1);
-                }
-            }
-        })
+/// A throwaway redis-server on the server CPU.
+pub fn redis() -> Proc {
+    let port = free_port();
+    let mut command = pinned(SERVER_CPU, "redis-server");
+    command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    Proc::spawn(command, port, "redis-server")
+}
+
+/// PostgreSQL tool runner, as the `postgres` user when root (PostgreSQL refuses root).
+fn as_postgres(tool: &str) -> Command {
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut path = std::env::var("PATH").unwrap_or_default();
+    for dir in std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten() {
+        path.push_str(&format!(":{}/bin", dir.path().display()));
+    }
+    let mut command = if is_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", tool]);
+        c
+    } else {
+        Command::new(tool)
     };
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        window.acquire().await.unwrap().forget();
-        n += 1;
-        let frame = json!({"type": "req", "id": n, "route": "/message/send", "data": {
-            "chatType": chat_type, "to": to, "kind": "custom",
-            "content": {"data": {"t": micros(start)}}, "clientMsgId": format!("{tag}-{n}")}});
-        sink.send(Message::Text(frame.to_string().into())).await.unwrap();
-    }
-    // Let the last sends be acknowledged.
-    let _ = tokio::time::timeout(Duration::from_secs(10), window.acquire_many(WINDOW as u32)).await;
-    reader.abort();
-    acked.load(Ordering::Relaxed)
+    command.env("PATH", path);
+    command
 }
 
-pub fn summary(name: &str, h: &Histogram<u64>) -> Value {
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "{name:<8} latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        ms(0.999),
-        h.max() as f64 / 1000.0
-    );
-    json!({"p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99), "p999_ms": ms(0.999), "max_ms": h.max() as f64 / 1000.0})
+/// A PostgreSQL server whose data lives in the suite's state dir (so its bot users survive
+/// between runs), pinned to the server CPU; stopped on drop.
+pub struct Postgres {
+    data: PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Postgres {
+    /// Starts it (creating the cluster and the `chatgate` database the first time).
+    pub fn start() -> Postgres {
+        let dir = state_dir("postgres");
+        let data = dir.join("data");
+        let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status();
+        if !data.exists() {
+            let ok = as_postgres("initdb")
+                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+                .arg(&data)
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "initdb failed");
+        }
+        let port = free_port();
+        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200", dir.display());
+        let ok = as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "pg_ctl start failed");
+        if let Ok(pid) = std::fs::read_to_string(data.join("postmaster.pid")) {
+            let pid = pid.lines().next().unwrap_or_default().to_owned();
+            let _ = Command::new("taskset").args(["-a", "-cp", SERVER_CPU, &pid]).stdout(Stdio::null()).status();
+        }
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-qc", "CREATE DATABASE chatgate"])
+            .stderr(Stdio::null())
+            .status();
+        Postgres { data, port }
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/chatgate", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ =
+            as_postgres("pg_ctl").arg("-D").arg(&self.data).args(["-m", "fast", "stop"]).stdout(Stdio::null()).status();
+    }
+}
+
+/// Resident memory of `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user and system) `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Open descriptors of `pid`: its sockets, and a handful of files.
+pub fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A bots run in progress.
+pub struct Bots {
+    child: Child,
+    json: tempfile::NamedTempFile,
+    /// The command, as a reader would type it.
+    pub command: String,
+}
+
+/// Starts `chatgate-bots run ARGS --json FILE` on the bots CPU.
+pub fn bots(args: &[&str]) -> Bots {
+    let json = tempfile::NamedTempFile::new().expect("json file");
+    let mut command = pinned(BOTS_CPU, env!("CARGO_BIN_EXE_chatgate-bots"));
+    command.arg("run").args(args).arg("--json").arg(json.path()).stdout(Stdio::null());
+    let child = command.spawn().expect("starting the bots");
+    Bots { child, json, command: format!("chatgate-bots run {}", args.join(" ")) }
+}
+
+impl Bots {
+    /// Waits for the run to end and returns its JSON report.
+    pub fn finish(mut self) -> Value {
+        let status = self.child.wait().expect("bots");
+        assert!(status.success(), "{} failed", self.command);
+        let text = std::fs::read_to_string(self.json.path()).expect("bots json");
+        serde_json::from_str(&text).expect("bots json")
+    }
+
+    /// Whether the run is still going.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Runs the bots against the servers `pids` and measures the share of a core they used while
+/// the traffic ran: sampled from one second after the `sessions` are open to the end of the
+/// traffic, so that opening the sessions does not count.
+pub fn run_bots_measured(pids: &[u32], sessions: usize, seconds: u64, args: &[&str]) -> (Value, String, f64) {
+    let open = || pids.iter().map(|p| fds(*p)).sum::<usize>();
+    let cpu = || pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+    let base_fds = open();
+    let mut run = bots(args);
+    let command = run.command.clone();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while open() < base_fds + sessions && run.running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (before, wall) = (cpu(), Instant::now());
+    std::thread::sleep(Duration::from_secs(seconds.saturating_sub(2).max(1)));
+    let busy = (cpu() - before) / wall.elapsed().as_secs_f64();
+    (run.finish(), command, busy)
+}
+
+/// Runs the bots to the end.
+pub fn run_bots(args: &[&str]) -> (Value, String) {
+    let bots = bots(args);
+    let command = bots.command.clone();
+    (bots.finish(), command)
 }

@@ -50,6 +50,8 @@ pub enum Scenario {
     Storm,
     /// Idle sessions, direct pairs, groups and a storm, all at once.
     Mixed,
+    /// `--users` anonymous sessions sending malformed frames, `--rate` per second in all.
+    Flood,
 }
 
 /// A run's settings.
@@ -116,6 +118,10 @@ pub struct Args {
     /// Closed loop: messages in flight per sender.
     #[arg(long, default_value_t = 8)]
     pub window: u64,
+
+    /// Bytes of padding in every message, to make them larger (at most 60,000).
+    #[arg(long, default_value_t = 0)]
+    pub pad: usize,
 
     /// Extra members of the first group that never read: slow consumers.
     #[arg(long, default_value_t = 0)]
@@ -196,6 +202,9 @@ impl Args {
         if !(0.0..=MAX_RATE).contains(&self.rate) || !(0.0..=MAX_RATE).contains(&self.storm_rate) {
             bail!("--rate and --storm-rate must be between 0 and {MAX_RATE}");
         }
+        if self.pad > 60_000 {
+            bail!("--pad must be at most 60000 bytes");
+        }
         if self.procs == 0 || self.procs > 64 || self.window == 0 || self.concurrency == 0 {
             bail!("--procs must be 1 to 64; --window and --concurrency positive");
         }
@@ -226,6 +235,7 @@ impl Args {
             Scenario::Direct => direct,
             Scenario::Group => group,
             Scenario::Storm => 0,
+            Scenario::Flood => self.users,
             Scenario::Mixed => idle.saturating_add(direct).saturating_add(group),
         }
     }

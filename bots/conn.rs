@@ -82,12 +82,15 @@ pub async fn open(
 ) -> Result<Socket, String> {
     let opening = async {
         match protocol {
-            Protocol::Chatgate => {
-                let token = token.ok_or("no token")?;
-                let mut ws = dial(server, source, &format!("/ws?token={token}"), rcvbuf).await?;
-                wait_for(&mut ws, |t| t.starts_with(r#"{"type":"push","event":"session.ready""#)).await?;
-                Ok(ws)
-            }
+            // Without a token the socket stays anonymous (what a flood uses).
+            Protocol::Chatgate => match token {
+                Some(token) => {
+                    let mut ws = dial(server, source, &format!("/ws?token={token}"), rcvbuf).await?;
+                    wait_for(&mut ws, |t| t.starts_with(r#"{"type":"push","event":"session.ready""#)).await?;
+                    Ok(ws)
+                }
+                None => dial(server, source, "/ws", rcvbuf).await,
+            },
             Protocol::Socketio => {
                 let mut ws = dial(server, source, "/socket.io/?EIO=4&transport=websocket", rcvbuf).await?;
                 wait_for(&mut ws, |t| t.starts_with('0')).await?;
@@ -147,7 +150,8 @@ pub fn classify(protocol: Protocol, text: &str) -> Incoming<'_> {
                     _ => Incoming::Other,
                 }
             } else if text.starts_with(r#"{"type":"res""#) {
-                let Some(id) = number_after(text, r#""id":"#) else { return Incoming::Other };
+                // A frame too broken to carry an id is answered with `"id":null`.
+                let id = number_after(text, r#""id":"#).unwrap_or(0);
                 let error = string_after(text, r#""error":""#);
                 Incoming::Reply { id, error, seq: if error.is_none() { number_after(text, r#""seq":"#) } else { None } }
             } else {
@@ -171,14 +175,29 @@ pub fn classify(protocol: Protocol, text: &str) -> Incoming<'_> {
 
 /// The frame a sender sends: for chatgate a `/message/send` request with id `id`; for the
 /// others the broadcast payload. `seq` is the sender's own count (the peers have no server seq).
-pub fn send_frame(protocol: Protocol, id: u64, chat_type: &str, to: &str, key: &str, sent_us: u64) -> String {
+/// `pad` (a JSON member such as `,"pad":"xxxx"`, or empty) is carried along to make messages
+/// larger; see [`pad_member`].
+pub fn send_frame(
+    protocol: Protocol,
+    id: u64,
+    chat_type: &str,
+    to: &str,
+    key: &str,
+    sent_us: u64,
+    pad: &str,
+) -> String {
     match protocol {
         Protocol::Chatgate => format!(
-            r#"{{"type":"req","id":{id},"route":"/message/send","data":{{"chatType":"{chat_type}","to":"{to}","kind":"custom","clientMsgId":"{key}-{id}","content":{{"data":{{"t":{sent_us}}}}}}}}}"#
+            r#"{{"type":"req","id":{id},"route":"/message/send","data":{{"chatType":"{chat_type}","to":"{to}","kind":"custom","clientMsgId":"{key}-{id}","content":{{"data":{{"t":{sent_us}{pad}}}}}}}}}"#
         ),
-        Protocol::Socketio => format!(r#"42["msg",{{"seq":{id},"t":{sent_us}}}]"#),
-        Protocol::Bare => format!(r#"{{"seq":{id},"t":{sent_us}}}"#),
+        Protocol::Socketio => format!(r#"42["msg",{{"seq":{id},"t":{sent_us}{pad}}}]"#),
+        Protocol::Bare => format!(r#"{{"seq":{id},"t":{sent_us}{pad}}}"#),
     }
+}
+
+/// The JSON member that pads a message by `bytes` characters (nothing for 0).
+pub fn pad_member(bytes: usize) -> String {
+    if bytes == 0 { String::new() } else { format!(r#","pad":"{}""#, "x".repeat(bytes)) }
 }
 
 fn number_after(text: &str, key: &str) -> Option<u64> {
@@ -213,21 +232,31 @@ mod tests {
             Incoming::Reply { id: 18, error: Some("rate_limited"), seq: None }
         );
         assert_eq!(classify(Protocol::Chatgate, r#"{"type":"push","event":"typing","data":{}}"#), Incoming::Other);
+        let broken = r#"{"type":"res","id":null,"code":1,"message":"bad","data":null,"error":"frame.malformed"}"#;
+        assert_eq!(
+            classify(Protocol::Chatgate, broken),
+            Incoming::Reply { id: 0, error: Some("frame.malformed"), seq: None }
+        );
     }
 
     #[test]
     fn peer_frames_round_trip() {
-        let io = send_frame(Protocol::Socketio, 5, "group", "1", "k", 77);
+        let io = send_frame(Protocol::Socketio, 5, "group", "1", "k", 77, "");
         assert_eq!(io, r#"42["msg",{"seq":5,"t":77}]"#);
         assert_eq!(classify(Protocol::Socketio, &io), Incoming::Delivery { conversation: ROOM, seq: 5, sent_us: 77 });
         assert_eq!(classify(Protocol::Socketio, "2"), Incoming::EnginePing);
         assert_eq!(classify(Protocol::Socketio, r#"40{"sid":"x"}"#), Incoming::Other);
-        let bare = send_frame(Protocol::Bare, 6, "group", "1", "k", 78);
+        let bare = send_frame(Protocol::Bare, 6, "group", "1", "k", 78, &pad_member(4));
+        assert_eq!(bare, r#"{"seq":6,"t":78,"pad":"xxxx"}"#);
         assert_eq!(classify(Protocol::Bare, &bare), Incoming::Delivery { conversation: ROOM, seq: 6, sent_us: 78 });
-        let req = send_frame(Protocol::Chatgate, 3, "single", "12", "bot-4", 99);
+        let req = send_frame(Protocol::Chatgate, 3, "single", "12", "bot-4", 99, "");
         let v: serde_json::Value = serde_json::from_str(&req).unwrap();
         assert_eq!(v["data"]["clientMsgId"], "bot-4-3");
         assert_eq!(v["data"]["content"]["data"]["t"], 99);
+        let padded: serde_json::Value =
+            serde_json::from_str(&send_frame(Protocol::Chatgate, 3, "single", "12", "bot-4", 99, &pad_member(3)))
+                .unwrap();
+        assert_eq!(padded["data"]["content"]["data"]["pad"], "xxx");
         assert_eq!(v["data"]["to"], "12");
     }
 }

@@ -63,6 +63,12 @@ pub enum Role {
     Send(Sender),
     /// Never reads: a slow consumer.
     Slow,
+    /// Sends malformed frames at `rate` per second, counting the typed errors and closes they
+    /// get (and opening a new socket after each close).
+    Flood {
+        /// Bad frames per second.
+        rate: f64,
+    },
 }
 
 /// How a sender sends.
@@ -80,6 +86,8 @@ pub struct Sender {
     pub window: u64,
     /// Closed loop on deliveries: the window is reopened by this gate's probe, not by acks.
     pub gate: Option<usize>,
+    /// Bytes of padding each message carries.
+    pub pad: usize,
 }
 
 /// Sessions opened during the run.

@@ -82,6 +82,7 @@ async fn plan_direct(layout: &mut Layout, pool: &mut Option<Pool>, args: &Args, 
             rate: args.rate / args.pairs as f64,
             window: args.window,
             gate: None,
+            pad: args.pad,
         });
         // A pair lives in one worker; over several nodes, its two ends sit on different ones.
         layout.put(Some(p), Some(p), sender, role);
@@ -111,6 +112,7 @@ async fn plan_groups(layout: &mut Layout, pool: &mut Option<Pool>, args: &Args, 
                 rate: args.rate / args.senders as f64,
                 window: args.window,
                 gate,
+                pad: args.pad,
             });
             layout.put(Some(g), Some(0), member.as_ref(), role);
         }
@@ -158,6 +160,11 @@ async fn plan(args: &Args) -> anyhow::Result<Plan> {
         Scenario::Direct => plan_direct(&mut layout, &mut pool, args, &run).await?,
         Scenario::Group => plan_groups(&mut layout, &mut pool, args, &run).await?,
         Scenario::Storm => plan_storm(&mut layout, &mut pool, args).await?,
+        Scenario::Flood => {
+            for _ in 0..args.users {
+                layout.put(None, None, None, Role::Flood { rate: args.rate / args.users.max(1) as f64 });
+            }
+        }
         Scenario::Mixed => {
             plan_idle(&mut layout, &mut pool, args).await?;
             plan_direct(&mut layout, &mut pool, args, &run).await?;
@@ -327,7 +334,7 @@ fn report(args: &Args, total: &Stats) -> anyhow::Result<()> {
         "procs": args.procs,
         "settings": {"users": args.users, "devices": args.devices, "pairs": args.pairs, "groups": args.groups,
                      "members": args.members, "senders": args.senders, "rate": args.rate, "window": args.window,
-                     "slow": args.slow, "storm_rate": args.storm_rate, "concurrency": args.concurrency},
+                     "slow": args.slow, "storm_rate": args.storm_rate, "concurrency": args.concurrency, "pad": args.pad},
         "stats": total.to_json(args.duration),
     });
     match args.json.as_deref() {

@@ -1,6 +1,7 @@
 //! What a run measures, kept per task, merged per worker and across workers.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,41 +15,44 @@ use crate::gap::Gaps;
 /// Highest latency recorded, in microseconds (longer ones are clamped to it): 10 minutes.
 const MAX_MICROS: u64 = 600_000_000;
 
-/// A latency histogram in microseconds, three significant figures.
-#[derive(Debug, Clone)]
-pub struct Latency(Histogram<u64>);
-
-impl Default for Latency {
-    fn default() -> Self {
-        Latency(Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds"))
-    }
-}
+/// A latency histogram in microseconds, three significant figures. It costs nothing until a
+/// value is recorded (a histogram of this range is ~160 KB, and idle sessions record none).
+#[derive(Debug, Clone, Default)]
+pub struct Latency(Option<Box<Histogram<u64>>>);
 
 impl Latency {
+    fn histogram(&mut self) -> &mut Histogram<u64> {
+        self.0.get_or_insert_with(|| {
+            Box::new(Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds"))
+        })
+    }
+
     /// Records one latency.
     pub fn record(&mut self, micros: u64) {
-        self.0.saturating_record(micros.clamp(1, MAX_MICROS));
+        self.histogram().saturating_record(micros.clamp(1, MAX_MICROS));
     }
 
     /// Adds another histogram's values.
     pub fn add(&mut self, other: &Latency) {
-        // Same bounds on both sides, so this cannot fail.
-        let _ = self.0.add(&other.0);
+        if let Some(theirs) = &other.0 {
+            // Same bounds on both sides, so this cannot fail.
+            let _ = self.histogram().add(theirs.as_ref());
+        }
     }
 
     /// Values recorded.
     pub fn count(&self) -> u64 {
-        self.0.len()
+        self.0.as_ref().map_or(0, |h| h.len())
     }
 
     /// The value at `quantile`, in milliseconds.
     pub fn ms(&self, quantile: f64) -> f64 {
-        self.0.value_at_quantile(quantile) as f64 / 1000.0
+        self.0.as_ref().map_or(0.0, |h| h.value_at_quantile(quantile) as f64 / 1000.0)
     }
 
     /// The largest value, in milliseconds.
     pub fn max_ms(&self) -> f64 {
-        self.0.max() as f64 / 1000.0
+        self.0.as_ref().map_or(0.0, |h| h.max() as f64 / 1000.0)
     }
 
     /// p50, p90, p99, p99.9 and max, in milliseconds.
@@ -58,18 +62,73 @@ impl Latency {
     }
 
     fn encode(&self) -> String {
+        let Some(histogram) = &self.0 else { return String::new() };
         let mut bytes = Vec::new();
         // Writing into a Vec only fails on a histogram too large to encode, which ours is not.
-        let _ = V2Serializer::new().serialize(&self.0, &mut bytes);
+        let _ = V2Serializer::new().serialize(histogram.as_ref(), &mut bytes);
         STANDARD.encode(bytes)
     }
 
     fn decode(text: &str) -> anyhow::Result<Latency> {
-        let bytes = STANDARD.decode(text)?;
-        let histogram: Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice())?;
         let mut latency = Latency::default();
-        latency.0.add(&histogram)?;
+        if !text.is_empty() {
+            let bytes = STANDARD.decode(text)?;
+            let histogram: Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice())?;
+            latency.histogram().add(&histogram)?;
+        }
         Ok(latency)
+    }
+}
+
+/// One histogram that many tasks of a worker record into, each through a [`Recorder`].
+#[derive(Debug, Clone, Default)]
+pub struct Shared(Arc<Mutex<Latency>>);
+
+impl Shared {
+    /// A recorder for one task.
+    pub fn recorder(&self) -> Recorder {
+        Recorder { shared: self.clone(), buffer: Vec::new() }
+    }
+
+    /// What was recorded.
+    pub fn take(&self) -> Latency {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// A task's buffer in front of a [`Shared`] histogram: one lock per [`RECORD_BATCH`] values.
+#[derive(Debug)]
+pub struct Recorder {
+    shared: Shared,
+    buffer: Vec<u64>,
+}
+
+/// Values a recorder holds before it takes the shared histogram's lock.
+const RECORD_BATCH: usize = 256;
+
+impl Recorder {
+    /// Records one latency, in microseconds.
+    pub fn record(&mut self, micros: u64) {
+        self.buffer.push(micros);
+        if self.buffer.len() >= RECORD_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let mut shared = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        for micros in self.buffer.drain(..) {
+            shared.record(micros);
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -103,6 +162,8 @@ pub struct Stats {
     pub errors: BTreeMap<String, u64>,
     /// Messages received by sessions, counted once per receiving session.
     pub deliveries: u64,
+    /// Bytes of the frames that carried them (the average tells the frame size).
+    pub delivered_bytes: u64,
     /// Of those, the ones received before the senders stopped: what rates are computed from,
     /// so a backlog drained afterwards does not inflate them.
     pub deliveries_in_window: u64,
@@ -130,6 +191,7 @@ impl Stats {
         self.acked += other.acked;
         add_counts(&mut self.errors, &other.errors);
         self.deliveries += other.deliveries;
+        self.delivered_bytes += other.delivered_bytes;
         self.deliveries_in_window += other.deliveries_in_window;
         self.acked_in_window += other.acked_in_window;
         self.latency.add(&other.latency);
@@ -160,6 +222,7 @@ impl Stats {
             "errors": self.errors,
             "deliveries": self.deliveries,
             "deliveries_per_sec": per_sec(self.deliveries_in_window),
+            "delivery_frame_bytes": self.delivered_bytes.checked_div(self.deliveries).unwrap_or(0),
             "latency": self.latency.summary(),
             "ack_latency": self.ack_latency.summary(),
             "gaps": self.gaps,
@@ -256,6 +319,17 @@ mod tests {
         let b: Stats = serde_json::from_str(&text).unwrap();
         assert_eq!(b.latency.count(), 2);
         assert_eq!(b.errors["rate_limited"], 1);
+        assert_eq!(
+            serde_json::from_str::<Stats>(&serde_json::to_string(&Stats::default()).unwrap()).unwrap().latency.count(),
+            0
+        );
+        let shared = Shared::default();
+        {
+            let (mut r1, mut r2) = (shared.recorder(), shared.recorder());
+            (0..300).for_each(|i| r1.record(i + 1));
+            r2.record(5);
+        }
+        assert_eq!(shared.take().count(), 301, "recorders flush what they hold when dropped");
         let mut total = Stats { dropped_after_ms: Some(900.0), ..Default::default() };
         total.merge(&b);
         total.merge(&Stats { dropped_after_ms: Some(400.0), ..a.clone() });

@@ -21,17 +21,12 @@ pub struct BotUser {
     pub issued_ms: u64,
 }
 
-/// What the bots remember of one server.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ServerState {
-    users: BTreeMap<String, BotUser>,
-    groups: BTreeMap<String, String>,
-}
-
-/// The state file: per server address.
+/// What the bots remember of one server (or one cluster: its nodes share a database). Pointed
+/// at another server, the remembered tokens fail their check and the bots log in afresh.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StateFile {
-    servers: BTreeMap<String, ServerState>,
+    users: BTreeMap<String, BotUser>,
+    groups: BTreeMap<String, String>,
 }
 
 /// The bots' own password: bot accounts are throwaway accounts on a test server.
@@ -45,7 +40,6 @@ const LOGIN_CONCURRENCY: usize = 4;
 pub struct Pool {
     http: reqwest::Client,
     base: String,
-    key: String,
     path: PathBuf,
     file: StateFile,
 }
@@ -55,7 +49,7 @@ fn now_ms() -> u64 {
 }
 
 impl Pool {
-    /// Opens the state at `path` for the server at `addr` (`host:port`).
+    /// Opens the state at `path`, for the server at `addr` (`host:port`).
     pub fn open(path: &Path, addr: &str) -> anyhow::Result<Pool> {
         let file = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?,
@@ -63,11 +57,11 @@ impl Pool {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
-        Ok(Pool { http, base: format!("http://{addr}"), key: addr.to_owned(), path: path.to_owned(), file })
+        Ok(Pool { http, base: format!("http://{addr}"), path: path.to_owned(), file })
     }
 
-    fn state(&mut self) -> &mut ServerState {
-        self.file.servers.entry(self.key.clone()).or_default()
+    fn state(&mut self) -> &mut StateFile {
+        &mut self.file
     }
 
     /// Saves what was learned.

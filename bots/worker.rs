@@ -18,7 +18,7 @@ use crate::conn::{self, Incoming, Protocol, Socket};
 use crate::gap::GapCheck;
 use crate::pace::{Next, Pacer};
 use crate::plan::{Plan, Role, Sender, SessionPlan, Storm};
-use crate::stats::Stats;
+use crate::stats::{Recorder, Shared, Stats};
 
 /// Receive buffer of a slow consumer's socket: small, so the server's queue fills fast.
 const SLOW_RCVBUF: u32 = 4096;
@@ -79,6 +79,9 @@ pub async fn run(plan: Plan, index: usize) -> anyhow::Result<()> {
     let base = Ctx {
         protocol: plan.protocol,
         live: live.clone(),
+        latency: Shared::default(),
+        ack_latency: Shared::default(),
+        connect_latency: Shared::default(),
         start,
         start_us,
         stop: all_stop.clone(),
@@ -95,6 +98,7 @@ pub async fn run(plan: Plan, index: usize) -> anyhow::Result<()> {
                 tokio::spawn(send(ctx, ws, sender, gate))
             }
             Role::Slow => tokio::spawn(slow(ctx, ws)),
+            Role::Flood { rate } => tokio::spawn(flood(ctx, plan.clone(), plan_of.node, ws, rate)),
         };
         tasks.push(task);
     }
@@ -128,6 +132,9 @@ pub async fn run(plan: Plan, index: usize) -> anyhow::Result<()> {
         }
     }
     progress.abort();
+    total.latency.add(&base.latency.take());
+    total.ack_latency.add(&base.ack_latency.take());
+    total.connect_latency.add(&base.connect_latency.take());
     (total.deliveries_in_window, total.acked_in_window) = in_window;
     emit(json!({"type": "result", "stats": total}));
     Ok(())
@@ -176,6 +183,12 @@ fn source_of(plan: &Plan, worker: usize, i: usize) -> Option<std::net::IpAddr> {
 struct Ctx {
     protocol: Protocol,
     live: Arc<Live>,
+    /// Delivery latencies of the whole worker.
+    latency: Shared,
+    /// Acknowledgement latencies.
+    ack_latency: Shared,
+    /// Storm sessions' open latencies.
+    connect_latency: Shared,
     start: Instant,
     start_us: u64,
     /// When this task must stop its work.
@@ -190,6 +203,9 @@ impl Ctx {
         Ctx {
             protocol: self.protocol,
             live: self.live.clone(),
+            latency: self.latency.clone(),
+            ack_latency: self.ack_latency.clone(),
+            connect_latency: self.connect_latency.clone(),
             start: self.start,
             start_us: self.start_us,
             stop: stop.clone(),
@@ -204,11 +220,20 @@ struct Reader {
     gaps: GapCheck,
     check_gaps: bool,
     gate: Option<Arc<Semaphore>>,
+    latency: Recorder,
+    ack_latency: Recorder,
 }
 
 impl Reader {
-    fn new(gate: Option<Arc<Semaphore>>, check_gaps: bool) -> Reader {
-        Reader { stats: Stats::default(), gaps: GapCheck::default(), check_gaps, gate }
+    fn new(ctx: &Ctx, gate: Option<Arc<Semaphore>>, check_gaps: bool) -> Reader {
+        Reader {
+            stats: Stats::default(),
+            gaps: GapCheck::default(),
+            check_gaps,
+            gate,
+            latency: ctx.latency.recorder(),
+            ack_latency: ctx.ack_latency.recorder(),
+        }
     }
 
     /// Handles one text frame; returns an answer to send back, if the protocol needs one.
@@ -216,8 +241,9 @@ impl Reader {
         match conn::classify(ctx.protocol, text) {
             Incoming::Delivery { conversation, seq, sent_us } => {
                 self.stats.deliveries += 1;
+                self.stats.delivered_bytes += text.len() as u64;
                 ctx.live.deliveries.fetch_add(1, Ordering::Relaxed);
-                self.stats.latency.record(wall_us().saturating_sub(sent_us));
+                self.latency.record(wall_us().saturating_sub(sent_us));
                 if self.check_gaps {
                     self.gaps.see(conversation, seq);
                 }
@@ -228,7 +254,7 @@ impl Reader {
             }
             Incoming::Reply { id, error, .. } => {
                 if let Some(acks) = acks {
-                    acks.answered(&mut self.stats, ctx, id, error);
+                    acks.answered(&mut self.stats, &mut self.ack_latency, ctx, id, error);
                 }
                 None
             }
@@ -250,13 +276,13 @@ struct AckBook {
 }
 
 impl AckBook {
-    fn answered(&mut self, stats: &mut Stats, ctx: &Ctx, id: u64, error: Option<&str>) {
+    fn answered(&mut self, stats: &mut Stats, latency: &mut Recorder, ctx: &Ctx, id: u64, error: Option<&str>) {
         if let Some(at) = self.sent_at.remove(&id) {
             match error {
                 None => {
                     stats.acked += 1;
                     ctx.live.acked.fetch_add(1, Ordering::Relaxed);
-                    stats.ack_latency.record(wall_us().saturating_sub(at));
+                    latency.record(wall_us().saturating_sub(at));
                 }
                 Some(reason) => {
                     ctx.live.errors.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +303,7 @@ fn close_reason(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFra
 /// Reads until the stop: deliveries, pings, closes.
 async fn receive(ctx: Ctx, ws: Socket, gate: Option<Arc<Semaphore>>, check_gaps: bool) -> Stats {
     let (mut sink, mut source) = ws.split();
-    let mut reader = Reader::new(gate, check_gaps);
+    let mut reader = Reader::new(&ctx, gate, check_gaps);
     loop {
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
@@ -312,6 +338,7 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
     let book = Arc::new(std::sync::Mutex::new(AckBook { sent_at: HashMap::new(), window: ack_window.clone() }));
     let reading = tokio::spawn(read_replies(ctx.until(&ctx.all_stop), source, book.clone()));
     let mut sent = 0u64;
+    let pad = conn::pad_member(sender.pad);
     let mut pacer = Pacer::new(sender.rate);
     let window = gate.or(ack_window);
     loop {
@@ -341,7 +368,7 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
             break;
         }
         sent += 1;
-        let frame = conn::send_frame(ctx.protocol, sent, &sender.chat_type, &sender.to, &sender.key, sent_us);
+        let frame = conn::send_frame(ctx.protocol, sent, &sender.chat_type, &sender.to, &sender.key, sent_us, &pad);
         if ctx.protocol == Protocol::Chatgate {
             let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
             if book.sent_at.len() < MAX_PENDING_ACKS {
@@ -362,7 +389,7 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
 async fn read_replies(ctx: Ctx, mut source: SplitStream<Socket>, book: Arc<std::sync::Mutex<AckBook>>) -> Stats {
     // A sender's own stream is not a complete sequence (its own messages come back as
     // replies), so it is not gap-checked.
-    let mut reader = Reader::new(None, false);
+    let mut reader = Reader::new(&ctx, None, false);
     loop {
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
@@ -406,13 +433,93 @@ async fn slow(ctx: Ctx, mut ws: Socket) -> Stats {
     stats
 }
 
+/// Malformed frames, round-robin: each must get a typed error, or a close.
+fn bad_frame(n: u64) -> Message {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    match n % 6 {
+        0 => Message::Text("{\"type\":\"req\",".into()),
+        1 => Message::Text(r#"{"type":"zap","id":1}"#.into()),
+        2 => Message::Text("[".repeat(5000).into()),
+        3 => Message::Binary(vec![0xc1, 0xff, 0x00].into()),
+        4 => Message::Text(r#"{"type":"req","id":123456789012345678901234567890,"route":"/x"}"#.into()),
+        _ => Message::Frame(Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true)),
+    }
+}
+
+/// Sends bad frames on schedule; counts the error reasons and closes that come back.
+async fn flood(ctx: Ctx, plan: Arc<Plan>, node: usize, ws: Socket, rate: f64) -> Stats {
+    let mut stats = Stats::default();
+    let Some(mut pacer) = Pacer::new(rate) else { return stats };
+    let mut ws = Some(ws);
+    let mut n = 0u64;
+    while !ctx.stop.is_cancelled() {
+        let Some(socket) = ws.as_mut() else {
+            match conn::open(ctx.protocol, plan.nodes[node % plan.nodes.len()], None, None, None).await {
+                Ok(fresh) => ws = Some(fresh),
+                Err(reason) => {
+                    Stats::fail(&mut stats.connect_failures, &reason);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            continue;
+        };
+        match pacer.next(ctx.start.elapsed()) {
+            Next::Wait(due) => {
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => break,
+                    _ = tokio::time::sleep_until((ctx.start + due).into()) => continue,
+                }
+            }
+            Next::Send(_) => {}
+        }
+        n += 1;
+        stats.sent += 1;
+        ctx.live.sent.fetch_add(1, Ordering::Relaxed);
+        if socket.send(bad_frame(n)).await.is_err() {
+            ws = None;
+            continue;
+        }
+        // Its answer: a typed error, or the close it earned.
+        let answer = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
+        match answer {
+            Ok(Some(Ok(Message::Text(text)))) => match conn::classify(ctx.protocol, &text) {
+                Incoming::Reply { error: Some(reason), .. } => Stats::fail(&mut stats.errors, reason),
+                _ => Stats::fail(&mut stats.errors, "unexpected answer"),
+            },
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                Stats::fail(&mut stats.closed, &close_reason(frame));
+                ws = None;
+            }
+            // A MessagePack frame is answered in MessagePack.
+            Ok(Some(Ok(Message::Binary(bytes)))) => {
+                let malformed = bytes.windows(15).any(|w| w == b"frame.malformed");
+                Stats::fail(&mut stats.errors, if malformed { "frame.malformed" } else { "unexpected binary answer" });
+            }
+            Ok(Some(Ok(_))) => Stats::fail(&mut stats.errors, "unexpected answer"),
+            _ => {
+                Stats::fail(&mut stats.closed, &format!("no answer to bad frame kind {}", n % 6));
+                ws = None;
+            }
+        }
+    }
+    stats
+}
+
 /// Opens sessions at `storm.rate` (or as fast as `storm.concurrency` allows) until the stop.
 async fn storm_run(ctx: Ctx, plan: Arc<Plan>, index: usize, storm: Storm) -> Stats {
     let in_flight = Arc::new(Semaphore::new(storm.concurrency.max(1)));
     let mut pacer = Pacer::new(storm.rate);
-    let mut opened = Vec::new();
+    let mut opened = tokio::task::JoinSet::new();
+    let mut stats = Stats::default();
     let mut n = 0usize;
     loop {
+        // Sessions that are done leave the set as it goes: a long storm holds only those open.
+        while let Some(done) = opened.try_join_next() {
+            if let Ok(s) = done {
+                stats.merge(&s);
+            }
+        }
         let due_us = match &mut pacer {
             Some(pacer) => match pacer.next(ctx.start.elapsed()) {
                 Next::Send(due) => ctx.start_us + due.as_micros() as u64,
@@ -433,15 +540,16 @@ async fn storm_run(ctx: Ctx, plan: Arc<Plan>, index: usize, storm: Storm) -> Sta
         let node = plan.nodes[n % plan.nodes.len()];
         let source = source_of(&plan, index, n);
         let (protocol, live, hold, stop) = (ctx.protocol, ctx.live.clone(), storm.hold, ctx.all_stop.clone());
+        let mut connect_latency = ctx.connect_latency.recorder();
         n += 1;
-        opened.push(tokio::spawn(async move {
+        opened.spawn(async move {
             let mut stats = Stats::default();
             match conn::open(protocol, node, source, token.as_deref(), None).await {
                 Ok(mut ws) => {
                     stats.sessions += 1;
                     live.sessions.fetch_add(1, Ordering::Relaxed);
                     // From the scheduled time: a late open counts its wait.
-                    stats.connect_latency.record(wall_us().saturating_sub(due_us));
+                    connect_latency.record(wall_us().saturating_sub(due_us));
                     drop(permit);
                     if hold {
                         stop.cancelled().await;
@@ -451,11 +559,10 @@ async fn storm_run(ctx: Ctx, plan: Arc<Plan>, index: usize, storm: Storm) -> Sta
                 Err(reason) => Stats::fail(&mut stats.connect_failures, &reason),
             }
             stats
-        }));
+        });
     }
-    let mut stats = Stats::default();
-    for task in opened {
-        if let Ok(s) = task.await {
+    while let Some(done) = opened.join_next().await {
+        if let Ok(s) = done {
             stats.merge(&s);
         }
     }
