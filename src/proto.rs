@@ -1360,9 +1360,155 @@ pub struct UploadReply {
     pub sha256: String,
 }
 
+/// Parses `data` as the request of every route, with the checks each route applies after
+/// parsing: what the fuzz targets (fuzz/) and the property tests run. Any error is a fine
+/// answer; a panic is a bug.
+#[cfg(any(test, fuzzing))]
+pub fn parse_every_request(data: &Value) {
+    macro_rules! parse_each {
+        ($($t:ty),* $(,)?) => { $( let _ = parse::<$t>(data.clone()); )* };
+    }
+    parse_each!(
+        Credentials,
+        ForgotPassword,
+        ResetPassword,
+        AuthToken,
+        InfoQuery,
+        LoginLogQuery,
+        OnlineQuery,
+        Empty,
+        GroupUsers,
+        GroupUser,
+        Mute,
+        MembersQuery,
+        HistoryQuery,
+        SyncRequest,
+        MessageRef,
+        ConversationRef,
+        ConversationListQuery,
+        ReadRequest,
+    );
+    if let Ok(r) = parse::<InfoUpdate>(data.clone()) {
+        let _ = r.userinfo.into_patch();
+    }
+    if let Ok(r) = parse::<GroupRef>(data.clone()) {
+        let _ = r.group_id.get();
+    }
+    if let Ok(r) = parse::<CreateGroup>(data.clone()) {
+        let _ = r.policy();
+    }
+    if let Ok(r) = parse::<UpdateGroup>(data.clone()) {
+        let _ = r.into_patch();
+    }
+    if let Ok(r) = parse::<SetRole>(data.clone()) {
+        let _ = (r.role(), r.group_id.get());
+    }
+    if let Ok(r) = parse::<ConversationUpdate>(data.clone()) {
+        let _ = r.patch();
+    }
+    if let Ok(r) = parse::<SendMessage>(data.clone()) {
+        let _ = r.chat_type();
+        let _ = crate::message::validate_content(&r.kind, r.content, 5000);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// JSON values of every shape, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            prop_oneof![Just("text"), Just("image"), Just("single"), Just("group"), Just("admin"), Just("/file/ab")]
+                .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        ".{0,8}",
+                        Just("kind".to_owned()),
+                        Just("content".to_owned()),
+                        Just("text".to_owned()),
+                        Just("groupId".to_owned()),
+                        Just("userinfo".to_owned()),
+                        Just("conversations".to_owned()),
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// A bounded fuzz run in the test suite: no bytes, in either encoding, make decoding or
+        /// any route's parsing panic.
+        #[test]
+        fn no_input_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), data in any_json()) {
+            for format in [Format::Json, Format::MsgPack] {
+                if let Ok(Incoming::Request { data, .. }) = decode(&bytes, format) {
+                    parse_every_request(&data);
+                }
+            }
+            parse_every_request(&data);
+            let frame = serde_json::json!({"type": "req", "id": 1, "route": "/x", "data": data});
+            let _ = decode(frame.to_string().as_bytes(), Format::Json);
+        }
+
+        /// Requests survive the trip through either encoding unchanged.
+        #[test]
+        fn requests_round_trip(int_id in any::<i64>(), str_id in "[a-z0-9-]{1,16}", use_str in any::<bool>(),
+                               route in "/[a-z]{1,8}/[a-zA-Z]{1,10}", data in prop::collection::btree_map("[a-z]{1,6}", any_json(), 0..5)) {
+            let id = if use_str { Value::from(str_id) } else { Value::from(int_id) };
+            let data = Value::Object(data.into_iter().collect());
+            let frame = serde_json::json!({"type": "req", "id": id, "route": route, "data": data});
+            let packed = rmp_serde::to_vec_named(&frame).unwrap();
+            for (bytes, format) in [(frame.to_string().into_bytes(), Format::Json), (packed, Format::MsgPack)] {
+                let Ok(Incoming::Request { id: got_id, route: got_route, data: got_data }) = decode(&bytes, format) else {
+                    panic!("{format:?} did not decode {frame}");
+                };
+                prop_assert_eq!(serde_json::to_value(&got_id).unwrap(), id.clone());
+                prop_assert_eq!(&got_route, &route);
+                prop_assert_eq!(&got_data, &data);
+            }
+        }
+
+        /// Replies and pushes read back as what was sent, in JSON and MessagePack alike.
+        #[test]
+        fn replies_and_pushes_round_trip(id in any::<i64>(), data in prop::collection::btree_map("[a-z]{1,6}", any_json(), 0..5)) {
+            let data = Value::Object(data.into_iter().collect());
+            let request_id = RequestId::Int(id);
+            let reply = Reply::new(Some(&request_id), true, Ok(data.clone()));
+            let Payload::Text(text) = encode(&reply, Format::Json) else { panic!("JSON is text") };
+            let Payload::Binary(bytes) = encode(&reply, Format::MsgPack) else { panic!("MessagePack is binary") };
+            let from_json: Value = serde_json::from_str(&text).unwrap();
+            let from_msgpack: Value = rmp_serde::from_slice(&bytes).unwrap();
+            prop_assert_eq!(&from_json, &from_msgpack);
+            prop_assert_eq!(&from_json["id"], &Value::from(id));
+            prop_assert_eq!(&from_json["data"], &data);
+            let push = Push::new("typing", &data);
+            let Payload::Text(text) = push.payload(Format::Json) else { panic!("JSON is text") };
+            let Payload::Binary(bytes) = push.payload(Format::MsgPack) else { panic!("MessagePack is binary") };
+            let from_json: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(&from_json, &rmp_serde::from_slice::<Value>(&bytes).unwrap());
+            prop_assert_eq!(&from_json["data"], &data);
+            let relayed = Push::from_json_frame(text.to_string()).unwrap();
+            let Payload::Binary(again) = relayed.payload(Format::MsgPack) else { panic!("MessagePack is binary") };
+            prop_assert_eq!(again, bytes);
+        }
+    }
 
     #[test]
     fn decodes_requests_in_both_formats() {

@@ -675,14 +675,18 @@ impl Drop for Redis {
 // ---- processes ----
 
 /// A `chatgate` binary in a process of its own, in its own data dir, on a free port; killed
-/// (SIGKILL) when dropped. For tests that measure the process or must kill it.
+/// (SIGKILL) when dropped. For tests that measure the process, kill it or restart it.
 pub struct Process {
     /// The child.
     pub child: std::process::Child,
     /// `http://127.0.0.1:port`.
     pub base: String,
-    /// Its data dir.
+    /// `127.0.0.1:port`.
+    pub addr: SocketAddr,
+    /// Its data dir, kept across restarts.
     pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Process {
@@ -690,11 +694,19 @@ impl Process {
     /// to `<data-dir>/server.log`, and waits until it answers `/healthz`.
     pub async fn start(args: &[&str], env: &[(&str, String)]) -> Process {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let (child, addr) = Process::spawn(dir.path(), &args, &env);
+        let mut process = Process { child, base: format!("http://{addr}"), addr, dir, args, env };
+        process.wait_healthy().await;
+        process
+    }
+
+    fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (std::process::Child, SocketAddr) {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-            .args(["--listen", &addr.to_string(), "--data-dir", dir.path().to_str().unwrap()])
+            .args(["--listen", &addr.to_string(), "--data-dir", dir.to_str().unwrap()])
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
@@ -702,18 +714,42 @@ impl Process {
             .stderr(log)
             .spawn()
             .expect("starting chatgate");
-        let mut process = Process { child, base: format!("http://{addr}"), dir };
+        (child, addr)
+    }
+
+    async fn wait_healthy(&mut self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if reqwest::get(format!("{}/healthz", process.base)).await.is_ok_and(|r| r.status().is_success()) {
-                return process;
+            if reqwest::get(format!("{}/healthz", self.base)).await.is_ok_and(|r| r.status().is_success()) {
+                return;
             }
-            if let Ok(Some(status)) = process.child.try_wait() {
-                panic!("chatgate exited with {status}: {}", process.log());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("chatgate exited with {status}: {}", self.log());
             }
-            assert!(tokio::time::Instant::now() < deadline, "chatgate did not become healthy: {}", process.log());
+            assert!(tokio::time::Instant::now() < deadline, "chatgate did not become healthy: {}", self.log());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Starts it again on the same data dir (on a new port), after it ended or was killed.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let (child, addr) = Process::spawn(self.dir.path(), &self.args, &self.env);
+        (self.child, self.addr, self.base) = (child, addr, format!("http://{addr}"));
+        self.wait_healthy().await;
+    }
+
+    /// Asks it to stop (SIGTERM) and waits, at most `within`, for it to exit; its exit status.
+    pub async fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     /// Everything it has logged so far.
@@ -741,6 +777,95 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A PostgreSQL server of one test, in its own temp dir on a free port, which the test may stop
+/// and start again (an outage); stopped and removed when dropped.
+pub struct OwnPostgres {
+    dir: PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl OwnPostgres {
+    /// Creates and starts it, with a `chatgate` database.
+    pub async fn start() -> OwnPostgres {
+        let dir: PathBuf = tempfile::Builder::new().prefix("chatgate-own-pg-").tempdir().expect("pg dir").keep();
+        if is_root() {
+            pg_tool_plain("chown", &["-R", "postgres:postgres", dir.to_str().unwrap()]);
+        }
+        let data = dir.join("data");
+        let data = data.to_str().unwrap().to_owned();
+        let pg = OwnPostgres { dir, port: free_port() };
+        tokio::task::spawn_blocking(move || {
+            pg_tool("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"])
+        })
+        .await
+        .expect("initdb");
+        // Stopped even if this process dies first.
+        spawn_reaper(&pg.dir, &pg.dir.join("data"));
+        pg.resume().await;
+        let port = pg.port.to_string();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    "CREATE DATABASE chatgate",
+                ])
+                .output()
+                .expect("psql");
+            assert!(out.status.success(), "create database: {}", String::from_utf8_lossy(&out.stderr));
+        })
+        .await
+        .expect("create database");
+        pg
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/chatgate", self.port)
+    }
+
+    /// Stops the server at once (`-m immediate`: every connection drops, as in a crash).
+    pub async fn stop(&self) {
+        let data = self.dir.join("data").to_str().unwrap().to_owned();
+        tokio::task::spawn_blocking(move || pg_tool("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]))
+            .await
+            .expect("pg_ctl");
+    }
+
+    /// Starts it again on the same port.
+    pub async fn resume(&self) {
+        let data = self.dir.join("data").to_str().unwrap().to_owned();
+        let log = self.dir.join("log").to_str().unwrap().to_owned();
+        // Commits reach the OS before they are acknowledged (no synchronous_commit=off): an
+        // immediate stop, a crash, must not lose them.
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        tokio::task::spawn_blocking(move || pg_tool("pg_ctl", &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"]))
+            .await
+            .expect("pg_ctl");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let data = data.to_str().unwrap();
+        let mut stop = if is_root() { Command::new("runuser") } else { Command::new("pg_ctl") };
+        if is_root() {
+            stop.args(["-u", "postgres", "--", "pg_ctl"]);
+        }
+        let _ = stop.args(["-D", data, "-m", "immediate", "stop"]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

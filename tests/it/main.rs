@@ -3,9 +3,12 @@
 
 mod harness;
 
+mod access;
 mod cluster;
 mod deploy;
 mod failover;
+mod faults;
+mod flood;
 mod frames;
 mod groups;
 mod hardening;

@@ -75,7 +75,8 @@ async fn upload_sniff_and_ranges(backend: Backend) {
     for bad in ["/file/0123456789abcdef0123456789abcdef", "/file/..%2F..%2Fetc%2Fpasswd", "/file/chatgate.db"] {
         assert_eq!(http.get(server.url(bad)).bearer_auth(&token).send().await.unwrap().status(), 404, "{bad}");
     }
-    assert_eq!(http.post(server.url("/file/upload")).body(body.clone()).send().await.unwrap().status(), 401);
+    // (A small body: refused unread, a large one may be cut off while it is still being sent.)
+    assert_eq!(http.post(server.url("/file/upload")).body(PNG.to_vec()).send().await.unwrap().status(), 401);
     let empty = http.post(server.url("/file/upload")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(empty.status(), 400);
 

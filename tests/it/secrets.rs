@@ -1,6 +1,5 @@
 //! What the server writes to its log: never a password, a token or a reset secret.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::SinkExt;
@@ -8,27 +7,16 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::harness::Process;
+
 /// A full journey against the real binary at `debug` level, then a scan of all it logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_chatgate"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir", dir.path().to_str().unwrap(), "--log", "debug"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Process::start(&["--log", "debug"], &[]).await;
+    let base = server.base.clone();
+    let port = server.addr.port();
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body).send();
     let password = "Sup3r-Secret-Passw0rd";
     let reg: Value = post("/user/register", json!({"username": "secretive", "password": password}))
@@ -51,7 +39,7 @@ async fn no_secret_reaches_the_log() {
     .unwrap();
     post("/user/changePassword", json!({"username": "secretive"})).await.unwrap();
     // The notice is written in the background: wait for its whole line.
-    let outbox = dir.path().join("outbox.jsonl");
+    let outbox = server.dir.path().join("outbox.jsonl");
     let line = loop {
         let text = std::fs::read_to_string(&outbox).unwrap_or_default();
         if let Some((line, _)) = text.split_once('\n') {
@@ -66,10 +54,9 @@ async fn no_secret_reaches_the_log() {
     post("/user/resetPassword", json!({"resetToken": secret, "password": new_password})).await.unwrap();
     drop(ws);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = server.kill();
-    let _ = server.wait();
+    server.kill();
 
-    let logged = std::fs::read_to_string(&log_path).unwrap();
+    let logged = server.log();
     assert!(logged.len() > 100, "the server logged almost nothing at debug level: {logged}");
     let signature = token.rsplit('.').next().unwrap();
     for (what, value) in [
