@@ -1,6 +1,6 @@
 //! What the benchmark suite starts and runs: servers pinned to CPU 0 (chatgate, the bare
-//! baseline, socket.io, PostgreSQL, Redis, a local cluster), the bots pinned to CPU 1, and
-//! readings of a process's memory and sockets.
+//! baseline, socket.io, PostgreSQL, Redis), the bots pinned to CPU 1, and readings of a
+//! process's memory and CPU time.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -249,29 +249,43 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Open descriptors of `pid`: its sockets, and a handful of files.
-pub fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 /// A bots run in progress.
 pub struct Bots {
     child: Child,
     json: tempfile::NamedTempFile,
+    /// Told when every session is open and the traffic starts.
+    started: std::sync::mpsc::Receiver<()>,
     /// The command, as a reader would type it.
     pub command: String,
 }
 
-/// Starts `chatgate-bots run ARGS --json FILE` on the bots CPU.
+/// Starts `chatgate-bots run ARGS --json FILE` on the bots CPU; its progress lines pass through.
 pub fn bots(args: &[&str]) -> Bots {
     let json = tempfile::NamedTempFile::new().expect("json file");
     let mut command = pinned(BOTS_CPU, env!("CARGO_BIN_EXE_chatgate-bots"));
-    command.arg("run").args(args).arg("--json").arg(json.path()).stdout(Stdio::null());
-    let child = command.spawn().expect("starting the bots");
-    Bots { child, json, command: format!("chatgate-bots run {}", args.join(" ")) }
+    command.arg("run").args(args).arg("--json").arg(json.path()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("starting the bots");
+    let stderr = child.stderr.take().expect("bots stderr");
+    let (tell, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            // The parent says this once every worker is ready and the go is given.
+            if line.contains("sessions open") {
+                let _ = tell.send(());
+            }
+            eprintln!("{line}");
+        }
+    });
+    Bots { child, json, started, command: format!("chatgate-bots run {}", args.join(" ")) }
 }
 
 impl Bots {
+    /// Waits (at most five minutes) until every session is open and the traffic has started.
+    pub fn wait_started(&self) {
+        let _ = self.started.recv_timeout(Duration::from_secs(300));
+    }
+
     /// Waits for the run to end and returns its JSON report.
     pub fn finish(mut self) -> Value {
         let status = self.child.wait().expect("bots");
@@ -287,18 +301,13 @@ impl Bots {
 }
 
 /// Runs the bots against the servers `pids` and measures the share of a core they used while
-/// the traffic ran: sampled from one second after the `sessions` are open to the end of the
-/// traffic, so that opening the sessions does not count.
-pub fn run_bots_measured(pids: &[u32], sessions: usize, seconds: u64, args: &[&str]) -> (Value, String, f64) {
-    let open = || pids.iter().map(|p| fds(*p)).sum::<usize>();
+/// the traffic ran: sampled from one second after the traffic starts to one second before it
+/// ends, so that opening the sessions does not count.
+pub fn run_bots_measured(pids: &[u32], seconds: u64, args: &[&str]) -> (Value, String, f64) {
     let cpu = || pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
-    let base_fds = open();
-    let mut run = bots(args);
+    let run = bots(args);
     let command = run.command.clone();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while open() < base_fds + sessions && run.running() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run.wait_started();
     std::thread::sleep(Duration::from_secs(1));
     let (before, wall) = (cpu(), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds.saturating_sub(2).max(1)));

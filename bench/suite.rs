@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Postgres, Proc, bots, chatgate, fds, redis, rss_kib, run_bots, socketio, state_dir};
+use common::{Postgres, Proc, bots, chatgate, redis, rss_kib, run_bots, socketio, state_dir};
 
 /// Sizes of a run.
 struct Sizes {
@@ -134,16 +134,12 @@ fn thousands(n: f64) -> String {
 
 /// Holds `args` open on `server` and returns (bytes per session, sessions, report, command):
 /// the server's RSS is read once the users exist and again while every session is open.
-fn idle_memory(server: &Proc, args: &[&str], expected: usize) -> (f64, u64, Value, String) {
+fn idle_memory(server: &Proc, args: &[&str]) -> (f64, u64, Value, String) {
     std::thread::sleep(Duration::from_secs(2));
     let before = rss_kib(server.pid());
-    let base_fds = fds(server.pid());
-    let mut run = bots(args);
+    let run = bots(args);
     let command = run.command.clone();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while fds(server.pid()) < base_fds + expected && run.running() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    run.wait_started();
     std::thread::sleep(Duration::from_secs(2));
     let during = rss_kib(server.pid());
     let report = run.finish();
@@ -200,7 +196,7 @@ fn s1(report: &mut Report, z: &Sizes) {
         "--state",
         bot_state,
     ];
-    let (ours, sessions, run, command) = idle_memory(&server, &args, z.idle_sessions);
+    let (ours, sessions, run, command) = idle_memory(&server, &args);
     report.run("chatgate", &run, &command);
     drop(server);
 
@@ -223,7 +219,7 @@ fn s1(report: &mut Report, z: &Sizes) {
         "--sources",
         sources,
     ];
-    let (floor, bare_sessions, run, command) = idle_memory(&bare, &args, z.idle_sessions);
+    let (floor, bare_sessions, run, command) = idle_memory(&bare, &args);
     report.run("bare", &run, &command);
     report.detail(&format!(
         "- chatgate: {ours:.0} bytes of server RSS per authenticated session ({sessions} sessions); bare: {floor:.0} bytes per socket ({bare_sessions} sockets)"
@@ -430,7 +426,7 @@ fn fanout(report: &mut Report, z: &Sizes, target: &Target, pad: usize) -> Fanout
         base.extend(["--state", state]);
     }
     let max_args: Vec<&str> = base.iter().copied().chain(["--window", "64"]).collect();
-    let (run, command, busy) = common::run_bots_measured(pids, z.members, z.seconds, &max_args);
+    let (run, command, busy) = common::run_bots_measured(pids, z.seconds, &max_args);
     report.run(&format!("{label}, max (64 messages in flight)"), &run, &command);
     let max = f(&run["stats"]["deliveries_per_sec"]);
     let frame_bytes = run["stats"]["delivery_frame_bytes"].as_u64().unwrap_or(0);
