@@ -1,4 +1,5 @@
-//! The HTTP mirror of every route, plus `/healthz` and the `/ws` upgrade.
+//! The HTTP mirror of every route, plus `/healthz`, `/readyz`, `/metrics`, the `/ws` upgrade and
+//! the web client's files.
 //!
 //! POST takes a JSON body (or MessagePack with `Content-Type: application/msgpack`, answered in
 //! kind); GET takes query parameters. The token comes in `Authorization: Bearer` or as the
@@ -34,6 +35,7 @@ pub fn app(state: Arc<App>) -> axum::Router {
         // enforces its own.
         .route("/file/upload", axum::routing::post(upload).layer(DefaultBodyLimit::disable()))
         .route("/file/{id}", get(download))
+        .merge(super::web::routes())
         .fallback(route)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

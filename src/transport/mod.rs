@@ -2,6 +2,7 @@
 //! [`Router`](crate::router::Router) and encode its answer. They know nothing of the domain.
 
 pub mod http;
+pub mod web;
 pub mod ws;
 
 use axum::http::HeaderMap;

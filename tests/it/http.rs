@@ -95,3 +95,28 @@ async fn statuses_and_methods(backend: Backend) {
     assert_eq!(r.status(), 413);
     assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
 }
+
+/// The web client and the SDK come from the binary itself, with their types and the page's
+/// content security policy; the SDK served is the one in sdk/js.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_client_and_sdk_are_served() {
+    let server = Server::start(Backend::Sqlite).await;
+    for (path, kind, file) in [
+        ("/", "text/html", "web/index.html"),
+        ("/app.js", "text/javascript", "web/app.js"),
+        ("/style.css", "text/css", "web/style.css"),
+        ("/sdk/chatgate.js", "text/javascript", "sdk/js/chatgate.js"),
+        ("/sdk/msgpack.js", "text/javascript", "sdk/js/msgpack.js"),
+        ("/sdk/chatgate.d.ts", "text/plain", "sdk/js/chatgate.d.ts"),
+    ] {
+        let r = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        if path == "/" {
+            let policy = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+            assert!(policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+        }
+        let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + file).unwrap();
+        assert_eq!(r.text().await.unwrap(), on_disk, "{path}");
+    }
+}

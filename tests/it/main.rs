@@ -4,6 +4,7 @@
 mod harness;
 
 mod access;
+mod browser;
 mod cluster;
 mod deploy;
 mod failover;

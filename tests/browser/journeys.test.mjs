@@ -1,0 +1,301 @@
+// End-to-end journeys of the web client in headless Chromium, against a real chatgate binary
+// ($CHATGATE_BIN) that this file starts, stops and restarts on a temp data dir. Run by
+// `cargo test` (tests/it/browser.rs). Screenshots of each journey go to ./screenshots/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deflateSync } from "node:zlib";
+
+import { chromium } from "playwright-core";
+
+const BIN = process.env.CHATGATE_BIN;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
+const WAIT = 15_000;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/** The chatgate binary, on a fixed port and data dir so that it can be restarted. */
+class Server {
+  constructor(port, dir) {
+    this.port = port;
+    this.dir = dir;
+    this.base = `http://127.0.0.1:${port}`;
+  }
+  async start() {
+    this.child = spawn(BIN, ["--listen", `127.0.0.1:${this.port}`, "--data-dir", this.dir, "--log", "warn",
+      "--hash-concurrency", "1", "--login-attempts-per-minute", "1000", "--rate-address", "1000"], { stdio: "inherit" });
+    const end = Date.now() + 30_000;
+    for (;;) {
+      try {
+        if ((await fetch(`${this.base}/healthz`)).ok) return;
+      } catch {}
+      if (Date.now() > end) throw new Error("chatgate did not start");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  async stop() {
+    const exited = new Promise((r) => this.child.once("exit", r));
+    this.child.kill("SIGTERM");
+    await exited;
+  }
+  /** An API call as a user, over HTTP. */
+  async call(token, route, data) {
+    const r = await fetch(`${this.base}${route}`, {
+      method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(data),
+    });
+    const body = await r.json();
+    assert.equal(body.code, 0, `${route}: ${JSON.stringify(body)}`);
+    return body.data;
+  }
+}
+
+let server;
+let browser;
+let dataDir;
+
+before(async () => {
+  assert.ok(BIN, "set CHATGATE_BIN to the chatgate binary (cargo test does)");
+  mkdirSync(SHOTS, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), "chatgate-browser-"));
+  server = new Server(await freePort(), dataDir);
+  await server.start();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+      "--no-first-run", "--disable-sync", "--disable-quic"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop().catch(() => {});
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+let userCount = 0;
+
+/** A fresh user, registered through the page, in a browser context of their own. */
+async function person(label, viewport) {
+  const name = `${label}${process.pid % 10000}x${userCount++}`;
+  const context = await browser.newContext({ viewport: viewport || { width: 1100, height: 760 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on("pageerror", (err) => console.error(`[${name}] page error:`, err));
+  await page.goto(server.base);
+  await page.getByTestId("username").fill(name);
+  await page.getByTestId("password").fill("a long enough password");
+  await page.getByTestId("register").click();
+  await page.getByTestId("me").waitFor();
+  const token = await page.evaluate(() => localStorage.getItem("chatgate.token"));
+  const me = await (await fetch(`${server.base}/user/info`, { headers: { authorization: `Bearer ${token}` } })).json();
+  return { name, page, context, token, id: me.data.userinfo.id };
+}
+
+async function dialog(page, first, second) {
+  await page.getByTestId("dialog-input").fill(first);
+  if (second !== undefined) await page.getByTestId("dialog-input2").fill(second);
+  await page.getByTestId("dialog-ok").click();
+}
+
+async function chatWith(page, username) {
+  await page.getByTestId("new-chat").click();
+  await dialog(page, username);
+  await page.getByTestId("chat-title").waitFor();
+}
+
+async function say(page, text) {
+  await page.getByTestId("text").fill(text);
+  await page.getByTestId("send").click();
+  await bubble(page, text).waitFor();
+}
+
+function bubble(page, text) {
+  return page.getByTestId("messages").getByTestId("message").filter({ hasText: text });
+}
+
+function conversation(page, title) {
+  return page.getByTestId("conversation").filter({ hasText: title });
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+/** The texts of the open conversation's messages, in the order shown. */
+function texts(page) {
+  return page.getByTestId("messages").locator("[data-testid=message] .text").allTextContents();
+}
+
+test("two users chat both ways, live, with read receipts", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "hello bob");
+  // Bob sees it arrive in his list, opens it: Alice sees her message read.
+  await conversation(bob.page, alice.name).click();
+  await bubble(bob.page, "hello bob").waitFor();
+  await alice.page.getByTestId("receipt").waitFor();
+  await say(bob.page, "hi alice");
+  // Alice has the conversation open: the reply comes live and she reads it at once.
+  await bubble(alice.page, "hi alice").waitFor();
+  await bob.page.getByTestId("receipt").waitFor();
+  assert.deepEqual(await texts(alice.page), ["hello bob", "hi alice"]);
+  assert.deepEqual(await texts(bob.page), ["hello bob", "hi alice"]);
+  // Typing shows on the other side.
+  await bob.page.getByTestId("text").fill("typing something");
+  await alice.page.getByTestId("typing").filter({ hasText: "is typing" }).waitFor();
+  // A recall reaches the peer.
+  await alice.page.getByTestId("messages").getByTestId("recall").first().click();
+  await bob.page.getByTestId("messages").getByText("Message recalled").waitFor();
+  await shot(alice.page, "chat-alice");
+  await shot(bob.page, "chat-bob");
+  await alice.context.close();
+  await bob.context.close();
+});
+
+/** A small PNG of `w` by `h` pixels, made here. */
+function png(w, h) {
+  const crc = (buf) => {
+    let c = ~0;
+    for (const b of buf) {
+      c ^= b;
+      for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+    }
+    return ~c >>> 0;
+  };
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, "ascii");
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(Buffer.concat([Buffer.from(type, "ascii"), data])), 0);
+    return Buffer.concat([head, data, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < h; y++) {
+    rows.push(0);
+    for (let x = 0; x < w; x++) rows.push((x * 7) & 255, (y * 5) & 255, 180);
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(Buffer.from(rows))), chunk("IEND", Buffer.alloc(0))]);
+}
+
+test("an uploaded image renders in the peer's view, and a file comes as a link", async () => {
+  const alice = await person("carol");
+  const bob = await person("dave");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "a picture for you");
+  await alice.page.getByTestId("file").setInputFiles({ name: "dots.png", mimeType: "image/png", buffer: png(64, 48) });
+  await alice.page.getByTestId("image").waitFor();
+  await alice.page.getByTestId("file").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("some notes") });
+  await alice.page.getByTestId("file-link").waitFor();
+  await conversation(bob.page, alice.name).click();
+  const image = bob.page.getByTestId("image");
+  await image.waitFor();
+  await bob.page.waitForFunction(() => {
+    const img = document.querySelector("[data-testid=image]");
+    return img && img.complete && img.naturalWidth === 64 && img.naturalHeight === 48;
+  });
+  const link = bob.page.getByTestId("file-link");
+  assert.equal(await link.textContent(), "notes.txt");
+  const fetched = await bob.page.evaluate(async (href) => (await fetch(href)).text(), await link.getAttribute("href"));
+  assert.equal(fetched, "some notes");
+  await shot(bob.page, "image-peer");
+  await alice.context.close();
+  await bob.context.close();
+});
+
+test("unread badges count up, and clear when the conversation is opened", async () => {
+  const alice = await person("erin");
+  const bob = await person("frank");
+  for (const text of ["one", "two", "three"]) {
+    await server.call(alice.token, "/message/send", { chatType: "single", to: bob.id, kind: "text", content: { text }, clientMsgId: `badge-${text}` });
+  }
+  const item = conversation(bob.page, alice.name);
+  await item.getByTestId("unread").filter({ hasText: "3" }).waitFor();
+  await bob.page.getByTestId("total-unread").filter({ hasText: "3" }).waitFor();
+  await shot(bob.page, "unread-badges");
+  await item.click();
+  await bubble(bob.page, "three").waitFor();
+  await item.getByTestId("unread").waitFor({ state: "detached" });
+  await bob.page.getByTestId("total-unread").waitFor({ state: "hidden" });
+  // Read on this device is read everywhere: a fresh page shows no badge either.
+  const again = await bob.context.newPage();
+  await again.goto(server.base);
+  await conversation(again, alice.name).waitFor();
+  assert.equal(await conversation(again, alice.name).getByTestId("unread").count(), 0);
+  await alice.context.close();
+  await bob.context.close();
+});
+
+test("a group is created, a message is sent to it, and every member sees it", async () => {
+  const owner = await person("gina");
+  const member = await person("hank");
+  // The third member is on a phone-sized screen.
+  const phone = await person("ivy", { width: 390, height: 800 });
+  await owner.page.getByTestId("new-group").click();
+  await dialog(owner.page, "Climbing club", `${member.name}, ${phone.name}`);
+  await owner.page.getByTestId("chat-title").filter({ hasText: "Climbing club" }).waitFor();
+  await owner.page.getByTestId("show-members").click();
+  const roles = await owner.page.getByTestId("member").allTextContents();
+  assert.equal(roles.length, 3, roles.join(" | "));
+  assert.ok(roles.some((r) => r.includes(owner.name) && r.includes("owner")), roles.join(" | "));
+  assert.ok(roles.some((r) => r.includes(phone.name) && r.includes("member")), roles.join(" | "));
+  await say(owner.page, "first climb on saturday");
+  for (const someone of [member, phone]) {
+    await conversation(someone.page, "Climbing club").click();
+    await bubble(someone.page, "first climb on saturday").waitFor();
+  }
+  await say(phone.page, "count me in");
+  await bubble(owner.page, "count me in").waitFor();
+  await bubble(member.page, "count me in").waitFor();
+  await shot(owner.page, "group-owner");
+  await shot(phone.page, "group-phone");
+  // Back to the list on the phone: the conversation is there, the chat hidden.
+  await phone.page.getByLabel("Back").click();
+  await conversation(phone.page, "Climbing club").waitFor();
+  for (const p of [owner, member, phone]) await p.context.close();
+});
+
+test("the server restarts mid-conversation: the client shows it, reconnects, and shows what came meanwhile once, in order", async () => {
+  const alice = await person("judy");
+  const bob = await person("karl");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "before the restart");
+  await server.stop();
+  await alice.page.getByTestId("reconnecting").waitFor();
+  await shot(alice.page, "reconnecting");
+  await server.start();
+  // Sent while Alice's client is still away (or just back): she must get each once, in order.
+  const sent = ["while away 1", "while away 2", "while away 3"];
+  for (const [i, text] of sent.entries()) {
+    await server.call(bob.token, "/message/send", { chatType: "single", to: alice.id, kind: "text", content: { text }, clientMsgId: `away-${i}` });
+  }
+  await alice.page.getByTestId("reconnecting").waitFor({ state: "hidden" });
+  await bubble(alice.page, "while away 3").waitFor();
+  await say(alice.page, "and after");
+  assert.deepEqual(await texts(alice.page), ["before the restart", ...sent, "and after"]);
+  const seqs = await alice.page.getByTestId("messages").getByTestId("message").evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+  assert.deepEqual(seqs, [1, 2, 3, 4, 5]);
+  await shot(alice.page, "after-restart");
+  await alice.context.close();
+  await bob.context.close();
+});

@@ -1,0 +1,520 @@
+// chatgate's web client: the SDK (/sdk/chatgate.js) and the DOM, nothing else.
+import { Chatgate, createFile, createImage, createText, singleConversation } from "/sdk/chatgate.js";
+
+const $ = (id) => document.getElementById(id);
+const RECALL_WINDOW_MS = 120_000;
+const TYPING_SHOWN_MS = 3000;
+
+const state = {
+  client: null,
+  me: null,
+  /** conversationId → conversation (as the list gives it, kept current). */
+  conversations: new Map(),
+  open: null,
+  /** userId → display name, learned from peers and members. */
+  names: new Map(),
+  /** For the open conversation: its messages by seq, the peer's read position, more history? */
+  shown: new Map(),
+  peerRead: 0,
+  hasOlder: false,
+  loadingOlder: false,
+  typingTimer: null,
+  lastTypingSent: 0,
+};
+
+function nameOf(user) {
+  return user?.nickname || user?.username || `user ${user?.id ?? "?"}`;
+}
+
+function remember(user) {
+  if (user?.id) state.names.set(String(user.id), nameOf(user));
+}
+
+function titleOf(c) {
+  if (!c.peer) return c.conversationId;
+  return c.chatType === "group" ? c.peer.name : nameOf(c.peer);
+}
+
+function preview(m) {
+  if (!m) return "";
+  if (m.status === "recalled") return "message recalled";
+  switch (m.kind) {
+    case "text": return m.content.text;
+    case "image": return "Picture";
+    case "file": return `File: ${m.content.name}`;
+    case "system": return systemText(m);
+    default: return m.kind;
+  }
+}
+
+function systemText(m) {
+  const c = m.content || {};
+  const who = (c.userIds || []).map((id) => state.names.get(String(id)) || `user ${id}`).join(", ");
+  const by = state.names.get(String(c.by)) || "someone";
+  switch (c.event) {
+    case "created": return `${by} created the group “${c.name}”`;
+    case "joined": return `${who} joined`;
+    case "left": return `${who} left`;
+    case "kicked": return `${by} removed ${who}`;
+    case "invited": return `${by} added ${who}`;
+    case "renamed": case "updated": return `${by} updated the group`;
+    case "role": return `${who}: role changed`;
+    case "muted": return `${by} changed mutes`;
+    case "dismissed": return `${by} dismissed the group`;
+    default: return c.event || "group event";
+  }
+}
+
+// ---- login ----
+
+async function start(client) {
+  state.client = client;
+  client.on("state", (s) => { $("banner").hidden = !(s === "reconnecting" || (s === "connecting" && state.me)); });
+  client.on("message", onMessage);
+  client.on("recalled", onRecalled);
+  client.on("read", onRead);
+  client.on("typing", onTyping);
+  client.on("conversation", (c) => { upsert(c); renderList(); });
+  client.on("group", () => refreshList());
+  client.on("ready", (r) => { if (r.resumed) refreshList(); });
+  client.on("kicked", () => logout(false));
+  await client.connect();
+  state.me = await client.userInfo();
+  remember(state.me);
+  localStorage.setItem("chatgate.token", client.token);
+  $("me").textContent = nameOf(state.me);
+  $("login").hidden = true;
+  $("app").hidden = false;
+  await refreshList();
+}
+
+function newClient(token) {
+  return new Chatgate({ url: location.origin, token });
+}
+
+$("login-form").addEventListener("submit", (e) => { e.preventDefault(); enter("login"); });
+$("register").addEventListener("click", () => { if ($("login-form").reportValidity()) enter("register"); });
+
+async function enter(how) {
+  const form = new FormData($("login-form"));
+  const client = newClient();
+  $("login-error").textContent = "";
+  try {
+    await client[how](form.get("username").trim(), form.get("password"));
+    await start(client);
+  } catch (err) {
+    $("login-error").textContent = err.message || String(err);
+  }
+}
+
+async function logout(tellServer = true) {
+  if (tellServer) await state.client?.logout().catch(() => {});
+  state.client?.close();
+  localStorage.removeItem("chatgate.token");
+  location.reload();
+}
+$("logout").addEventListener("click", () => logout());
+
+// ---- the conversation list ----
+
+function upsert(c) {
+  if (c.peer && c.chatType === "single") remember(c.peer);
+  state.conversations.set(c.conversationId, c);
+}
+
+async function refreshList() {
+  const { conversations } = await state.client.conversations({ limit: 100 });
+  for (const c of conversations) upsert(c);
+  renderList();
+}
+
+function renderList() {
+  const list = $("conversations");
+  list.replaceChildren();
+  const items = [...state.conversations.values()].filter((c) => !c.hidden);
+  items.sort((a, b) => (b.pinned - a.pinned) || (b.updatedAt - a.updatedAt));
+  let total = 0;
+  for (const c of items) {
+    if (!c.muted) total += c.unread;
+    const li = document.createElement("li");
+    li.dataset.testid = "conversation";
+    li.dataset.conversation = c.conversationId;
+    li.classList.toggle("open", c.conversationId === state.open?.conversationId);
+    const avatar = document.createElement("span");
+    avatar.className = c.chatType === "group" ? "avatar group" : "avatar";
+    avatar.textContent = titleOf(c).slice(0, 1).toUpperCase();
+    const summary = document.createElement("div");
+    summary.className = "summary";
+    const name = document.createElement("div");
+    name.className = "name";
+    name.textContent = titleOf(c);
+    if (c.pinned) name.append(Object.assign(document.createElement("span"), { className: "pin", textContent: "pinned" }));
+    const text = document.createElement("div");
+    text.className = "preview";
+    text.textContent = preview(c.lastMessage);
+    summary.append(name, text);
+    li.append(avatar, summary);
+    if (c.unread > 0) {
+      li.append(Object.assign(document.createElement("span"), { className: "badge", textContent: String(c.unread), title: "unread" }));
+      li.lastChild.dataset.testid = "unread";
+    }
+    li.addEventListener("click", () => openConversation(c));
+    list.append(li);
+  }
+  $("total-unread").hidden = total === 0;
+  $("total-unread").textContent = String(total);
+}
+
+// ---- a conversation ----
+
+async function openConversation(c) {
+  state.open = c;
+  state.shown = new Map();
+  state.peerRead = 0;
+  $("app").classList.add("chatting");
+  $("chat").hidden = false;
+  $("chat-title").textContent = titleOf(c);
+  $("chat-subtitle").textContent = c.chatType === "group" ? `${c.peer?.memberCount ?? ""} members` : `@${c.peer?.username ?? ""}`;
+  $("messages").replaceChildren();
+  $("typing").textContent = "";
+  $("members").hidden = true;
+  $("show-members").hidden = c.chatType !== "group";
+  renderList();
+  if (c.chatType === "group") await loadMembers(c.peer.id).catch(() => {});
+  if (c.lastSeq > 0 || state.conversations.has(c.conversationId)) {
+    const page = await state.client.history(c.conversationId, { limit: 30 }).catch(() => ({ messages: [], hasMore: false }));
+    state.hasOlder = page.hasMore;
+    for (const m of page.messages) show(m);
+    scrollToEnd();
+    // Where the peer has read to: whether they have read my latest message here.
+    const own = page.messages.filter((m) => m.from === String(state.me.id)).at(-1);
+    if (c.chatType === "single" && own) {
+      const info = await state.client.readers(own.id).catch(() => null);
+      if (info?.count) state.peerRead = own.seq;
+    }
+  }
+  await markRead();
+  renderReceipts();
+  $("text").focus();
+}
+
+async function loadMembers(groupId) {
+  const { members } = await state.client.members(groupId, { limit: 100 });
+  const box = $("members");
+  box.replaceChildren();
+  for (const m of members) {
+    remember(m.user);
+    const row = document.createElement("div");
+    row.dataset.testid = "member";
+    row.append(Object.assign(document.createElement("span"), { textContent: nameOf(m.user) }));
+    row.append(Object.assign(document.createElement("span"), { className: "role", textContent: m.role }));
+    box.append(row);
+  }
+}
+
+$("show-members").addEventListener("click", () => { $("members").hidden = !$("members").hidden; });
+$("back").addEventListener("click", () => {
+  state.open = null;
+  $("app").classList.remove("chatting");
+  $("chat").hidden = true;
+  renderList();
+});
+
+function show(m, { prepend = false } = {}) {
+  const list = $("messages");
+  const existing = state.shown.get(m.seq);
+  const li = existing || document.createElement("li");
+  state.shown.set(m.seq, li);
+  li.dataset.testid = "message";
+  li.dataset.seq = String(m.seq);
+  li.dataset.id = m.id;
+  li.replaceChildren();
+  const mine = m.from === String(state.me.id);
+  li.className = m.kind === "system" ? "system" : mine ? "mine" : "";
+  if (m.status === "recalled") {
+    li.classList.add("recalled");
+    li.textContent = mine ? "You recalled a message" : "Message recalled";
+  } else if (m.kind === "system") {
+    li.textContent = systemText(m);
+  } else {
+    if (!mine && state.open?.chatType === "group") {
+      li.append(Object.assign(document.createElement("span"), { className: "from", textContent: state.names.get(m.from) || `user ${m.from}` }));
+    }
+    li.append(body(m));
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = new Date(m.sentAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (mine && Date.now() - m.sentAt < RECALL_WINDOW_MS) {
+      const recall = Object.assign(document.createElement("button"), { className: "recall", textContent: "recall", type: "button" });
+      recall.dataset.testid = "recall";
+      recall.addEventListener("click", () => state.client.recall(m.id).then(({ message }) => show(message)).catch(alertError));
+      meta.append(recall);
+    }
+    li.append(meta);
+  }
+  if (!existing) {
+    // Keep seq order whatever order messages are shown in.
+    const after = [...list.children].find((x) => Number(x.dataset.seq) > m.seq);
+    if (prepend || after) list.insertBefore(li, after || list.firstChild);
+    else list.append(li);
+  }
+}
+
+function body(m) {
+  const c = m.content;
+  if (m.kind === "text") return Object.assign(document.createElement("span"), { textContent: c.text, className: "text" });
+  if (m.kind === "image") {
+    const img = document.createElement("img");
+    img.src = state.client.fileUrl(c.url);
+    img.alt = "picture";
+    img.dataset.testid = "image";
+    img.width = Math.min(240, c.width || 240);
+    return img;
+  }
+  if (m.kind === "file") {
+    const a = Object.assign(document.createElement("a"), { href: state.client.fileUrl(c.url), textContent: c.name, target: "_blank", rel: "noopener" });
+    a.className = "file";
+    a.dataset.testid = "file-link";
+    return a;
+  }
+  return Object.assign(document.createElement("span"), { textContent: `[${m.kind}]` });
+}
+
+function renderReceipts() {
+  for (const li of document.querySelectorAll("[data-testid=receipt]")) li.remove();
+  if (state.open?.chatType !== "single" || !state.peerRead) return;
+  const mine = [...state.shown.entries()].filter(([seq, li]) => seq <= state.peerRead && li.classList.contains("mine"));
+  const last = mine.sort((a, b) => a[0] - b[0]).at(-1);
+  if (!last) return;
+  const receipt = Object.assign(document.createElement("span"), { className: "meta", textContent: "Read" });
+  receipt.dataset.testid = "receipt";
+  last[1].append(receipt);
+}
+
+function scrollToEnd() {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
+$("messages").addEventListener("scroll", async () => {
+  const list = $("messages");
+  if (list.scrollTop > 40 || !state.hasOlder || state.loadingOlder || !state.open) return;
+  state.loadingOlder = true;
+  const oldest = Math.min(...state.shown.keys());
+  const height = list.scrollHeight;
+  try {
+    const page = await state.client.history(state.open.conversationId, { beforeSeq: oldest, limit: 30 });
+    state.hasOlder = page.hasMore;
+    for (const m of page.messages.reverse()) show(m, { prepend: true });
+    list.scrollTop = list.scrollHeight - height;
+  } finally {
+    state.loadingOlder = false;
+  }
+});
+
+async function markRead() {
+  const c = state.open;
+  if (!c || !state.conversations.has(c.conversationId) || document.visibilityState === "hidden") return;
+  const known = state.conversations.get(c.conversationId);
+  if (known.unread === 0 && known.readSeq >= known.lastSeq) return;
+  const updated = await state.client.markRead(c.conversationId, known.lastSeq).catch(() => null);
+  if (updated) upsert(updated);
+  renderList();
+}
+
+// ---- live events ----
+
+function onMessage(m) {
+  const known = state.conversations.get(m.conversationId);
+  if (known) {
+    known.lastMessage = m;
+    known.lastSeq = Math.max(known.lastSeq, m.seq);
+    known.updatedAt = m.sentAt;
+    known.hidden = false;
+    const others = m.from !== String(state.me?.id) && m.kind !== "system";
+    if (others && state.open?.conversationId !== m.conversationId) known.unread += 1;
+    renderList();
+  } else {
+    refreshList();
+  }
+  if (state.open?.conversationId === m.conversationId) {
+    const atEnd = $("messages").scrollHeight - $("messages").scrollTop - $("messages").clientHeight < 80;
+    show(m);
+    if (atEnd || m.from === String(state.me.id)) scrollToEnd();
+    if (m.from !== String(state.me.id)) $("typing").textContent = "";
+    renderReceipts();
+    markRead();
+  }
+}
+
+function onRecalled(r) {
+  if (state.open?.conversationId !== r.conversationId) return refreshList();
+  const li = state.shown.get(r.seq);
+  if (li) state.client.history(r.conversationId, { afterSeq: r.seq - 1, limit: 1 }).then((p) => p.messages.forEach((m) => show(m)));
+  refreshList();
+}
+
+function onRead(r) {
+  if (state.open?.conversationId === r.conversationId) {
+    state.peerRead = Math.max(state.peerRead, r.seq);
+    renderReceipts();
+  }
+}
+
+function onTyping(t) {
+  if (state.open?.conversationId !== t.conversationId) return;
+  $("typing").textContent = `${state.names.get(t.userId) || "Someone"} is typing…`;
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(() => { $("typing").textContent = ""; }, TYPING_SHOWN_MS);
+}
+
+document.addEventListener("visibilitychange", () => markRead());
+
+// ---- sending ----
+
+function target() {
+  const c = state.open;
+  return c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
+}
+
+$("composer").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = $("text").value.trim();
+  if (!text || !state.open) return;
+  $("text").value = "";
+  // Typing after this send is news again.
+  state.lastTypingSent = 0;
+  try {
+    await state.client.send(...target(), createText(text));
+    await adoptIfNew();
+  } catch (err) {
+    $("text").value = text;
+    alertError(err);
+  }
+});
+
+$("text").addEventListener("input", () => {
+  if (!state.open || !state.conversations.has(state.open.conversationId)) return;
+  if (Date.now() - state.lastTypingSent < 2000) return;
+  state.lastTypingSent = Date.now();
+  state.client.typing(state.open.conversationId).catch(() => {});
+});
+
+$("file").addEventListener("change", async () => {
+  const file = $("file").files[0];
+  $("file").value = "";
+  if (!file || !state.open) return;
+  try {
+    const up = await state.client.upload(file, { onProgress: (sent, total) => { $("typing").textContent = `Uploading… ${Math.round((100 * sent) / (total || 1))}%`; } });
+    $("typing").textContent = "";
+    let built;
+    if (up.mime.startsWith("image/")) {
+      const { width, height } = await imageSize(file);
+      built = createImage({ url: up.url, width, height, size: up.size, mime: up.mime });
+    } else {
+      built = createFile({ url: up.url, name: file.name.slice(0, 255) || "file", size: up.size, mime: up.mime });
+    }
+    await state.client.send(...target(), built);
+    await adoptIfNew();
+  } catch (err) {
+    $("typing").textContent = "";
+    alertError(err);
+  }
+});
+
+function imageSize(file) {
+  return new Promise((resolve) => {
+    const img = new Image();
+    img.onload = () => { resolve({ width: img.naturalWidth, height: img.naturalHeight }); URL.revokeObjectURL(img.src); };
+    img.onerror = () => resolve({ width: 0, height: 0 });
+    img.src = URL.createObjectURL(file);
+  });
+}
+
+/** A conversation started here exists on the server after its first message. */
+async function adoptIfNew() {
+  const c = state.open;
+  if (state.conversations.has(c.conversationId)) return;
+  const fresh = await state.client.conversation(c.conversationId).catch(() => null);
+  if (fresh) {
+    upsert(fresh);
+    state.open = fresh;
+    renderList();
+  }
+}
+
+function alertError(err) {
+  $("typing").textContent = `⚠ ${err.message || err}`;
+}
+
+// ---- new chats and groups ----
+
+function ask(title, label, { label2, placeholder2 } = {}) {
+  const dialog = $("dialog");
+  $("dialog-title").textContent = title;
+  $("dialog-label").firstElementChild.textContent = label;
+  $("dialog-input").value = "";
+  $("dialog-label2").hidden = !label2;
+  if (label2) {
+    $("dialog-label2").firstElementChild.textContent = label2;
+    $("dialog-input2").value = "";
+    $("dialog-input2").placeholder = placeholder2 || "";
+  }
+  $("dialog-error").textContent = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "ok" ? [$("dialog-input").value.trim(), $("dialog-input2").value.trim()] : null);
+    }, { once: true });
+  });
+}
+
+async function userByName(username) {
+  const user = await state.client.userInfo({ username });
+  remember(user);
+  return user;
+}
+
+$("new-chat").addEventListener("click", async () => {
+  const answer = await ask("New chat", "Username");
+  if (!answer) return;
+  try {
+    const peer = await userByName(answer[0]);
+    const id = singleConversation(state.me.id, peer.id);
+    const c = state.conversations.get(id) || { conversationId: id, chatType: "single", peer, lastSeq: 0, unread: 0, readSeq: 0 };
+    await openConversation(c);
+  } catch (err) {
+    alertError(err);
+  }
+});
+
+$("new-group").addEventListener("click", async () => {
+  const answer = await ask("New group", "Name", { label2: "Members", placeholder2: "usernames, comma-separated" });
+  if (!answer) return;
+  try {
+    const names = answer[1].split(",").map((s) => s.trim()).filter(Boolean);
+    const members = await Promise.all(names.map(userByName));
+    const group = await state.client.createGroup({ name: answer[0], members: members.map((m) => m.id), joinPolicy: "open" });
+    await refreshList();
+    await openConversation(state.conversations.get(`g:${group.id}`));
+  } catch (err) {
+    alertError(err);
+  }
+});
+
+$("join-group").addEventListener("click", async () => {
+  const answer = await ask("Join a group", "Group id");
+  if (!answer) return;
+  try {
+    const group = await state.client.joinGroup(answer[0]);
+    await refreshList();
+    await openConversation(state.conversations.get(`g:${group.id}`));
+  } catch (err) {
+    alertError(err);
+  }
+});
+
+// ---- boot ----
+
+const saved = localStorage.getItem("chatgate.token");
+if (saved) start(newClient(saved)).catch(() => { localStorage.removeItem("chatgate.token"); $("login").hidden = false; $("app").hidden = true; });
