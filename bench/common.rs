@@ -110,12 +110,21 @@ pub fn chatgate(data_dir: &Path, extra: &[&str]) -> Proc {
     Proc::spawn(command, port, "chatgate")
 }
 
-/// The bare tokio-tungstenite server (this benchmark binary, run as `bare PORT`).
+/// The bare tokio-tungstenite broadcast server (this benchmark binary, run as `bare PORT`).
 pub fn bare() -> Proc {
+    bare_mode("bare")
+}
+
+/// The bare tokio-tungstenite echo server, the floor of memory and handshakes (`bare-echo PORT`).
+pub fn bare_echo() -> Proc {
+    bare_mode("bare-echo")
+}
+
+fn bare_mode(mode: &str) -> Proc {
     let port = free_port();
     let mut command = pinned(SERVER_CPU, std::env::current_exe().expect("bench exe"));
-    command.args(["bare", &port.to_string()]);
-    Proc::spawn(command, port, "the bare server")
+    command.args([mode, &port.to_string()]);
+    Proc::spawn(command, port, mode)
 }
 
 /// Installs the socket.io peer's npm packages once; false if npm cannot.

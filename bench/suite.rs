@@ -8,7 +8,7 @@
 //!
 //! | # | Scenario | Baseline |
 //! |---|---|---|
-//! | S1 | RSS per authenticated idle session | the bare tokio-tungstenite server (bench/bare.rs) |
+//! | S1 | RSS per authenticated idle session | the bare tokio-tungstenite echo server (bench/bare.rs) |
 //! | S2 | sessions opened and authenticated per second | the bare server's handshakes per second |
 //! | S3 | one-to-one: max persisted msg/s, p50/p99 at fixed rates, SQLite and PostgreSQL | the targets |
 //! | S4 | 1000-member group fan-out: max deliveries/s, p99 at a fixed rate | bare broadcast; socket.io 4 |
@@ -200,7 +200,7 @@ fn s1(report: &mut Report, z: &Sizes) {
     report.run("chatgate", &run, &command);
     drop(server);
 
-    let bare = common::bare();
+    let bare = common::bare_echo();
     let url = bare.url();
     let args = [
         "idle",
@@ -227,7 +227,7 @@ fn s1(report: &mut Report, z: &Sizes) {
     report.row(
         "S1",
         &format!("RSS per idle session, {n} sessions"),
-        [format!("{ours:.0} B"), format!("{floor:.0} B (bare)"), ratio(ours, floor)],
+        [format!("{ours:.0} B"), format!("{floor:.0} B (bare echo)"), ratio(ours, floor)],
         "≤ the bare server's",
         Some(ours <= floor),
     );
@@ -262,7 +262,7 @@ fn s2(report: &mut Report, z: &Sizes) {
     report.run("chatgate", &run, &command);
     let ours = f(&run["stats"]["sessions"]) / z.seconds as f64;
     drop(server);
-    let bare = common::bare();
+    let bare = common::bare_echo();
     let url = bare.url();
     let (run, command) = run_bots(&[
         "storm",
@@ -779,12 +779,12 @@ fn write_results(report: &Report, quick: bool, took: Duration) {
         took.as_secs_f64() / 60.0,
         machine()
     );
-    let mut peers = vec!["bare tokio-tungstenite (bench/bare.rs: 4 KiB read buffers, batched writes)".to_owned()];
+    let mut peers = vec!["bare tokio-tungstenite servers (bench/bare.rs: an echo server with 4 KiB read buffers, the floor of S1 and S2; a broadcast server with batched writes, the ceiling of S4)".to_owned()];
     peers.extend(report.peers.iter().cloned());
     peers.dedup();
     let _ = writeln!(
         md,
-        "Peers that ran: {}. Not run: soketi (its npm package fetches uWebSockets.js from GitHub, which this machine cannot reach) and Centrifugo (no Go module proxy here).\n",
+        "Peers that ran: {}. Not run: soketi (it installs only with an npm override to a third-party repackage of uWebSockets.js, and the bots do not speak its Pusher protocol yet) and Centrifugo (it cannot be built here: no Go module proxy).\n",
         peers.join("; ")
     );
     let _ = writeln!(md, "## Summary\n");
@@ -809,10 +809,12 @@ fn write_results(report: &Report, quick: bool, took: Duration) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if args.first().map(String::as_str) == Some("bare") {
+    if let Some(mode @ ("bare" | "bare-echo")) = args.first().map(String::as_str) {
         let port: u16 = args.get(1).and_then(|p| p.parse().ok()).expect("bare PORT");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        runtime.block_on(bare::serve(port)).expect("bare server");
+        let served =
+            if mode == "bare" { runtime.block_on(bare::serve(port)) } else { runtime.block_on(bare::echo(port)) };
+        served.expect("bare server");
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");

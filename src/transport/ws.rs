@@ -36,16 +36,23 @@ use crate::registry::{Ending, Session};
 use crate::router::{Auth, Caller, Method};
 use crate::user::{Identity, Origin, Transport};
 
+/// Bytes of a session's read buffer.
+const READ_BUFFER: usize = 2048;
+
 /// Frames written per flush at most, so one busy session cannot hold its task forever.
 const MAX_BATCH: usize = 256;
 /// Capacity of the write batch a quiet session keeps.
 const BATCH_KEEP: usize = 8;
 
-/// The tungstenite settings for a gateway: a 4 KiB read buffer instead of 128 KiB, a small
+/// The tungstenite settings for a gateway: a 2 KiB read buffer instead of 128 KiB, a small
 /// write buffer that batches frames until the flush, and every size bounded.
+///
+/// The read buffer is allocated for every session, idle ones included, and is most of an idle
+/// session's memory; chat frames are mostly far under 2 KiB, and a larger one (up to the frame
+/// limit) is read in 2 KiB steps.
 fn socket_config(max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(16 * 1024 + 2 * max_frame)
         .max_message_size(Some(max_frame))
