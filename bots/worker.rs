@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt, stream};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::{self, Incoming, Protocol, Socket};
@@ -300,31 +300,39 @@ fn close_reason(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFra
     frame.map_or("no_close_frame".into(), |f| format!("{} {}", u16::from(f.code), f.reason))
 }
 
+/// A frame read, or why reading ends (recorded in the reader's stats).
+fn text_of(
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    reader: &mut Reader,
+) -> Option<Option<Utf8Bytes>> {
+    match frame {
+        Some(Ok(Message::Text(text))) => Some(Some(text)),
+        Some(Ok(Message::Close(frame))) => {
+            Stats::fail(&mut reader.stats.closed, &close_reason(frame));
+            None
+        }
+        Some(Ok(_)) => Some(None),
+        Some(Err(_)) | None => {
+            Stats::fail(&mut reader.stats.closed, "connection lost");
+            None
+        }
+    }
+}
+
 /// Reads until the stop: deliveries, pings, closes.
 async fn receive(ctx: Ctx, ws: Socket, gate: Option<Arc<Semaphore>>, check_gaps: bool) -> Stats {
     let (mut sink, mut source) = ws.split();
     let mut reader = Reader::new(&ctx, gate, check_gaps);
     loop {
-        tokio::select! {
+        let frame = tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            frame = source.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(answer) = reader.frame(&ctx, &text, None)
-                        && sink.send(Message::Text(answer.into())).await.is_err()
-                    {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    Stats::fail(&mut reader.stats.closed, &close_reason(frame));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    Stats::fail(&mut reader.stats.closed, "connection lost");
-                    break;
-                }
-            }
+            frame = source.next() => frame,
+        };
+        let Some(text) = text_of(frame, &mut reader) else { break };
+        if let Some(answer) = text.and_then(|t| reader.frame(&ctx, &t, None))
+            && sink.send(Message::Text(answer.into())).await.is_err()
+        {
+            break;
         }
     }
     reader.finish()
@@ -391,23 +399,14 @@ async fn read_replies(ctx: Ctx, mut source: SplitStream<Socket>, book: Arc<std::
     // replies), so it is not gap-checked.
     let mut reader = Reader::new(&ctx, None, false);
     loop {
-        tokio::select! {
+        let frame = tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            frame = source.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
-                    reader.frame(&ctx, &text, Some(&mut book));
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    Stats::fail(&mut reader.stats.closed, &close_reason(frame));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    Stats::fail(&mut reader.stats.closed, "connection lost");
-                    break;
-                }
-            }
+            frame = source.next() => frame,
+        };
+        let Some(text) = text_of(frame, &mut reader) else { break };
+        if let Some(text) = text {
+            let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
+            reader.frame(&ctx, &text, Some(&mut book));
         }
     }
     reader.finish()

@@ -59,18 +59,8 @@ struct Client {
 
 impl Client {
     async fn register(lb: &str, name: &str) -> (Client, String) {
-        let http = reqwest::Client::new();
-        let body: Value = http
-            .post(format!("{lb}/user/register"))
-            .json(&json!({"username": name, "password": "a long enough password"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = body["data"]["token"].as_str().unwrap().to_owned();
-        (Client { lb: lb.to_owned(), token, http }, body["data"]["userinfo"]["id"].as_str().unwrap().to_owned())
+        let (token, id) = crate::harness::register_at(lb, name).await;
+        (Client { lb: lb.to_owned(), token, http: reqwest::Client::new() }, id)
     }
 
     /// Calls a route, retrying while the balancer still routes to the dead node: the

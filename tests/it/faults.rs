@@ -7,20 +7,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{OwnPostgres, Process, Server, WAIT};
-
-async fn register(base: &str, name: &str) -> (String, String) {
-    let reg: Value = reqwest::Client::new()
-        .post(format!("{base}/user/register"))
-        .json(&json!({"username": name, "password": "a long enough password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (reg["data"]["token"].as_str().unwrap().to_owned(), reg["data"]["userinfo"]["id"].as_str().unwrap().to_owned())
-}
+use crate::harness::{OwnPostgres, Process, Server, WAIT, register_at};
 
 async fn post(base: &str, token: &str, route: &str, data: Value) -> (u16, Value) {
     let r = reqwest::Client::new().post(format!("{base}{route}")).bearer_auth(token).json(&data).send().await.unwrap();
@@ -34,8 +21,8 @@ async fn database_outage_fails_fast_and_recovers() {
     let pg = OwnPostgres::start().await;
     let server = Server::node(&pg.url(), &[]).await;
     let base = format!("http://{}", server.addr);
-    let (alice, _) = register(&base, "outage-alice").await;
-    let (_, bob) = register(&base, "outage-bob").await;
+    let (alice, _) = register_at(&base, "outage-alice").await;
+    let (_, bob) = register_at(&base, "outage-bob").await;
     let send = |key: &'static str| json!({"chatType": "single", "to": bob, "kind": "text", "content": {"text": key}, "clientMsgId": key});
     assert_eq!(post(&base, &alice, "/message/send", send("before")).await.1["code"], 0);
 
@@ -75,8 +62,8 @@ async fn acknowledged_messages_survive_sigkill() {
         &[],
     )
     .await;
-    let (alice, _) = register(&node.base, "crash-alice").await;
-    let (_, bob) = register(&node.base, "crash-bob").await;
+    let (alice, _) = register_at(&node.base, "crash-alice").await;
+    let (_, bob) = register_at(&node.base, "crash-bob").await;
     let url = format!("ws://{}/ws?token={alice}", node.addr);
     let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let (mut sink, mut stream) = ws.split();
@@ -169,8 +156,8 @@ async fn graceful_stop_answers_every_request_and_keeps_every_ack() {
         &[],
     )
     .await;
-    let (alice, _) = register(&node.base, "stop-alice").await;
-    let (_, bob) = register(&node.base, "stop-bob").await;
+    let (alice, _) = register_at(&node.base, "stop-alice").await;
+    let (_, bob) = register_at(&node.base, "stop-bob").await;
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?token={alice}", node.addr)).await.unwrap();
     let (mut sink, mut stream) = ws.split();
     for i in 0..300 {

@@ -567,6 +567,21 @@ impl Api {
     }
 }
 
+/// Registers `name` over plain HTTP at `base` (`http://host:port`); returns its token and id.
+pub async fn register_at(base: &str, name: &str) -> (String, String) {
+    let reply: Value = reqwest::Client::new()
+        .post(format!("{base}/user/register"))
+        .json(&json!({"username": name, "password": "a long enough password"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("register reply");
+    let data = &reply["data"];
+    (data["token"].as_str().expect("token").to_owned(), data["userinfo"]["id"].as_str().expect("id").to_owned())
+}
+
 /// Registers `name` over `via` and returns the client and the user's id.
 pub async fn user(server: &Server, via: Via, name: &str) -> (Api, String) {
     let mut api = Api::new(server, via).await;

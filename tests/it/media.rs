@@ -1,9 +1,9 @@
 //! Uploads and downloads: streaming, sniffing, Range, limits, memory.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Backend, Process, S3, Server, Via, postgres_database, user};
+use crate::harness::{Backend, Process, S3, Server, Via, postgres_database, register_at, user};
 use crate::on_both;
 
 on_both!(upload_sniff_and_ranges, oversized_upload_is_refused_whole);
@@ -135,16 +135,7 @@ async fn large_upload_streams_without_buffering() {
     let server = Process::start(&["--log", "warn", "--hash-concurrency", "1"], &[]).await;
     let base = server.base.clone();
     let http = reqwest::Client::new();
-    let reg: Value = http
-        .post(format!("{base}/user/register"))
-        .json(&json!({"username": "streamer", "password": "a long enough password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["data"]["token"].as_str().unwrap().to_owned();
+    let (token, _) = register_at(&base, "streamer").await;
     // Warm up the upload path so one-off allocations do not count as growth.
     http.post(format!("{base}/file/upload")).bearer_auth(&token).body(png(1 << 20)).send().await.unwrap();
     let before = server.rss_kib();
@@ -198,16 +189,7 @@ async fn nodes_share_uploads_through_s3() {
     let a = Process::start(&args, &s3.env()).await;
     let b = Process::start(&args, &s3.env()).await;
     let http = reqwest::Client::new();
-    let reg: Value = http
-        .post(format!("{}/user/register", a.base))
-        .json(&json!({"username": "s3-user", "password": "a long enough password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["data"]["token"].as_str().unwrap().to_owned();
+    let (token, _) = register_at(&a.base, "s3-user").await;
 
     // Over 5 MiB: at least two parts of a multipart upload.
     let body = png(7 << 20);
