@@ -344,7 +344,9 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
     let ack_window =
         (sender.rate <= 0.0 && gate.is_none()).then(|| Arc::new(Semaphore::new(sender.window.max(1) as usize)));
     let book = Arc::new(std::sync::Mutex::new(AckBook { sent_at: HashMap::new(), window: ack_window.clone() }));
-    let reading = tokio::spawn(read_replies(ctx.until(&ctx.all_stop), source, book.clone()));
+    // What the reading half must answer (socket.io's pings) goes out through this writing half.
+    let (answer, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let reading = tokio::spawn(read_replies(ctx.until(&ctx.all_stop), source, book.clone(), answer));
     let mut sent = 0u64;
     let pad = conn::pad_member(sender.pad);
     let mut pacer = Pacer::new(sender.rate);
@@ -356,6 +358,10 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
                 Next::Wait(due) => {
                     tokio::select! {
                         _ = ctx.stop.cancelled() => break,
+                        Some(reply) = answers.recv() => {
+                            if sink.send(Message::Text(reply.into())).await.is_err() { break }
+                            continue;
+                        }
                         _ = tokio::time::sleep_until((ctx.start + due).into()) => continue,
                     }
                 }
@@ -363,6 +369,10 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
             (None, Some(window)) => {
                 tokio::select! {
                     _ = ctx.stop.cancelled() => break,
+                    Some(reply) = answers.recv() => {
+                        if sink.send(Message::Text(reply.into())).await.is_err() { break }
+                        continue;
+                    }
                     permit = window.acquire() => match permit {
                         Ok(permit) => permit.forget(),
                         Err(_) => break,
@@ -384,7 +394,11 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
             }
         }
         ctx.live.sent.fetch_add(1, Ordering::Relaxed);
-        if sink.send(Message::Text(frame.into())).await.is_err() {
+        let mut ok = true;
+        while let (true, Ok(reply)) = (ok, answers.try_recv()) {
+            ok = sink.feed(Message::Text(reply.into())).await.is_ok();
+        }
+        if !ok || sink.send(Message::Text(frame.into())).await.is_err() {
             break;
         }
     }
@@ -394,7 +408,12 @@ async fn send(ctx: Ctx, ws: Socket, sender: Sender, gate: Option<Arc<Semaphore>>
     stats
 }
 
-async fn read_replies(ctx: Ctx, mut source: SplitStream<Socket>, book: Arc<std::sync::Mutex<AckBook>>) -> Stats {
+async fn read_replies(
+    ctx: Ctx,
+    mut source: SplitStream<Socket>,
+    book: Arc<std::sync::Mutex<AckBook>>,
+    answer: tokio::sync::mpsc::UnboundedSender<&'static str>,
+) -> Stats {
     // A sender's own stream is not a complete sequence (its own messages come back as
     // replies), so it is not gap-checked.
     let mut reader = Reader::new(&ctx, None, false);
@@ -406,7 +425,9 @@ async fn read_replies(ctx: Ctx, mut source: SplitStream<Socket>, book: Arc<std::
         let Some(text) = text_of(frame, &mut reader) else { break };
         if let Some(text) = text {
             let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
-            reader.frame(&ctx, &text, Some(&mut book));
+            if let Some(reply) = reader.frame(&ctx, &text, Some(&mut book)) {
+                let _ = answer.send(reply);
+            }
         }
     }
     reader.finish()
