@@ -268,10 +268,26 @@ pub struct Bots {
     pub command: String,
 }
 
+/// The release `chatgate-bots`, built once per run beside the `chatgate` this benchmark was
+/// built with: the bots are a crate of their own, so cargo does not hand this package their path.
+fn bots_binary() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "--locked", "-p", "chatgate-bots"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build for chatgate-bots");
+        assert!(status.success(), "building chatgate-bots failed");
+        Path::new(env!("CARGO_BIN_EXE_chatgate")).with_file_name("chatgate-bots")
+    })
+}
+
 /// Starts `chatgate-bots run ARGS --json FILE` on the bots CPU; its progress lines pass through.
 pub fn bots(args: &[&str]) -> Bots {
     let json = tempfile::NamedTempFile::new().expect("json file");
-    let mut command = pinned(BOTS_CPU, env!("CARGO_BIN_EXE_chatgate-bots"));
+    let mut command = pinned(BOTS_CPU, bots_binary());
     command.arg("run").args(args).arg("--json").arg(json.path()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = command.spawn().expect("starting the bots");
     let stderr = child.stderr.take().expect("bots stderr");

@@ -151,7 +151,7 @@ async fn plan(args: &Args) -> anyhow::Result<Plan> {
     let nodes = args.nodes()?;
     let mut pool = match args.protocol {
         Protocol::Chatgate => Some(Pool::open(&args.state, &nodes[0].to_string())?),
-        Protocol::Socketio | Protocol::Bare => None,
+        Protocol::Socketio | Protocol::Soketi | Protocol::Bare => None,
     };
     let run = format!("{:x}", wall_us());
     let mut layout = Layout::new(args.procs, nodes.len());

@@ -26,6 +26,9 @@ pub enum Protocol {
     Chatgate,
     /// socket.io 4 over its WebSocket transport (Engine.IO v4 framing).
     Socketio,
+    /// soketi, the Pusher protocol: a private channel and client events (app `app-key`,
+    /// secret `app-secret`, client messages enabled).
+    Soketi,
     /// A bare WebSocket broadcast server: every text frame goes to every other socket.
     Bare,
 }
@@ -98,16 +101,49 @@ pub async fn open(
                 wait_for(&mut ws, |t| t.starts_with("40")).await?;
                 Ok(ws)
             }
+            Protocol::Soketi => {
+                let path = "/app/app-key?protocol=7&client=chatgate-bots&version=1.0&flash=false";
+                let mut ws = dial(server, source, path, rcvbuf).await?;
+                let hello = wait_for(&mut ws, |t| t.contains("pusher:connection_established")).await?;
+                let socket_id = pusher_socket_id(&hello).ok_or("no socket_id")?;
+                let subscribe = format!(
+                    r#"{{"event":"pusher:subscribe","data":{{"auth":"{}","channel":"{PUSHER_CHANNEL}"}}}}"#,
+                    pusher_auth(&socket_id, PUSHER_CHANNEL)
+                );
+                ws.send(Message::Text(subscribe.into())).await.map_err(|e| format!("send: {e}"))?;
+                wait_for(&mut ws, |t| t.contains("pusher_internal:subscription_succeeded")).await?;
+                Ok(ws)
+            }
             Protocol::Bare => dial(server, source, "/", rcvbuf).await,
         }
     };
     tokio::time::timeout(OPEN_TIMEOUT, opening).await.unwrap_or_else(|_| Err("open_timeout".into()))
 }
 
-async fn wait_for(ws: &mut Socket, done: impl Fn(&str) -> bool) -> Result<(), String> {
+/// The channel every soketi bot subscribes to and sends client events on.
+pub const PUSHER_CHANNEL: &str = "private-room";
+const PUSHER_KEY: &str = "app-key";
+const PUSHER_SECRET: &str = "app-secret";
+
+/// The socket id in `pusher:connection_established` (its data is JSON inside a string).
+fn pusher_socket_id(hello: &str) -> Option<String> {
+    let outer: serde_json::Value = serde_json::from_str(hello).ok()?;
+    let inner: serde_json::Value = serde_json::from_str(outer["data"].as_str()?).ok()?;
+    Some(inner["socket_id"].as_str()?.to_owned())
+}
+
+/// A private channel's subscription signature: `key:hex(HMAC-SHA256(secret, "socket:channel"))`.
+fn pusher_auth(socket_id: &str, channel: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(PUSHER_SECRET.as_bytes()).expect("HMAC takes any key");
+    mac.update(format!("{socket_id}:{channel}").as_bytes());
+    format!("{PUSHER_KEY}:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn wait_for(ws: &mut Socket, done: impl Fn(&str) -> bool) -> Result<String, String> {
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(text))) if done(&text) => return Ok(()),
+            Some(Ok(Message::Text(text))) if done(&text) => return Ok(text.to_string()),
             Some(Ok(Message::Close(frame))) => {
                 return Err(frame.map_or("closed".into(), |f| format!("closed_{}", u16::from(f.code))));
             }
@@ -126,8 +162,8 @@ pub enum Incoming<'a> {
     /// A reply: its request id, and the error reason when it failed (seq of the stored
     /// message on success).
     Reply { id: u64, error: Option<&'a str>, seq: Option<u64> },
-    /// socket.io's ping, to be answered with `3`.
-    EnginePing,
+    /// A protocol-level ping (socket.io's `2`, Pusher's `pusher:ping`), to be answered with this.
+    Ping(&'static str),
     /// Anything else.
     Other,
 }
@@ -158,9 +194,21 @@ pub fn classify(protocol: Protocol, text: &str) -> Incoming<'_> {
                 Incoming::Other
             }
         }
+        Protocol::Soketi => {
+            if text.starts_with(r#"{"event":"pusher:ping""#) {
+                return Incoming::Ping(r#"{"event":"pusher:pong","data":{}}"#);
+            }
+            if !text.starts_with(r#"{"event":"client-msg""#) {
+                return Incoming::Other;
+            }
+            match (number_after(text, r#""seq":"#), number_after(text, r#""t":"#)) {
+                (Some(seq), Some(sent_us)) => Incoming::Delivery { conversation: ROOM, seq, sent_us },
+                _ => Incoming::Other,
+            }
+        }
         Protocol::Socketio | Protocol::Bare => {
             if protocol == Protocol::Socketio && text == "2" {
-                return Incoming::EnginePing;
+                return Incoming::Ping("3");
             }
             if protocol == Protocol::Socketio && !text.starts_with("42") {
                 return Incoming::Other;
@@ -191,6 +239,9 @@ pub fn send_frame(
             r#"{{"type":"req","id":{id},"route":"/message/send","data":{{"chatType":"{chat_type}","to":"{to}","kind":"custom","clientMsgId":"{key}-{id}","content":{{"data":{{"t":{sent_us}{pad}}}}}}}}}"#
         ),
         Protocol::Socketio => format!(r#"42["msg",{{"seq":{id},"t":{sent_us}{pad}}}]"#),
+        Protocol::Soketi => {
+            format!(r#"{{"event":"client-msg","channel":"{PUSHER_CHANNEL}","data":{{"seq":{id},"t":{sent_us}{pad}}}}}"#)
+        }
         Protocol::Bare => format!(r#"{{"seq":{id},"t":{sent_us}{pad}}}"#),
     }
 }
@@ -240,11 +291,37 @@ mod tests {
     }
 
     #[test]
+    fn pusher_handshake_parts() {
+        let hello = r#"{"event":"pusher:connection_established","data":"{\"socket_id\":\"1234.5678\",\"activity_timeout\":30}"}"#;
+        assert_eq!(pusher_socket_id(hello).as_deref(), Some("1234.5678"));
+        // Pusher's documented example: secret 7ad3773142a6692b25b8, key 278d425bdf160c739803.
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(b"7ad3773142a6692b25b8").unwrap();
+        mac.update(b"1234.1234:private-foobar");
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
+        );
+        assert!(pusher_auth("1.2", PUSHER_CHANNEL).starts_with("app-key:"));
+    }
+
+    #[test]
     fn peer_frames_round_trip() {
         let io = send_frame(Protocol::Socketio, 5, "group", "1", "k", 77, "");
         assert_eq!(io, r#"42["msg",{"seq":5,"t":77}]"#);
         assert_eq!(classify(Protocol::Socketio, &io), Incoming::Delivery { conversation: ROOM, seq: 5, sent_us: 77 });
-        assert_eq!(classify(Protocol::Socketio, "2"), Incoming::EnginePing);
+        assert_eq!(classify(Protocol::Socketio, "2"), Incoming::Ping("3"));
+        let pusher = send_frame(Protocol::Soketi, 7, "group", "1", "k", 79, "");
+        let v: serde_json::Value = serde_json::from_str(&pusher).unwrap();
+        assert_eq!(
+            (v["event"].as_str(), v["channel"].as_str(), v["data"]["seq"].as_u64()),
+            (Some("client-msg"), Some(PUSHER_CHANNEL), Some(7))
+        );
+        assert_eq!(classify(Protocol::Soketi, &pusher), Incoming::Delivery { conversation: ROOM, seq: 7, sent_us: 79 });
+        assert_eq!(
+            classify(Protocol::Soketi, r#"{"event":"pusher:ping","data":{}}"#),
+            Incoming::Ping(r#"{"event":"pusher:pong","data":{}}"#)
+        );
         assert_eq!(classify(Protocol::Socketio, r#"40{"sid":"x"}"#), Incoming::Other);
         let bare = send_frame(Protocol::Bare, 6, "group", "1", "k", 78, &pad_member(4));
         assert_eq!(bare, r#"{"seq":6,"t":78,"pad":"xxxx"}"#);

@@ -258,7 +258,7 @@ impl Reader {
                 }
                 None
             }
-            Incoming::EnginePing => Some("3"),
+            Incoming::Ping(answer) => Some(answer),
             Incoming::Other => None,
         }
     }
