@@ -10,8 +10,8 @@ use prometheus_client::registry::Registry;
 /// The `route` label of request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
-    /// The route path (unknown paths are grouped as `other`).
-    pub route: String,
+    /// The route's path in the route table, or `unknown`.
+    pub route: &'static str,
 }
 
 /// Every metric the node exports.
@@ -74,8 +74,8 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Records one request's duration under its route.
-    pub fn observe(&self, route: &str, seconds: f64) {
-        self.request_seconds.get_or_create(&RouteLabel { route: route.to_owned() }).observe(seconds);
+    pub fn observe(&self, route: &'static str, seconds: f64) {
+        self.request_seconds.get_or_create(&RouteLabel { route }).observe(seconds);
     }
 
     /// The Prometheus text exposition.

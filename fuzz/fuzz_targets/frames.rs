@@ -2,7 +2,8 @@
 //! of a decoded request goes through every route's parsing.
 #![no_main]
 
-use chatgate::proto::{Format, Incoming, decode, parse_every_request};
+use chatgate::api::frame::{Format, Incoming, decode};
+use chatgate::api::parse_every_request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

@@ -2,7 +2,7 @@
 //! applies after parsing.
 #![no_main]
 
-use chatgate::proto::parse_every_request;
+use chatgate::api::parse_every_request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

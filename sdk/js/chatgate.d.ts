@@ -136,6 +136,42 @@ export function createLocation(c: { latitude: number; longitude: number; title?:
 export function createCustom(data: unknown): Built;
 export function singleConversation(a: string | number, b: string | number): string;
 
+/** Every route a request frame can name (the server's route table; a test keeps them equal). */
+export type Route =
+  | "/user/register"
+  | "/user/login"
+  | "/user/auth"
+  | "/user/changePassword"
+  | "/user/resetPassword"
+  | "/user/info"
+  | "/user/online"
+  | "/user/logout"
+  | "/user/loginLog"
+  | "/group/room/add"
+  | "/group/room/join"
+  | "/group/room/quit"
+  | "/group/room/invite"
+  | "/group/room/kick"
+  | "/group/room/update"
+  | "/group/room/role"
+  | "/group/room/transfer"
+  | "/group/room/dismiss"
+  | "/group/room/mute"
+  | "/group/room/info"
+  | "/group/room/list"
+  | "/group/room/members"
+  | "/message/send"
+  | "/message/history"
+  | "/message/sync"
+  | "/message/recall"
+  | "/message/typing"
+  | "/message/readers"
+  | "/conversation/list"
+  | "/conversation/info"
+  | "/conversation/update"
+  | "/conversation/read"
+  | "/conversation/unread";
+
 export class Chatgate {
   constructor(options: Options);
   readonly state: State;
@@ -151,7 +187,7 @@ export class Chatgate {
   connect(): Promise<Events["ready"]>;
   close(): void;
   reconnectDelay(attempt: number): number;
-  request<T = unknown>(route: string, data?: Record<string, unknown>, options?: { timeout?: number }): Promise<T>;
+  request<T = unknown>(route: Route, data?: Record<string, unknown>, options?: { timeout?: number }): Promise<T>;
 
   send(chatType: ChatType, to: string, built: Built, options?: { clientMsgId?: string }): Promise<Message>;
   sendText(to: string, text: string, options?: { mentions?: string[] | "all"; replyTo?: string }): Promise<Message>;

@@ -18,26 +18,21 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::bus::{Bus, group_channel, user_channel};
-use crate::events::{Audience, Event, Events, KickReason, Presence};
+use super::bus::{Bus, group_channel, user_channel};
+use super::registry::{Ending, Registry, Session};
+use crate::api::push::Push;
 use crate::metrics::Metrics;
-use crate::proto::{
-    self, ConversationReply, GroupDismissed, GroupMember, GroupReply, MessageReply, Push, ReadReceipt, Recalled,
-    TypingInfo,
-};
-use crate::registry::{Ending, Registry, Session};
+use crate::model::{Audience, GroupId, Identity, KickReason, SessionId, UserId};
 use crate::store::Store;
-use crate::user::Identity;
 
 /// What one node tells the others about one event.
 #[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
+pub(super) struct Envelope {
     /// The publishing node, which ignores its own envelopes.
     origin: String,
     items: Vec<Item>,
@@ -45,21 +40,21 @@ struct Envelope {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
-enum Item {
+pub(super) enum Item {
     /// A push frame (JSON) for these users' sessions.
-    Push { frame: String, to: Vec<i64> },
+    Push { frame: String, to: Vec<UserId> },
     /// A push frame (JSON) for the sessions of a group's members, but `except`'s.
-    GroupPush { frame: String, group: i64, except: Option<i64> },
+    GroupPush { frame: String, group: GroupId, except: Option<UserId> },
     /// End a user's sessions (those of one token, or all).
-    Kick { user: i64, jti: Option<String>, reason: String },
+    Kick { user: UserId, jti: Option<String>, reason: String },
     /// Group membership changed: nodes adjust their channel subscriptions.
-    Membership { group: i64, added: Vec<i64>, removed: Vec<i64> },
+    Membership { group: GroupId, added: Vec<UserId>, removed: Vec<UserId> },
 }
 
 /// What this node knows of the groups of one of its online users.
 #[derive(Default)]
 struct LocalUser {
-    groups: HashSet<i64>,
+    groups: HashSet<GroupId>,
     /// Membership changes applied to this user: loading their groups starts again when one
     /// lands while the database is read.
     changes: u64,
@@ -72,13 +67,13 @@ const LOAD_ATTEMPTS: usize = 5;
 pub struct Gateway {
     node: String,
     registry: Arc<Registry>,
-    bus: Arc<dyn Bus>,
+    pub(super) bus: Arc<dyn Bus>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     /// The groups of each user with a session here.
-    user_groups: DashMap<i64, LocalUser>,
+    user_groups: DashMap<UserId, LocalUser>,
     /// The users with a session here, per group; the group channel is subscribed while any.
-    group_members: DashMap<i64, HashSet<i64>>,
+    group_members: DashMap<GroupId, HashSet<UserId>>,
     /// Sessions one user may hold here.
     max_sessions_per_user: usize,
 }
@@ -157,13 +152,13 @@ impl Gateway {
 
     /// Reads an online user's groups and counts them in, unless a membership change for the
     /// user lands meanwhile, in which case it reads them again.
-    async fn load_groups(&self, user_id: i64) {
+    async fn load_groups(&self, user_id: UserId) {
         for _ in 0..LOAD_ATTEMPTS {
             let Some(seen) = self.user_groups.get(&user_id).map(|u| u.changes) else { return };
             let groups = match self.store.group_ids_of(user_id).await {
                 Ok(groups) => groups,
                 Err(err) => {
-                    tracing::warn!(user_id, error = %err, "could not load a user's groups; their group pushes wait for a sync");
+                    tracing::warn!(%user_id, error = %err, "could not load a user's groups; their group pushes wait for a sync");
                     return;
                 }
             };
@@ -179,11 +174,11 @@ impl Gateway {
             }
             return;
         }
-        tracing::warn!(user_id, "a user's groups kept changing while loading; their group pushes wait for a sync");
+        tracing::warn!(%user_id, "a user's groups kept changing while loading; their group pushes wait for a sync");
     }
 
-    fn user_offline(&self, user_id: i64) {
-        if !self.registry.sessions(user_id).is_empty() {
+    fn user_offline(&self, user_id: UserId) {
+        if self.has_sessions(user_id) {
             return;
         }
         self.bus.unsubscribe(user_channel(user_id));
@@ -197,14 +192,14 @@ impl Gateway {
 
     /// Counts `user_id` in `group`'s online members here (a user not online here is skipped).
     /// Called with the user's entry locked, so membership changes of one user apply in order.
-    fn add_member(&self, group: i64, user_id: i64) {
+    fn add_member(&self, group: GroupId, user_id: UserId) {
         let mut members = self.group_members.entry(group).or_default();
         if members.insert(user_id) && members.len() == 1 {
             self.bus.subscribe(group_channel(group));
         }
     }
 
-    fn remove_member(&self, group: i64, user_id: i64) {
+    fn remove_member(&self, group: GroupId, user_id: UserId) {
         let emptied = self
             .group_members
             .remove_if_mut(&group, |_, members| {
@@ -217,7 +212,7 @@ impl Gateway {
         }
     }
 
-    fn apply_membership(&self, group: i64, added: &[i64], removed: &[i64]) {
+    pub(super) fn apply_membership(&self, group: GroupId, added: &[UserId], removed: &[UserId]) {
         for (&user_id, joins) in added.iter().map(|u| (u, true)).chain(removed.iter().map(|u| (u, false))) {
             let Some(mut user) = self.user_groups.get_mut(&user_id) else { continue };
             user.changes += 1;
@@ -230,14 +225,14 @@ impl Gateway {
     }
 
     /// Queues `push` to this node's sessions of `recipients`, but `skip`.
-    fn deliver(&self, recipients: &[i64], push: &Push, skip: Option<u64>) {
+    pub(super) fn deliver(&self, recipients: &[UserId], push: &Push, skip: Option<SessionId>) {
         for &user_id in recipients {
             self.deliver_user(user_id, push, skip);
         }
     }
 
     /// Queues `push` to this node's sessions of `group`'s members, but `except`'s and `skip`.
-    fn deliver_group(&self, group: i64, except: Option<i64>, push: &Push, skip: Option<u64>) {
+    fn deliver_group(&self, group: GroupId, except: Option<UserId>, push: &Push, skip: Option<SessionId>) {
         if let Some(members) = self.group_members.get(&group) {
             for &user_id in members.iter().filter(|u| Some(**u) != except) {
                 self.deliver_user(user_id, push, skip);
@@ -245,7 +240,7 @@ impl Gateway {
         }
     }
 
-    fn deliver_user(&self, user_id: i64, push: &Push, skip: Option<u64>) {
+    fn deliver_user(&self, user_id: UserId, push: &Push, skip: Option<SessionId>) {
         self.registry.for_each_session(user_id, |session| {
             if Some(session.id) != skip {
                 if session.send(push.payload(session.format)) {
@@ -257,7 +252,7 @@ impl Gateway {
         });
     }
 
-    fn kick(&self, user_id: i64, jti: Option<&str>, reason: KickReason) {
+    pub(super) fn kick(&self, user_id: UserId, jti: Option<&str>, reason: KickReason) {
         for session in self.registry.sessions(user_id) {
             let matches = match (jti, session.identity()) {
                 (None, _) => true,
@@ -270,7 +265,7 @@ impl Gateway {
         }
     }
 
-    fn send(&self, channel: String, items: Vec<Item>) {
+    pub(super) fn send(&self, channel: String, items: Vec<Item>) {
         if !self.bus.has_peers() {
             return;
         }
@@ -283,7 +278,7 @@ impl Gateway {
 
     /// Delivers `push` to `audience` here, and on the bus: once on the group's channel for a
     /// group, else on each recipient's channel.
-    fn fan_out(&self, push: Push, audience: &Audience, skip: Option<u64>) {
+    pub(super) fn fan_out(&self, push: Push, audience: &Audience, skip: Option<SessionId>) {
         match audience {
             Audience::Users(users) => {
                 self.deliver(users, &push, skip);
@@ -335,99 +330,13 @@ impl Gateway {
         }
     }
 
+    /// Whether `user_id` has a session on this node.
+    pub(super) fn has_sessions(&self, user_id: UserId) -> bool {
+        !self.registry.sessions(user_id).is_empty()
+    }
+
     /// Whether the bus reaches the other nodes (`/readyz`).
     pub async fn ready(&self) -> bool {
         self.bus.ready().await
-    }
-}
-
-#[async_trait]
-impl Presence for Gateway {
-    async fn online(&self, users: &[i64]) -> anyhow::Result<Vec<bool>> {
-        let cluster = self.bus.online(users).await?;
-        // Users with a session here are online whatever the bus says.
-        Ok(users.iter().zip(cluster).map(|(u, c)| c || !self.registry.sessions(*u).is_empty()).collect())
-    }
-}
-
-impl Events for Gateway {
-    fn publish(&self, event: Event) {
-        match event {
-            Event::Kick { user_id, jti, reason } => {
-                self.kick(user_id, jti.as_deref(), reason);
-                let item =
-                    Item::Kick { user: user_id, jti: jti.map(|j| j.to_string()), reason: reason.as_str().to_owned() };
-                self.send(user_channel(user_id), vec![item]);
-            }
-            Event::GroupChanged { group, change, recipients, joined: added, left: removed } => {
-                let group_id = group.id;
-                let updated = Push::new(proto::event::GROUP_UPDATED, GroupReply { group: group.into() });
-                let member = change.as_ref().map(|change| {
-                    Push::new(
-                        proto::event::GROUP_MEMBER,
-                        GroupMember {
-                            group_id,
-                            action: change.action.as_str(),
-                            user_ids: change.user_ids.clone(),
-                            by: change.by,
-                        },
-                    )
-                });
-                self.deliver(&recipients, &updated, None);
-                if let Some(member) = &member {
-                    self.deliver(&recipients, member, None);
-                }
-                self.apply_membership(group_id, &added, &removed);
-                // Users whose membership changed hear of it on their own channel: their nodes
-                // may not be subscribed to the group (yet, or any more).
-                let affected: HashSet<i64> = added.iter().chain(&removed).copied().collect();
-                let items = |to: Vec<i64>| {
-                    let mut items = vec![Item::Push { frame: updated.json_text(), to: to.clone() }];
-                    if let Some(member) = &member {
-                        items.push(Item::Push { frame: member.json_text(), to });
-                    }
-                    items.push(Item::Membership { group: group_id, added: added.clone(), removed: removed.clone() });
-                    items
-                };
-                if self.bus.has_peers() {
-                    let others: Vec<i64> = recipients.iter().copied().filter(|r| !affected.contains(r)).collect();
-                    self.send(group_channel(group_id), items(others));
-                    for user in affected {
-                        self.send(user_channel(user), items(vec![user]));
-                    }
-                }
-            }
-            Event::GroupDismissed { group_id, by, recipients } => {
-                let push = Push::new(proto::event::GROUP_DISMISSED, GroupDismissed { group_id, by });
-                self.deliver(&recipients, &push, None);
-                self.apply_membership(group_id, &[], &recipients);
-                let items = vec![
-                    Item::Push { frame: push.json_text(), to: recipients.clone() },
-                    Item::Membership { group: group_id, added: vec![], removed: recipients },
-                ];
-                self.send(group_channel(group_id), items);
-            }
-            Event::MessageNew { message, audience, skip_session } => {
-                let push = Push::new(proto::event::MESSAGE_NEW, MessageReply { message: message.into() });
-                self.fan_out(push, &audience, skip_session);
-            }
-            Event::MessageRecalled { conversation_id, message_id, seq, audience } => {
-                let push = Push::new(proto::event::MESSAGE_RECALLED, Recalled { conversation_id, message_id, seq });
-                self.fan_out(push, &audience, None);
-            }
-            Event::Typing { conversation_id, user_id, audience } => {
-                let push = Push::new(proto::event::TYPING, TypingInfo { conversation_id, user_id });
-                self.fan_out(push, &audience, None);
-            }
-            Event::MessageRead { conversation_id, user_id, seq, recipients } => {
-                let push = Push::new(proto::event::MESSAGE_READ, ReadReceipt { conversation_id, user_id, seq });
-                self.fan_out(push, &Audience::Users(recipients), None);
-            }
-            Event::ConversationUpdated { user_id, view, skip_session } => {
-                let push =
-                    Push::new(proto::event::CONVERSATION_UPDATED, ConversationReply { conversation: (*view).into() });
-                self.fan_out(push, &Audience::Users(vec![user_id]), skip_session);
-            }
-        }
     }
 }

@@ -10,28 +10,20 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-/// A password-reset notification, as delivered.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResetNotice {
-    /// The account's username.
-    pub username: String,
-    /// The account's id.
-    #[serde(serialize_with = "crate::proto::id_str")]
-    pub user_id: i64,
-    /// The single-use secret.
-    pub reset_token: String,
-    /// A link that carries the secret.
-    pub reset_url: String,
-    /// When the secret expires, Unix ms.
-    pub expires_at: i64,
-}
+use crate::domain::Notices;
+use crate::model::{ResetNotice, UserId};
 
+/// A password-reset notification as delivered: `{kind, username, userId, resetToken, resetUrl,
+/// expiresAt}`.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Envelope<'a> {
     kind: &'static str,
-    #[serde(flatten)]
-    notice: &'a ResetNotice,
+    username: &'a str,
+    user_id: UserId,
+    reset_token: &'a str,
+    reset_url: &'a str,
+    expires_at: i64,
 }
 
 /// Where notifications go.
@@ -63,19 +55,15 @@ impl Notifier {
         })
     }
 
-    /// Delivers a reset notice in the background; failures are logged (without the secret).
-    pub fn send_reset(&self, notice: ResetNotice) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let user_id = notice.user_id;
-            if let Err(err) = this.deliver(&notice).await {
-                tracing::error!(user_id, error = %err, "password-reset notification not delivered");
-            }
-        });
-    }
-
     async fn deliver(&self, notice: &ResetNotice) -> anyhow::Result<()> {
-        let envelope = Envelope { kind: "password_reset", notice };
+        let envelope = Envelope {
+            kind: "password_reset",
+            username: &notice.username,
+            user_id: notice.user_id,
+            reset_token: &notice.reset_token,
+            reset_url: &notice.reset_url,
+            expires_at: notice.expires_at,
+        };
         match self {
             Notifier::Webhook { client, url } => {
                 client.post(url).json(&envelope).send().await?.error_for_status()?;
@@ -90,5 +78,17 @@ impl Notifier {
             }
         }
         Ok(())
+    }
+}
+
+impl Notices for Notifier {
+    /// Delivers a reset notice in the background; failures are logged (without the secret).
+    fn send_reset(&self, notice: ResetNotice) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = this.deliver(&notice).await {
+                tracing::error!(user_id = %notice.user_id, error = %err, "password-reset notification not delivered");
+            }
+        });
     }
 }

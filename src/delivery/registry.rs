@@ -17,9 +17,8 @@ use std::task::{Context, Poll};
 use dashmap::DashMap;
 use futures::task::AtomicWaker;
 
-use crate::events::KickReason;
-use crate::proto::{Format, Payload};
-use crate::user::Identity;
+use crate::api::frame::{Format, Payload};
+use crate::model::{Identity, KickReason, SessionId, UserId};
 
 /// Why a session is being closed by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +34,7 @@ pub enum Ending {
 /// One live session, shared by its socket task, its request tasks and the registry.
 pub struct Session {
     /// Node-unique session id.
-    pub id: u64,
+    pub id: SessionId,
     /// Encoding of pushes to this session.
     pub format: Format,
     outbox: Mutex<Outbox>,
@@ -138,7 +137,7 @@ pub struct Bound {
     /// It is the user's first session on this node.
     pub first_here: bool,
     /// The session was bound to another user before, whose last session here it was.
-    pub left: Option<i64>,
+    pub left: Option<UserId>,
     /// The session was anonymous before.
     pub was_anonymous: bool,
 }
@@ -146,7 +145,7 @@ pub struct Bound {
 /// All sessions of this node, by user.
 #[derive(Default)]
 pub struct Registry {
-    users: DashMap<i64, Vec<Arc<Session>>>,
+    users: DashMap<UserId, Vec<Arc<Session>>>,
     next_id: AtomicU64,
 }
 
@@ -154,7 +153,7 @@ impl Registry {
     /// Creates a session with an outbound queue of at most `queue` frames and `max_bytes` bytes.
     pub fn open(&self, format: Format, queue: usize, max_bytes: usize) -> Arc<Session> {
         Arc::new(Session {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id: SessionId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             format,
             outbox: Mutex::default(),
             writer: AtomicWaker::new(),
@@ -178,12 +177,12 @@ impl Registry {
     }
 
     /// Forgets a closing session; returns its user if that was their last session here.
-    pub fn close(&self, session: &Session) -> Option<i64> {
+    pub fn close(&self, session: &Session) -> Option<UserId> {
         session.identity().and_then(|identity| self.remove(identity.user_id, session.id))
     }
 
     /// Removes one session; returns the user if none of theirs is left.
-    fn remove(&self, user_id: i64, session_id: u64) -> Option<i64> {
+    fn remove(&self, user_id: UserId, session_id: SessionId) -> Option<UserId> {
         self.users
             .remove_if_mut(&user_id, |_, sessions| {
                 sessions.retain(|s| s.id != session_id);
@@ -193,14 +192,14 @@ impl Registry {
     }
 
     /// The live sessions of `user_id`, copied out so no lock outlives this call.
-    pub fn sessions(&self, user_id: i64) -> Vec<Arc<Session>> {
+    pub fn sessions(&self, user_id: UserId) -> Vec<Arc<Session>> {
         self.users.get(&user_id).map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Calls `f` on each live session of `user_id` without copying them out: the fan-out path.
     /// The map's shard is read-locked meanwhile, so `f` must not block (`Session::send` does
     /// not: it never waits).
-    pub fn for_each_session(&self, user_id: i64, mut f: impl FnMut(&Arc<Session>)) {
+    pub fn for_each_session(&self, user_id: UserId, mut f: impl FnMut(&Arc<Session>)) {
         if let Some(sessions) = self.users.get(&user_id) {
             sessions.iter().for_each(&mut f);
         }

@@ -17,6 +17,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::UserId;
 
 /// argon2id at the OWASP floor: 19 MiB, two passes, one lane.
 fn params() -> Params {
@@ -166,7 +167,7 @@ struct Claims {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenClaims {
     /// The user the token was issued to.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// The token's unique id, used to revoke it alone.
     pub jti: Arc<str>,
     /// The user's token version at issue.
@@ -205,7 +206,7 @@ impl Tokens {
     }
 
     /// Signs a new token for `user_id` at token version `version`.
-    pub fn issue(&self, user_id: i64, version: i64, now_ms: i64) -> Result<(String, TokenClaims)> {
+    pub fn issue(&self, user_id: UserId, version: i64, now_ms: i64) -> Result<(String, TokenClaims)> {
         let mut jti = [0u8; 16];
         rand::rng().fill_bytes(&mut jti);
         let now = now_ms / 1000;
@@ -273,6 +274,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::now_ms;
 
     #[test]
     fn password_hashes_verify_and_interoperate() {
@@ -291,20 +293,16 @@ mod tests {
     fn token_round_trip_and_rejections() {
         let tokens = Tokens::new(&[7u8; 32], "chatgate", 3600);
         let now = 1_700_000_000_000;
-        let (token, claims) = tokens.issue(42, 3, chrono_now()).unwrap();
+        let (token, claims) = tokens.issue(UserId(42), 3, now_ms()).unwrap();
         assert_eq!(tokens.verify(&token).unwrap(), claims);
-        assert_eq!(claims.user_id, 42);
+        assert_eq!(claims.user_id, UserId(42));
         assert_eq!(claims.version, 3);
 
         let other_key = Tokens::new(&[8u8; 32], "chatgate", 3600);
         assert!(matches!(other_key.verify(&token), Err(Error::TokenInvalid)));
         let other_issuer = Tokens::new(&[7u8; 32], "someone-else", 3600);
         assert!(matches!(other_issuer.verify(&token), Err(Error::TokenInvalid)));
-        let (expired, _) = tokens.issue(42, 3, now - 10 * 3600 * 1000).unwrap();
+        let (expired, _) = tokens.issue(UserId(42), 3, now - 10 * 3600 * 1000).unwrap();
         assert!(matches!(tokens.verify(&expired), Err(Error::TokenInvalid)));
-    }
-
-    fn chrono_now() -> i64 {
-        crate::now_ms()
     }
 }

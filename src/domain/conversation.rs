@@ -11,80 +11,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::ports::Events;
 use crate::error::{Error, Result};
-use crate::events::{Event, Events};
-use crate::group::Group;
-use crate::message::{ChatType, ConversationRef, Message};
-use crate::now_ms;
+use crate::model::{
+    ConversationId, ConversationPatch, ConversationState, ConversationView, Event, Group, GroupId, Identity, Message,
+    MessageId, Peer, User, UserId, now_ms,
+};
 use crate::store::Store;
-use crate::user::{Identity, User};
 
 /// Largest page of the conversation list.
 const MAX_PAGE: i64 = 100;
 /// Longest draft, in characters.
 const MAX_DRAFT: usize = 5000;
-
-/// One participant's state of one conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConversationState {
-    /// The conversation.
-    pub conversation_id: String,
-    /// One-to-one or group.
-    pub chat_type: ChatType,
-    /// The group, for group conversations.
-    pub group_id: Option<i64>,
-    /// Newest seq.
-    pub last_seq: i64,
-    /// Newest message.
-    pub last_message_id: Option<i64>,
-    /// Time of the latest activity.
-    pub updated_at: i64,
-    /// This participant's read position.
-    pub read_seq: i64,
-    /// Listed first.
-    pub pinned: bool,
-    /// Left out of the unread total.
-    pub muted: bool,
-    /// Hidden from the list until the next message.
-    pub hidden: bool,
-    /// Unsent text.
-    pub draft: String,
-    /// Unread messages (see the module invariants).
-    pub unread: i64,
-}
-
-/// Who or what a conversation is with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Peer {
-    /// The other user of a one-to-one conversation (public view).
-    User(User),
-    /// The group.
-    Group(Group),
-}
-
-/// A conversation as its participant sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConversationView {
-    /// State.
-    pub state: ConversationState,
-    /// The peer; `None` if it no longer exists.
-    pub peer: Option<Peer>,
-    /// The newest message.
-    pub last_message: Option<Message>,
-}
-
-/// A change to a participant's state; `None` leaves a field alone.
-#[derive(Debug, Clone, Default)]
-pub struct ConversationPatch {
-    /// Pin.
-    pub pinned: Option<bool>,
-    /// Mute.
-    pub muted: Option<bool>,
-    /// Draft.
-    pub draft: Option<String>,
-    /// Hide.
-    pub hidden: Option<bool>,
-}
 
 /// The conversation domain's operations.
 pub struct Conversations {
@@ -100,16 +38,15 @@ impl Conversations {
 
     /// Completes states with their peers and last messages, in three queries whatever the count.
     async fn views(&self, who: &Identity, states: Vec<ConversationState>) -> Result<Vec<ConversationView>> {
-        let peer_of =
-            |s: &ConversationState| ConversationRef::parse(&s.conversation_id).and_then(|c| c.peer_of(who.user_id));
-        let user_ids: Vec<i64> = states.iter().filter_map(peer_of).collect();
-        let group_ids: Vec<i64> = states.iter().filter_map(|s| s.group_id).collect();
-        let message_ids: Vec<i64> = states.iter().filter_map(|s| s.last_message_id).collect();
-        let users: HashMap<i64, User> =
+        let peer_of = |s: &ConversationState| s.conversation_id.parse().and_then(|c| c.peer_of(who.user_id));
+        let user_ids: Vec<UserId> = states.iter().filter_map(peer_of).collect();
+        let group_ids: Vec<GroupId> = states.iter().filter_map(|s| s.group_id).collect();
+        let message_ids: Vec<MessageId> = states.iter().filter_map(|s| s.last_message_id).collect();
+        let users: HashMap<UserId, User> =
             self.store.users_by_ids(&user_ids).await?.into_iter().map(|u| (u.id, u.public())).collect();
-        let groups: HashMap<i64, Group> =
+        let groups: HashMap<GroupId, Group> =
             self.store.groups_by_ids(&group_ids).await?.into_iter().map(|g| (g.id, g)).collect();
-        let mut messages: HashMap<i64, Message> =
+        let mut messages: HashMap<MessageId, Message> =
             self.store.messages_by_ids(&message_ids).await?.into_iter().map(|m| (m.id, m)).collect();
         Ok(states
             .into_iter()
@@ -124,12 +61,12 @@ impl Conversations {
             .collect())
     }
 
-    async fn state(&self, who: &Identity, conversation_id: &str) -> Result<ConversationState> {
-        ConversationRef::parse(conversation_id).ok_or(Error::NotFound)?;
+    async fn state(&self, who: &Identity, conversation_id: &ConversationId) -> Result<ConversationState> {
+        conversation_id.parse().ok_or(Error::NotFound)?;
         self.store.conversation_states(who.user_id, Some(conversation_id)).await?.pop().ok_or(Error::NotFound)
     }
 
-    async fn view(&self, who: &Identity, conversation_id: &str) -> Result<ConversationView> {
+    async fn view(&self, who: &Identity, conversation_id: &ConversationId) -> Result<ConversationView> {
         let state = self.state(who, conversation_id).await?;
         Ok(self.views(who, vec![state]).await?.remove(0))
     }
@@ -164,7 +101,7 @@ impl Conversations {
     }
 
     /// One conversation.
-    pub async fn info(&self, who: &Identity, conversation_id: &str) -> Result<ConversationView> {
+    pub async fn info(&self, who: &Identity, conversation_id: &ConversationId) -> Result<ConversationView> {
         self.view(who, conversation_id).await
     }
 
@@ -172,7 +109,7 @@ impl Conversations {
     pub async fn update(
         &self,
         who: &Identity,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         mut patch: ConversationPatch,
     ) -> Result<ConversationView> {
         self.state(who, conversation_id).await?;
@@ -189,7 +126,7 @@ impl Conversations {
 
     /// Moves the caller's read position forward to `seq` (capped at the last seq). In a
     /// one-to-one conversation the peer is told (a read receipt).
-    pub async fn read(&self, who: &Identity, conversation_id: &str, seq: i64) -> Result<ConversationView> {
+    pub async fn read(&self, who: &Identity, conversation_id: &ConversationId, seq: i64) -> Result<ConversationView> {
         if seq < 0 {
             return Err(Error::validation("seq", "seq must not be negative"));
         }
@@ -202,9 +139,9 @@ impl Conversations {
                 view: Box::new(view.clone()),
                 skip_session: who.session,
             });
-            if let Some(peer) = ConversationRef::parse(conversation_id).and_then(|c| c.peer_of(who.user_id)) {
+            if let Some(peer) = conversation_id.parse().and_then(|c| c.peer_of(who.user_id)) {
                 self.events.publish(Event::MessageRead {
-                    conversation_id: conversation_id.to_owned(),
+                    conversation_id: conversation_id.clone(),
                     user_id: who.user_id,
                     seq: view.state.read_seq,
                     recipients: vec![peer],
@@ -215,7 +152,7 @@ impl Conversations {
     }
 
     /// The unread total (unmuted conversations) and each conversation with unread messages.
-    pub async fn unread(&self, who: &Identity) -> Result<(i64, Vec<(String, i64)>)> {
+    pub async fn unread(&self, who: &Identity) -> Result<(i64, Vec<(ConversationId, i64)>)> {
         let states = self.store.conversation_states(who.user_id, None).await?;
         let total = states.iter().filter(|s| !s.muted).map(|s| s.unread).sum();
         let per = states.into_iter().filter(|s| s.unread > 0).map(|s| (s.conversation_id, s.unread)).collect();

@@ -14,187 +14,18 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::message::Messages;
+use super::ports::Events;
+use super::text::{checked_text, checked_url};
 use crate::error::{Error, Result};
-use crate::events::{Event, Events, MemberChange};
-use crate::message::Messages;
-use crate::now_ms;
+use crate::model::{
+    Event, Group, GroupId, GroupPatch, Identity, JoinPolicy, Member, MemberAction, MemberChange, NewGroup, Role,
+    Standing, UserId, now_ms,
+};
 use crate::store::Store;
-use crate::user::{Identity, User, checked_text, checked_url};
 
 /// Largest page of members.
 const MAX_MEMBER_PAGE: i64 = 200;
-
-/// Who may join without an invite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JoinPolicy {
-    /// Anyone may join.
-    Open,
-    /// Only an owner or admin can add members.
-    Invite,
-}
-
-impl JoinPolicy {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JoinPolicy::Open => "open",
-            JoinPolicy::Invite => "invite",
-        }
-    }
-
-    /// Parses the stored and wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "open" => Some(JoinPolicy::Open),
-            "invite" => Some(JoinPolicy::Invite),
-            _ => None,
-        }
-    }
-}
-
-/// A member's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    /// A plain member.
-    Member,
-    /// May invite, kick members, update info and mute.
-    Admin,
-    /// The one owner: everything, and only they transfer, promote and dismiss.
-    Owner,
-}
-
-impl Role {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-
-    /// Parses the stored and wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "member" => Some(Role::Member),
-            "admin" => Some(Role::Admin),
-            "owner" => Some(Role::Owner),
-            _ => None,
-        }
-    }
-}
-
-/// What a member-list push says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberAction {
-    /// Joined by themselves.
-    Joined,
-    /// Left by themselves.
-    Left,
-    /// Removed by an owner or admin.
-    Kicked,
-    /// Added by an owner or admin (or at creation).
-    Invited,
-    /// Role changed (including a transfer of ownership).
-    Role,
-    /// Muted or unmuted (empty `userIds` for the whole group).
-    Muted,
-}
-
-impl MemberAction {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberAction::Joined => "joined",
-            MemberAction::Left => "left",
-            MemberAction::Kicked => "kicked",
-            MemberAction::Invited => "invited",
-            MemberAction::Role => "role",
-            MemberAction::Muted => "muted",
-        }
-    }
-}
-
-/// A group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// Unique id.
-    pub id: i64,
-    /// Name.
-    pub name: String,
-    /// Avatar URL or empty.
-    pub avatar: String,
-    /// What it is about.
-    pub intro: String,
-    /// The announcement.
-    pub notice: String,
-    /// The owner.
-    pub owner_id: i64,
-    /// Join policy.
-    pub join_policy: JoinPolicy,
-    /// Current members.
-    pub member_count: i64,
-    /// Member cap.
-    pub max_members: i64,
-    /// Whole-group mute: plain members cannot send before this time (0: not muted).
-    pub muted_until: i64,
-    /// Creation time.
-    pub created_at: i64,
-    /// Last change.
-    pub updated_at: i64,
-}
-
-/// A member with their user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// The user (public view).
-    pub user: User,
-    /// Role.
-    pub role: Role,
-    /// Join time.
-    pub joined_at: i64,
-    /// This member cannot send before this time (0: not muted).
-    pub muted_until: i64,
-}
-
-/// The caller's standing in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
-    /// Role.
-    pub role: Role,
-    /// Personal mute.
-    pub muted_until: i64,
-}
-
-/// A new group's fields.
-#[derive(Debug, Clone)]
-pub struct NewGroup {
-    /// Name.
-    pub name: String,
-    /// Avatar URL.
-    pub avatar: String,
-    /// Intro.
-    pub intro: String,
-    /// Join policy.
-    pub join_policy: JoinPolicy,
-    /// Member cap.
-    pub max_members: i64,
-}
-
-/// A change to a group's info; `None` leaves a field alone.
-#[derive(Debug, Clone, Default)]
-pub struct GroupPatch {
-    /// New name.
-    pub name: Option<String>,
-    /// New avatar.
-    pub avatar: Option<String>,
-    /// New intro.
-    pub intro: Option<String>,
-    /// New notice.
-    pub notice: Option<String>,
-    /// New join policy.
-    pub join_policy: Option<JoinPolicy>,
-}
 
 /// The group domain's operations.
 pub struct Groups {
@@ -205,7 +36,7 @@ pub struct Groups {
 }
 
 /// The content of a `system` message: `{event, userIds, by, ...extra}`.
-fn record(event: &str, user_ids: &[i64], by: i64, extra: Value) -> Value {
+fn record(event: &str, user_ids: &[UserId], by: UserId, extra: Value) -> Value {
     let mut content = json!({
         "event": event,
         "userIds": user_ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
@@ -226,7 +57,7 @@ fn checked_name(name: String) -> Result<String> {
 }
 
 /// Distinct ids, without `except`.
-fn distinct(ids: &[i64], except: Option<i64>) -> Vec<i64> {
+fn distinct(ids: &[UserId], except: Option<UserId>) -> Vec<UserId> {
     ids.iter().copied().filter(|id| Some(*id) != except).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
@@ -242,23 +73,23 @@ impl Groups {
     }
 
     /// The group and the caller's standing in it; `not_found` for a dismissed or unknown group.
-    async fn load(&self, who: &Identity, group_id: i64) -> Result<(Group, Option<Standing>)> {
+    async fn load(&self, who: &Identity, group_id: GroupId) -> Result<(Group, Option<Standing>)> {
         let (group, standing) = self.store.group_with_standing(group_id, who.user_id).await?.ok_or(Error::NotFound)?;
         Ok((group, standing))
     }
 
     /// Loads the group and checks the caller holds at least `min`.
-    async fn load_as(&self, who: &Identity, group_id: i64, min: Role) -> Result<(Group, Role)> {
+    async fn load_as(&self, who: &Identity, group_id: GroupId, min: Role) -> Result<(Group, Role)> {
         match self.load(who, group_id).await? {
             (group, Some(s)) if s.role >= min => Ok((group, s.role)),
             _ => Err(Error::Forbidden),
         }
     }
 
-    async fn check_users(&self, ids: &[i64]) -> Result<()> {
+    async fn check_users(&self, ids: &[UserId]) -> Result<()> {
         let found = self.store.existing_users(ids).await?;
         if found.len() != ids.len() {
-            let missing = ids.iter().find(|id| !found.contains(id)).copied().unwrap_or_default();
+            let missing = ids.iter().find(|id| !found.contains(id)).map(|id| id.to_string()).unwrap_or_default();
             return Err(Error::validation("members", format!("no user has id {missing}")));
         }
         Ok(())
@@ -269,10 +100,10 @@ impl Groups {
         &self,
         group: Group,
         change: Option<MemberChange>,
-        also: &[i64],
-        by: i64,
+        also: &[UserId],
+        by: UserId,
         history: Value,
-        creator: Option<i64>,
+        creator: Option<UserId>,
     ) -> Result<Group> {
         let mut recipients = self.store.member_ids(group.id).await?;
         recipients.extend_from_slice(also);
@@ -288,14 +119,14 @@ impl Groups {
     }
 
     /// [`Self::announce`] for a membership change, recorded under the change's own name.
-    async fn announce_change(&self, group: Group, change: MemberChange, also: &[i64]) -> Result<Group> {
+    async fn announce_change(&self, group: Group, change: MemberChange, also: &[UserId]) -> Result<Group> {
         let history = record(change.action.as_str(), &change.user_ids, change.by, json!({}));
         let by = change.by;
         self.announce(group, Some(change), also, by, history, None).await
     }
 
     /// Creates a group owned by the caller, with `members` in it at once.
-    pub async fn create(&self, who: &Identity, mut new: NewGroup, members: &[i64]) -> Result<Group> {
+    pub async fn create(&self, who: &Identity, mut new: NewGroup, members: &[UserId]) -> Result<Group> {
         new.name = checked_name(new.name)?;
         new.avatar = checked_url("avatar", new.avatar)?;
         new.intro = checked_text("intro", new.intro, 512)?;
@@ -321,7 +152,7 @@ impl Groups {
     }
 
     /// The caller joins an open group. Joining a group one is in already changes nothing.
-    pub async fn join(&self, who: &Identity, group_id: i64) -> Result<Group> {
+    pub async fn join(&self, who: &Identity, group_id: GroupId) -> Result<Group> {
         let (group, standing) = self.load(who, group_id).await?;
         if standing.is_some() {
             return Ok(group);
@@ -335,7 +166,7 @@ impl Groups {
     }
 
     /// The caller leaves. The owner must transfer ownership or dismiss the group instead.
-    pub async fn quit(&self, who: &Identity, group_id: i64) -> Result<()> {
+    pub async fn quit(&self, who: &Identity, group_id: GroupId) -> Result<()> {
         let (_, standing) = self.load(who, group_id).await?;
         match standing {
             None => Err(Error::Forbidden),
@@ -350,7 +181,7 @@ impl Groups {
     }
 
     /// An owner or admin adds users; those already in are skipped.
-    pub async fn invite(&self, who: &Identity, group_id: i64, members: &[i64]) -> Result<Group> {
+    pub async fn invite(&self, who: &Identity, group_id: GroupId, members: &[UserId]) -> Result<Group> {
         let (group, _) = self.load_as(who, group_id, Role::Admin).await?;
         let members = distinct(members, None);
         if members.is_empty() {
@@ -358,7 +189,7 @@ impl Groups {
         }
         self.check_users(&members).await?;
         let current = self.store.standings(group_id, &members).await?;
-        let new: Vec<i64> = members.into_iter().filter(|id| !current.contains_key(id)).collect();
+        let new: Vec<UserId> = members.into_iter().filter(|id| !current.contains_key(id)).collect();
         if new.is_empty() {
             return Ok(group);
         }
@@ -368,7 +199,7 @@ impl Groups {
     }
 
     /// Removes members: the owner may remove anyone else, an admin plain members only.
-    pub async fn kick(&self, who: &Identity, group_id: i64, members: &[i64]) -> Result<Group> {
+    pub async fn kick(&self, who: &Identity, group_id: GroupId, members: &[UserId]) -> Result<Group> {
         let (_, my_role) = self.load_as(who, group_id, Role::Admin).await?;
         let members = distinct(members, None);
         if members.is_empty() {
@@ -389,7 +220,7 @@ impl Groups {
     }
 
     /// An owner or admin changes the group's info.
-    pub async fn update(&self, who: &Identity, group_id: i64, mut patch: GroupPatch) -> Result<Group> {
+    pub async fn update(&self, who: &Identity, group_id: GroupId, mut patch: GroupPatch) -> Result<Group> {
         self.load_as(who, group_id, Role::Admin).await?;
         patch.name = patch.name.map(checked_name).transpose()?;
         patch.avatar = patch.avatar.map(|a| checked_url("avatar", a)).transpose()?;
@@ -412,7 +243,7 @@ impl Groups {
     }
 
     /// The owner makes a member an admin or an admin a member.
-    pub async fn set_role(&self, who: &Identity, group_id: i64, user_id: i64, role: Role) -> Result<Group> {
+    pub async fn set_role(&self, who: &Identity, group_id: GroupId, user_id: UserId, role: Role) -> Result<Group> {
         self.load_as(who, group_id, Role::Owner).await?;
         if role == Role::Owner {
             return Err(Error::validation(
@@ -431,7 +262,7 @@ impl Groups {
     }
 
     /// The owner hands ownership to a member and becomes an admin.
-    pub async fn transfer(&self, who: &Identity, group_id: i64, user_id: i64) -> Result<Group> {
+    pub async fn transfer(&self, who: &Identity, group_id: GroupId, user_id: UserId) -> Result<Group> {
         self.load_as(who, group_id, Role::Owner).await?;
         if user_id == who.user_id {
             return Err(Error::validation("userId", "the owner already owns the group"));
@@ -443,7 +274,7 @@ impl Groups {
     }
 
     /// The owner dismisses the group; from then on it is `not_found`.
-    pub async fn dismiss(&self, who: &Identity, group_id: i64) -> Result<()> {
+    pub async fn dismiss(&self, who: &Identity, group_id: GroupId) -> Result<()> {
         self.load_as(who, group_id, Role::Owner).await?;
         let recipients = self.store.member_ids(group_id).await?;
         // Recorded first: members keep the group's history, ending with its dismissal.
@@ -456,7 +287,7 @@ impl Groups {
     /// An owner or admin mutes one member, or with no user the whole group, until `until`
     /// (Unix ms; 0 or a past time unmutes). Owners and admins are not silenced by a group mute;
     /// an admin may mute plain members only.
-    pub async fn mute(&self, who: &Identity, group_id: i64, user_id: Option<i64>, until: i64) -> Result<Group> {
+    pub async fn mute(&self, who: &Identity, group_id: GroupId, user_id: Option<UserId>, until: i64) -> Result<Group> {
         let (_, my_role) = self.load_as(who, group_id, Role::Admin).await?;
         if until < 0 {
             return Err(Error::validation("until", "until must be a time in ms, or 0 to unmute"));
@@ -483,7 +314,7 @@ impl Groups {
 
     /// A group's info and the caller's role (`None` for a non-member of an open group; an
     /// invite-only group's info is for members only).
-    pub async fn info(&self, who: &Identity, group_id: i64) -> Result<(Group, Option<Role>)> {
+    pub async fn info(&self, who: &Identity, group_id: GroupId) -> Result<(Group, Option<Role>)> {
         let (group, standing) = self.load(who, group_id).await?;
         if standing.is_none() && group.join_policy == JoinPolicy::Invite {
             return Err(Error::Forbidden);
@@ -500,10 +331,10 @@ impl Groups {
     pub async fn members(
         &self,
         who: &Identity,
-        group_id: i64,
-        after: Option<i64>,
+        group_id: GroupId,
+        after: Option<UserId>,
         limit: Option<i64>,
-    ) -> Result<(Vec<Member>, Option<i64>)> {
+    ) -> Result<(Vec<Member>, Option<UserId>)> {
         let limit = limit.unwrap_or(50);
         if !(1..=MAX_MEMBER_PAGE).contains(&limit) {
             return Err(Error::validation("limit", format!("limit must be between 1 and {MAX_MEMBER_PAGE}")));

@@ -13,6 +13,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::model::{SessionId, UserId};
 
 /// Refusals a session may collect within [`ABUSE_WINDOW`] before it is closed.
 const ABUSE_REFUSALS: u32 = 20;
@@ -34,13 +35,13 @@ fn per_period(count: u32, period: Duration) -> Quota {
 
 /// All the node's rate limiters.
 pub struct Limits {
-    session: DefaultKeyedRateLimiter<u64>,
-    user: DefaultKeyedRateLimiter<i64>,
+    session: DefaultKeyedRateLimiter<SessionId>,
+    user: DefaultKeyedRateLimiter<UserId>,
     address: DefaultKeyedRateLimiter<IpAddr>,
     login_name: DefaultKeyedRateLimiter<String>,
     login_address: DefaultKeyedRateLimiter<IpAddr>,
-    reset: DefaultKeyedRateLimiter<i64>,
-    abuse: DefaultKeyedRateLimiter<u64>,
+    reset: DefaultKeyedRateLimiter<UserId>,
+    abuse: DefaultKeyedRateLimiter<SessionId>,
 }
 
 fn check<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<()> {
@@ -68,7 +69,7 @@ impl Limits {
 
     /// One request: a socket's counts against its session and its user, an HTTP request's
     /// against its address.
-    pub fn request(&self, session: Option<u64>, user: Option<i64>, address: Option<IpAddr>) -> Result<()> {
+    pub fn request(&self, session: Option<SessionId>, user: Option<UserId>, address: Option<IpAddr>) -> Result<()> {
         if let Some(session) = session {
             check(&self.session, &session)?;
         }
@@ -82,7 +83,7 @@ impl Limits {
     }
 
     /// Whether a session that was just refused has been refused too often: it is then closed.
-    pub fn abusive(&self, session: u64) -> bool {
+    pub fn abusive(&self, session: SessionId) -> bool {
         self.abuse.check_key(&session).is_err()
     }
 
@@ -96,7 +97,7 @@ impl Limits {
     }
 
     /// Whether another password reset may be sent to this account now.
-    pub fn reset(&self, user_id: i64) -> bool {
+    pub fn reset(&self, user_id: UserId) -> bool {
         self.reset.check_key(&user_id).is_ok()
     }
 

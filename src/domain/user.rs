@@ -13,12 +13,15 @@ use std::sync::Arc;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{Passwords, TokenClaims, Tokens};
+use super::auth::{Passwords, TokenClaims, Tokens};
+use super::limits::Limits;
+use super::ports::{Events, Notices};
+use super::text::{checked_text, checked_url};
 use crate::error::{Error, Result};
-use crate::events::{Event, Events, KickReason};
-use crate::limits::Limits;
-use crate::notify::{Notifier, ResetNotice};
-use crate::now_ms;
+use crate::model::{
+    Event, Identity, KickReason, LoginAttempt, LoginId, LoginRecord, Lookup, Origin, ProfilePatch, ResetNotice, User,
+    UserId, now_ms,
+};
 use crate::store::Store;
 
 /// How long a reset secret stays usable.
@@ -26,201 +29,12 @@ const RESET_TTL_MS: i64 = 30 * 60 * 1000;
 /// Largest page of login history.
 const MAX_LOG_PAGE: i64 = 100;
 
-/// A user's self-declared gender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Gender {
-    /// Not said.
-    #[default]
-    Unknown,
-    /// Male.
-    Male,
-    /// Female.
-    Female,
-    /// Something else.
-    Other,
-}
-
-impl Gender {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Gender::Unknown => "unknown",
-            Gender::Male => "male",
-            Gender::Female => "female",
-            Gender::Other => "other",
-        }
-    }
-
-    /// Parses the stored and wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "unknown" => Gender::Unknown,
-            "male" => Gender::Male,
-            "female" => Gender::Female,
-            "other" => Gender::Other,
-            _ => return None,
-        })
-    }
-}
-
-/// What a user says about themselves.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Profile {
-    /// Display name.
-    pub nickname: String,
-    /// Avatar URL, or empty.
-    pub avatar: String,
-    /// Gender.
-    pub gender: Gender,
-    /// `YYYY-MM-DD`; private to the owner.
-    pub birthday: Option<String>,
-    /// Age in years.
-    pub age: Option<i64>,
-    /// Status line.
-    pub signature: String,
-}
-
-/// An account with its profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Unique id.
-    pub id: i64,
-    /// Unique login name.
-    pub username: String,
-    /// The profile.
-    pub profile: Profile,
-    /// Registration time, Unix ms.
-    pub created_at: i64,
-}
-
-impl User {
-    /// The view anyone else gets: the owner's private fields removed.
-    pub fn public(mut self) -> User {
-        self.profile.birthday = None;
-        self
-    }
-}
-
-/// A stored account with what is needed to check a login.
-#[derive(Debug, Clone)]
-pub struct Account {
-    /// The user.
-    pub user: User,
-    /// argon2id PHC string.
-    pub password_hash: String,
-    /// Current token version.
-    pub token_version: i64,
-}
-
-/// The transport a request came over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// The WebSocket.
-    Ws,
-    /// Plain HTTP.
-    Http,
-}
-
-impl Transport {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Ws => "ws",
-            Transport::Http => "http",
-        }
-    }
-}
-
-/// Where a login attempt came from.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    /// Client address.
-    pub ip: String,
-    /// User-Agent or device description.
-    pub user_agent: String,
-    /// Transport.
-    pub transport: Transport,
-}
-
-/// One login-log row to write.
-#[derive(Debug, Clone)]
-pub struct LoginAttempt {
-    /// The account tried, if the username matched one.
-    pub user_id: Option<i64>,
-    /// The username as typed (truncated).
-    pub username: String,
-    /// When.
-    pub at: i64,
-    /// Where from.
-    pub origin: Origin,
-    /// Whether it succeeded.
-    pub success: bool,
-}
-
-/// One login-log row as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginRecord {
-    /// Row id, the paging cursor.
-    pub id: i64,
-    /// When.
-    pub at: i64,
-    /// Client address.
-    pub ip: String,
-    /// User-Agent or device.
-    pub user_agent: String,
-    /// `ws` or `http`.
-    pub transport: String,
-    /// Whether it succeeded.
-    pub success: bool,
-}
-
-/// A change to a profile; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct ProfilePatch {
-    /// New nickname.
-    pub nickname: Option<String>,
-    /// New avatar URL ("" clears).
-    pub avatar: Option<String>,
-    /// New gender.
-    pub gender: Option<Gender>,
-    /// New birthday (`Some(None)` clears).
-    pub birthday: Option<Option<String>>,
-    /// New age (`Some(None)` clears).
-    pub age: Option<Option<i64>>,
-    /// New signature.
-    pub signature: Option<String>,
-}
-
-/// A verified, unrevoked caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The user.
-    pub user_id: i64,
-    /// The token's id, for revoking this session alone.
-    pub jti: Arc<str>,
-    /// Token expiry, Unix ms.
-    pub expires_at: i64,
-    /// The node-local session the call came over, if any: pushes about the caller's own action
-    /// skip it, since it has the reply.
-    pub session: Option<u64>,
-}
-
-/// Whether someone asks about themselves or about another user.
-pub enum Lookup {
-    /// The caller.
-    Me,
-    /// Another user by id.
-    Id(i64),
-    /// Another user by username.
-    Username(String),
-}
-
 /// The user domain's operations.
 pub struct Users {
     store: Arc<dyn Store>,
     passwords: Passwords,
     tokens: Tokens,
-    notifier: Notifier,
+    notices: Arc<dyn Notices>,
     events: Arc<dyn Events>,
     limits: Arc<Limits>,
     public_url: String,
@@ -232,12 +46,12 @@ impl Users {
         store: Arc<dyn Store>,
         passwords: Passwords,
         tokens: Tokens,
-        notifier: Notifier,
+        notices: Arc<dyn Notices>,
         events: Arc<dyn Events>,
         limits: Arc<Limits>,
         public_url: String,
     ) -> Self {
-        Users { store, passwords, tokens, notifier, events, limits, public_url }
+        Users { store, passwords, tokens, notices, events, limits, public_url }
     }
 
     /// Creates an account and logs it in.
@@ -253,8 +67,9 @@ impl Users {
     }
 
     /// Checks a username and password and issues a token.
+    /// The caller has counted the attempt against the login limits already (the route table's
+    /// `Login` class does it before anything is parsed or hashed).
     pub async fn login(&self, username: &str, password: String, origin: Origin) -> Result<(String, Identity, User)> {
-        self.limits.login(username, &origin.ip)?;
         // Malformed input cannot match any account; answer as for a wrong password.
         let account = if is_valid_username(username) && password_len_ok(&password) {
             self.store.account_by_username(username).await?
@@ -327,7 +142,7 @@ impl Users {
             reset_token: secret,
             expires_at,
         };
-        self.notifier.send_reset(notice);
+        self.notices.send_reset(notice);
         Ok(callback)
     }
 
@@ -395,9 +210,9 @@ impl Users {
     pub async fn login_log(
         &self,
         who: &Identity,
-        before: Option<i64>,
+        before: Option<LoginId>,
         limit: Option<i64>,
-    ) -> Result<(Vec<LoginRecord>, Option<i64>)> {
+    ) -> Result<(Vec<LoginRecord>, Option<LoginId>)> {
         let limit = limit.unwrap_or(20);
         if !(1..=MAX_LOG_PAGE).contains(&limit) {
             return Err(Error::validation("limit", format!("limit must be between 1 and {MAX_LOG_PAGE}")));
@@ -412,7 +227,7 @@ impl Users {
         Ok((rows, next))
     }
 
-    async fn log_attempt(&self, user_id: Option<i64>, username: &str, origin: Origin, success: bool) -> Result<()> {
+    async fn log_attempt(&self, user_id: Option<UserId>, username: &str, origin: Origin, success: bool) -> Result<()> {
         let attempt = LoginAttempt {
             user_id,
             username: truncate(username, 64),
@@ -466,32 +281,6 @@ fn validate_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// Trims surrounding white space and rejects control characters and overlong text.
-pub fn checked_text(field: &'static str, value: String, max_chars: usize) -> Result<String> {
-    let value = value.trim().to_owned();
-    if value.chars().any(char::is_control) {
-        return Err(Error::validation(field, format!("{field} must not contain control characters")));
-    }
-    if value.chars().count() > max_chars {
-        return Err(Error::validation(field, format!("{field} must be at most {max_chars} characters")));
-    }
-    Ok(value)
-}
-
-/// Accepts an empty string, an http(s) URL, or a path to this server's `/file/`.
-pub fn checked_url(field: &'static str, value: String) -> Result<String> {
-    let value = checked_text(field, value, 1024)?;
-    let lower = value.to_ascii_lowercase();
-    let ok = value.is_empty()
-        || ((lower.starts_with("https://") || lower.starts_with("http://")) && !value.contains(char::is_whitespace))
-        || (value.starts_with("/file/") && !value.contains(".."));
-    if ok {
-        Ok(value)
-    } else {
-        Err(Error::validation(field, format!("{field} must be an http(s) URL or a /file/ path")))
-    }
-}
-
 fn checked_birthday(value: String) -> Result<String> {
     let bad = || Error::validation("birthday", "birthday must be a real date as YYYY-MM-DD");
     let b = value.as_bytes();
@@ -538,14 +327,5 @@ mod tests {
         assert!(checked_birthday("2001-13-01".into()).is_err());
         assert!(checked_birthday("2001-1-01".into()).is_err());
         assert!(checked_birthday("+001-01-01".into()).is_err());
-    }
-
-    #[test]
-    fn urls() {
-        assert!(checked_url("avatar", "https://x.test/a.png".into()).is_ok());
-        assert!(checked_url("avatar", "/file/abc".into()).is_ok());
-        assert!(checked_url("avatar", "".into()).is_ok());
-        assert!(checked_url("avatar", "javascript:alert(1)".into()).is_err());
-        assert!(checked_url("avatar", "/file/../etc/passwd".into()).is_err());
     }
 }

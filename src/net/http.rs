@@ -1,5 +1,5 @@
-//! The HTTP mirror of every route, plus `/healthz`, `/readyz`, `/metrics`, the `/ws` upgrade and
-//! the web client's files.
+//! The HTTP mirror of every route, plus `/healthz`, `/readyz`, `/metrics`, the `/ws` upgrade,
+//! the file routes ([`super::files`]) and the web client's files.
 //!
 //! POST takes a JSON body (or MessagePack with `Content-Type: application/msgpack`, answered in
 //! kind); GET takes query parameters. The token comes in `Authorization: Bearer` or as the
@@ -9,19 +9,18 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value};
 
-use super::{bearer, user_agent};
-use crate::App;
+use super::{App, bearer, files, user_agent, web, ws};
+use crate::api::frame::{self, Format, Payload, Reply};
+use crate::api::{Auth, Caller, Method, route_label};
 use crate::error::Error;
-use crate::proto::{self, Format, Payload, Reply};
-use crate::router::{Auth, Caller, Method};
-use crate::user::{Origin, Transport};
+use crate::model::{Origin, Transport};
 
 /// The HTTP application.
 pub fn app(state: Arc<App>) -> axum::Router {
@@ -30,12 +29,12 @@ pub fn app(state: Arc<App>) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(|State(app): State<Arc<App>>| async move { app.metrics.render() }))
-        .route("/ws", get(super::ws::upgrade))
+        .route("/ws", get(ws::upgrade))
         // Uploads stream to storage, so the frame limit does not apply; the media service
         // enforces its own.
-        .route("/file/upload", axum::routing::post(upload).layer(DefaultBodyLimit::disable()))
-        .route("/file/{id}", get(download))
-        .merge(super::web::routes())
+        .route("/file/upload", axum::routing::post(files::upload).layer(DefaultBodyLimit::disable()))
+        .route("/file/{id}", get(files::download))
+        .merge(web::routes())
         .fallback(route)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -51,7 +50,7 @@ pub fn respond(format: Format, result: Result<Value, Error>) -> Response {
         }
         Err(err) => StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     };
-    let body = proto::encode(&Reply::new(None, false, result), format);
+    let body = frame::encode(&Reply::new(None, false, result), format);
     let content_type = match format {
         Format::Json => "application/json",
         Format::MsgPack => "application/msgpack",
@@ -99,12 +98,13 @@ async fn route(
         origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(&headers), transport: Transport::Http },
     };
     let started = std::time::Instant::now();
-    let result = app.router.dispatch(&caller, method, uri.path(), Value::Object(data)).await;
-    app.metrics.observe(super::ws::route_label(uri.path(), &result), started.elapsed().as_secs_f64());
+    let result = app.api.dispatch(&caller, method, uri.path(), Value::Object(data)).await;
+    app.metrics.observe(route_label(uri.path()), started.elapsed().as_secs_f64());
     respond(format, result.map(|outcome| outcome.data))
 }
 
-fn query_data(query: Option<&str>) -> Result<Map<String, Value>, Error> {
+/// The query string's parameters as a `data` object.
+pub(super) fn query_data(query: Option<&str>) -> Result<Map<String, Value>, Error> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|e| Error::MalformedFrame(format!("query string: {e}")))?;
     Ok(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
@@ -124,116 +124,9 @@ fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
     }
 }
 
-/// Who calls, from the `Authorization` header or a `token` query parameter (what an `<img>`
-/// can carry).
-fn caller_of(peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Caller {
-    let param =
-        query_data(uri.query()).ok().and_then(|mut q| q.remove("token")).and_then(|t| t.as_str().map(str::to_owned));
-    Caller {
-        auth: bearer(headers).or(param).map_or(Auth::Anonymous, Auth::Token),
-        origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(headers), transport: Transport::Http },
-    }
-}
-
-/// `POST /file/upload`: a raw body with its type, or the first file of a multipart form.
-async fn upload(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
-    let caller = caller_of(peer, request.headers(), request.uri());
-    let is_multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
-    let result = if is_multipart {
-        match Multipart::from_request(request, &app).await {
-            Ok(mut form) => loop {
-                match form.next_field().await {
-                    Ok(Some(field)) if field.file_name().is_some() || field.name() == Some("file") => {
-                        break app.router.upload(&caller, field).await;
-                    }
-                    Ok(Some(_)) => continue,
-                    Ok(None) => break Err(Error::validation("file", "the form has no file field")),
-                    Err(e) => break Err(Error::MalformedFrame(format!("multipart: {e}"))),
-                }
-            },
-            Err(e) => Err(Error::MalformedFrame(format!("multipart: {e}"))),
-        }
-    } else {
-        app.router.upload(&caller, request.into_body().into_data_stream()).await
-    };
-    respond(Format::Json, result)
-}
-
-/// `GET /file/{fileId}`: the bytes, with their sniffed type, an `ETag` and one-range `Range`
-/// support (video seeking).
-async fn download(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Response {
-    let headers = request.headers();
-    let caller = caller_of(peer, headers, request.uri());
-    let meta = match app.router.file(&caller, &id).await {
-        Ok(meta) => meta,
-        Err(err) => return respond(Format::Json, Err(err)),
-    };
-    let size = meta.size as u64;
-    let etag = format!("\"{}\"", meta.sha256);
-    let mut response = Response::builder()
-        .header(header::ETAG, &etag)
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable");
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
-        return response.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_else(|_| fallback());
-    }
-    // A Range that does not parse is ignored, as RFC 9110 says; one that parses but fits no byte
-    // of the file is refused. Several ranges would need a multipart body: the whole file answers.
-    let range =
-        match headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(http_range_header::parse_range_header) {
-            Some(Ok(parsed)) => match parsed.validate(size) {
-                Ok(ranges) if ranges.len() == 1 => Some(*ranges[0].start()..ranges[0].end() + 1),
-                Ok(_) => None,
-                Err(_) => {
-                    return response
-                        .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                        .body(Body::empty())
-                        .unwrap_or_else(|_| fallback());
-                }
-            },
-            _ => None,
-        };
-    let mime = meta.mime.clone();
-    let download = match app.router.download(meta, range).await {
-        Ok(download) => download,
-        Err(err) => return respond(Format::Json, Err(err)),
-    };
-    let served = download.range.clone();
-    if served.start > 0 || served.end < size {
-        response = response
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", served.start, served.end - 1));
-    }
-    // Only media renders inline: anything else (HTML, SVG, scripts) would run in our origin.
-    if !["image/", "video/", "audio/"].iter().any(|p| mime.starts_with(p)) || mime == "image/svg+xml" {
-        response = response.header(header::CONTENT_DISPOSITION, "attachment");
-    }
-    response
-        .header(header::CONTENT_TYPE, mime)
-        .header(header::CONTENT_LENGTH, served.end - served.start)
-        .body(Body::from_stream(download.body))
-        .unwrap_or_else(|_| fallback())
-}
-
-/// What a response that cannot be built becomes.
-fn fallback() -> Response {
-    StatusCode::INTERNAL_SERVER_ERROR.into_response()
-}
-
 /// `GET /readyz`: 200 when the database, and the bus if there is one, answer.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let database = app.store.ping().await.is_ok();
+    let database = app.api.ready().await;
     let bus = app.gateway.ready().await;
     let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(serde_json::json!({"database": database, "bus": bus, "node": app.gateway.node()})))

@@ -1,0 +1,167 @@
+//! Messages: what is stored, and what a sender asks to store.
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use super::ids::{ConversationId, GroupId, MessageId, SessionId, UserId};
+
+/// One-to-one or group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatType {
+    /// Two users.
+    Single,
+    /// A group.
+    Group,
+}
+
+impl ChatType {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatType::Single => "single",
+            ChatType::Group => "group",
+        }
+    }
+
+    /// Parses the stored and wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "single" => Some(ChatType::Single),
+            "group" => Some(ChatType::Group),
+            _ => None,
+        }
+    }
+}
+
+/// Whom a message is addressed to: the peer user of a one-to-one message, or the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// The other user.
+    User(UserId),
+    /// The group.
+    Group(GroupId),
+}
+
+impl Recipient {
+    /// The chat type the recipient implies.
+    pub fn chat_type(self) -> ChatType {
+        match self {
+            Recipient::User(_) => ChatType::Single,
+            Recipient::Group(_) => ChatType::Group,
+        }
+    }
+
+    /// The recipient of `chat_type` with the raw id `id`, as stored.
+    pub fn of(chat_type: ChatType, id: i64) -> Recipient {
+        match chat_type {
+            ChatType::Single => Recipient::User(UserId(id)),
+            ChatType::Group => Recipient::Group(GroupId(id)),
+        }
+    }
+
+    /// The raw id, as stored.
+    pub fn raw(self) -> i64 {
+        match self {
+            Recipient::User(UserId(id)) | Recipient::Group(GroupId(id)) => id,
+        }
+    }
+}
+
+/// On the wire a recipient is its id, a string; `chatType` says which kind.
+impl Serialize for Recipient {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.raw())
+    }
+}
+
+/// A message's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// As sent.
+    Normal,
+    /// Recalled: it keeps its place, its content is gone.
+    Recalled,
+}
+
+impl Status {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Normal => "normal",
+            Status::Recalled => "recalled",
+        }
+    }
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Unique id.
+    pub id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Position in the conversation, from 1, gapless.
+    pub seq: i64,
+    /// The sender (for system messages, who caused the event).
+    pub from: UserId,
+    /// The peer user, or the group.
+    pub to: Recipient,
+    /// `text`, `image`, ..., or `system`.
+    pub kind: String,
+    /// The kind's content; `{}` once recalled.
+    pub content: Value,
+    /// The sender's idempotency key.
+    pub client_msg_id: String,
+    /// When it was stored.
+    pub sent_at: i64,
+    /// Normal or recalled.
+    pub status: Status,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Sender.
+    pub from: UserId,
+    /// Peer or group.
+    pub to: Recipient,
+    /// Kind.
+    pub kind: String,
+    /// Validated content.
+    pub content: Value,
+    /// Idempotency key.
+    pub client_msg_id: String,
+    /// Send time.
+    pub sent_at: i64,
+    /// For a one-to-one message, both users: their conversation state is created on the first
+    /// message. Empty for groups, whose members' state exists from the group's creation.
+    pub participants: Vec<UserId>,
+    /// The session that sent it, if any: its reply carries the message, so no push goes to it.
+    pub session: Option<SessionId>,
+}
+
+/// What a client asks to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The peer user or the group.
+    pub to: Recipient,
+    /// Kind.
+    pub kind: String,
+    /// Content, to be validated.
+    pub content: Value,
+    /// Idempotency key.
+    pub client_msg_id: String,
+}
+
+/// A conversation's new messages, as sync returns them.
+#[derive(Debug, Clone)]
+pub struct SyncedConversation {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Messages after the known seq, ascending.
+    pub messages: Vec<Message>,
+    /// More messages follow; page with history.
+    pub has_more: bool,
+}

@@ -1,0 +1,26 @@
+//! The model: ids as newtypes and plain data, shared by every layer above. It knows nothing
+//! else of the crate: no storage, no rules, no wire, no sockets.
+
+pub mod conversation;
+pub mod event;
+pub mod file;
+pub mod group;
+pub mod ids;
+pub mod message;
+pub mod user;
+
+pub use conversation::{ConversationPatch, ConversationState, ConversationView, Peer};
+pub use event::{Audience, Event, KickReason, MemberChange};
+pub use file::FileMeta;
+pub use group::{Group, GroupPatch, JoinPolicy, Member, MemberAction, NewGroup, Role, Standing};
+pub use ids::{ConversationId, ConversationRef, FileId, GroupId, LoginId, MessageId, SessionId, UserId};
+pub use message::{ChatType, Message, NewMessage, Outgoing, Recipient, Status, SyncedConversation};
+pub use user::{
+    Account, Gender, Identity, LoginAttempt, LoginRecord, Lookup, Origin, Profile, ProfilePatch, ResetNotice,
+    TokenState, Transport, User,
+};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}

@@ -1,0 +1,127 @@
+//! The file routes, which stream: uploads into storage, downloads with ranges.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use super::http::{query_data, respond};
+use super::{App, bearer, user_agent};
+use crate::api::frame::Format;
+use crate::api::{Auth, Caller};
+use crate::error::Error;
+use crate::model::{Origin, Transport};
+
+/// Who calls, from the `Authorization` header or a `token` query parameter (what an `<img>`
+/// can carry).
+fn caller_of(peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Caller {
+    let param =
+        query_data(uri.query()).ok().and_then(|mut q| q.remove("token")).and_then(|t| t.as_str().map(str::to_owned));
+    Caller {
+        auth: bearer(headers).or(param).map_or(Auth::Anonymous, Auth::Token),
+        origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(headers), transport: Transport::Http },
+    }
+}
+
+/// `POST /file/upload`: a raw body with its type, or the first file of a multipart form.
+pub(super) async fn upload(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let caller = caller_of(peer, request.headers(), request.uri());
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let result = if is_multipart {
+        match Multipart::from_request(request, &app).await {
+            Ok(mut form) => loop {
+                match form.next_field().await {
+                    Ok(Some(field)) if field.file_name().is_some() || field.name() == Some("file") => {
+                        break app.api.upload(&caller, field).await;
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break Err(Error::validation("file", "the form has no file field")),
+                    Err(e) => break Err(Error::MalformedFrame(format!("multipart: {e}"))),
+                }
+            },
+            Err(e) => Err(Error::MalformedFrame(format!("multipart: {e}"))),
+        }
+    } else {
+        app.api.upload(&caller, request.into_body().into_data_stream()).await
+    };
+    respond(Format::Json, result)
+}
+
+/// `GET /file/{fileId}`: the bytes, with their sniffed type, an `ETag` and one-range `Range`
+/// support (video seeking).
+pub(super) async fn download(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let headers = request.headers();
+    let caller = caller_of(peer, headers, request.uri());
+    let meta = match app.api.file(&caller, id).await {
+        Ok(meta) => meta,
+        Err(err) => return respond(Format::Json, Err(err)),
+    };
+    let size = meta.size as u64;
+    let etag = format!("\"{}\"", meta.sha256);
+    let mut response = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable");
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return response.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_else(|_| fallback());
+    }
+    // A Range that does not parse is ignored, as RFC 9110 says; one that parses but fits no byte
+    // of the file is refused. Several ranges would need a multipart body: the whole file answers.
+    let range =
+        match headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(http_range_header::parse_range_header) {
+            Some(Ok(parsed)) => match parsed.validate(size) {
+                Ok(ranges) if ranges.len() == 1 => Some(*ranges[0].start()..ranges[0].end() + 1),
+                Ok(_) => None,
+                Err(_) => {
+                    return response
+                        .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                        .body(Body::empty())
+                        .unwrap_or_else(|_| fallback());
+                }
+            },
+            _ => None,
+        };
+    let mime = meta.mime.clone();
+    let download = match app.api.download(meta, range).await {
+        Ok(download) => download,
+        Err(err) => return respond(Format::Json, Err(err)),
+    };
+    let served = download.range.clone();
+    if served.start > 0 || served.end < size {
+        response = response
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", served.start, served.end - 1));
+    }
+    // Only media renders inline: anything else (HTML, SVG, scripts) would run in our origin.
+    if !["image/", "video/", "audio/"].iter().any(|p| mime.starts_with(p)) || mime == "image/svg+xml" {
+        response = response.header(header::CONTENT_DISPOSITION, "attachment");
+    }
+    response
+        .header(header::CONTENT_TYPE, mime)
+        .header(header::CONTENT_LENGTH, served.end - served.start)
+        .body(Body::from_stream(download.body))
+        .unwrap_or_else(|_| fallback())
+}
+
+/// What a response that cannot be built becomes.
+fn fallback() -> Response {
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}

@@ -1,0 +1,15 @@
+//! Uploaded files' metadata (their bytes live in an object store).
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{FileId, FileMeta};
+
+/// Where file metadata lives.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Records an uploaded file.
+    async fn create_file(&self, file: &FileMeta) -> Result<()>;
+    /// An uploaded file's metadata.
+    async fn file(&self, id: &FileId) -> Result<Option<FileMeta>>;
+}

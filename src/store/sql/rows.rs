@@ -1,0 +1,112 @@
+//! Columns read back, and the model values made of them.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    ChatType, ConversationState, Gender, Group, JoinPolicy, Message, Profile, Recipient, Role, Standing, Status, User,
+};
+
+/// A user with their profile: `users u JOIN profile p`.
+pub const USER_COLUMNS: &str =
+    "u.id, u.username, u.created_at, p.nickname, p.avatar, p.gender, p.birthday, p.age, p.signature";
+/// A group: `chat_group g`.
+pub const GROUP_COLUMNS: &str = "g.id, g.name, g.avatar, g.intro, g.notice, g.owner_id, g.join_policy, \
+                                 g.member_count, g.max_members, g.muted_until, g.created_at, g.updated_at";
+/// A message: `message m`.
+pub const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.chat_type, m.sender_id, m.recipient, m.kind, \
+                                   m.content, m.client_msg_id, m.sent_at, m.status";
+/// A participant's state of their conversations, with its unread count computed from the
+/// messages; `$1` is the user.
+pub const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq, c.last_message_id, c.updated_at, \
+     cm.read_seq, cm.pinned, cm.muted, cm.hidden, cm.draft, \
+     (SELECT COUNT(*) FROM message m WHERE m.conversation_id = c.id AND m.seq > cm.read_seq \
+        AND m.sender_id <> cm.user_id AND m.status = 'normal' AND m.kind <> 'system') AS unread \
+     FROM conversation_member cm JOIN conversation c ON c.id = cm.conversation_id WHERE cm.user_id = $1";
+
+/// A row of [`USER_COLUMNS`].
+pub fn user(row: &AnyRow) -> Result<User> {
+    let gender: String = row.try_get("gender")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        created_at: row.try_get("created_at")?,
+        profile: Profile {
+            nickname: row.try_get("nickname")?,
+            avatar: row.try_get("avatar")?,
+            gender: Gender::parse(&gender).unwrap_or_default(),
+            birthday: row.try_get("birthday")?,
+            age: row.try_get("age")?,
+            signature: row.try_get("signature")?,
+        },
+    })
+}
+
+/// A row of [`GROUP_COLUMNS`].
+pub fn group(row: &AnyRow) -> Result<Group> {
+    let policy: String = row.try_get("join_policy")?;
+    Ok(Group {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        avatar: row.try_get("avatar")?,
+        intro: row.try_get("intro")?,
+        notice: row.try_get("notice")?,
+        owner_id: row.try_get("owner_id")?,
+        join_policy: JoinPolicy::parse(&policy).unwrap_or(JoinPolicy::Invite),
+        member_count: row.try_get("member_count")?,
+        max_members: row.try_get("max_members")?,
+        muted_until: row.try_get("muted_until")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// A row of [`MESSAGE_COLUMNS`].
+pub fn message(row: &AnyRow) -> Result<Message> {
+    let chat_type: String = row.try_get("chat_type")?;
+    let status: String = row.try_get("status")?;
+    let content: String = row.try_get("content")?;
+    Ok(Message {
+        id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        seq: row.try_get("seq")?,
+        from: row.try_get("sender_id")?,
+        to: Recipient::of(ChatType::parse(&chat_type).unwrap_or(ChatType::Single), row.try_get("recipient")?),
+        kind: row.try_get("kind")?,
+        content: serde_json::from_str(&content).map_err(Error::internal)?,
+        client_msg_id: row.try_get("client_msg_id")?,
+        sent_at: row.try_get("sent_at")?,
+        status: if status == "recalled" { Status::Recalled } else { Status::Normal },
+    })
+}
+
+/// A row of [`STATE_SELECT`].
+pub fn state(row: &AnyRow) -> Result<ConversationState> {
+    let chat_type: String = row.try_get("chat_type")?;
+    Ok(ConversationState {
+        conversation_id: row.try_get("id")?,
+        chat_type: ChatType::parse(&chat_type).unwrap_or(ChatType::Single),
+        group_id: row.try_get("group_id")?,
+        last_seq: row.try_get("last_seq")?,
+        last_message_id: row.try_get("last_message_id")?,
+        updated_at: row.try_get("updated_at")?,
+        read_seq: row.try_get("read_seq")?,
+        pinned: row.try_get::<i64, _>("pinned")? != 0,
+        muted: row.try_get::<i64, _>("muted")? != 0,
+        hidden: row.try_get::<i64, _>("hidden")? != 0,
+        draft: row.try_get("draft")?,
+        unread: row.try_get("unread")?,
+    })
+}
+
+/// A member's `role` and `muted_until`.
+pub fn standing(row: &AnyRow) -> Result<Standing> {
+    let role: String = row.try_get("role")?;
+    Ok(Standing { role: role_named(&role)?, muted_until: row.try_get("muted_until")? })
+}
+
+/// A stored role name.
+pub fn role_named(role: &str) -> Result<Role> {
+    Role::parse(role).ok_or_else(|| Error::internal(anyhow::anyhow!("bad role {role}")))
+}

@@ -1,0 +1,15 @@
+//! What a token check asks: the token version of its user, and whether it logged out.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{TokenState, UserId};
+
+/// Where revocations live.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// The user's token version and whether `jti` is revoked; `None` if the user is gone.
+    async fn token_state(&self, user_id: UserId, jti: &str) -> Result<Option<TokenState>>;
+    /// Revokes one token until its expiry.
+    async fn revoke_token(&self, jti: &str, user_id: UserId, expires_at: i64) -> Result<()>;
+}

@@ -1,0 +1,34 @@
+//! Accounts, profiles, the login log and password resets.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{Account, LoginAttempt, LoginId, LoginRecord, Profile, User, UserId};
+
+/// Where users live.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user with an empty profile; `UserExists` if the name is taken.
+    async fn create_user(&self, username: &str, password_hash: &str, now: i64) -> Result<User>;
+    /// A user by id.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    /// An account by username, with its credentials.
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>>;
+    /// Replaces a user's profile and returns the user.
+    async fn update_profile(&self, user_id: UserId, profile: &Profile, now: i64) -> Result<User>;
+    /// Users by id (those that exist).
+    async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>>;
+    /// Which of `ids` name users.
+    async fn existing_users(&self, ids: &[UserId]) -> Result<Vec<UserId>>;
+
+    /// Appends a login attempt to the log.
+    async fn record_login(&self, attempt: &LoginAttempt) -> Result<()>;
+    /// A user's login history, newest first, rows with id below `before`.
+    async fn login_log(&self, user_id: UserId, before: Option<LoginId>, limit: i64) -> Result<Vec<LoginRecord>>;
+
+    /// Stores a reset secret's hash.
+    async fn create_reset(&self, user_id: UserId, token_hash: &str, now: i64, expires_at: i64) -> Result<()>;
+    /// Spends a usable reset secret: sets the password, voids the user's other secrets and bumps
+    /// the token version, all at once. Returns the user, or `None` if the secret is not usable.
+    async fn consume_reset(&self, token_hash: &str, password_hash: &str, now: i64) -> Result<Option<UserId>>;
+}
