@@ -239,10 +239,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let (tell, mut heard) = mpsc::channel(1024);
     let mut workers = spawn_workers(&plan_path, args.procs, tell)?;
+    wait_ready(&mut heard, workers.len(), &args).await?;
+    for worker in &mut workers {
+        worker.stdin.write_all(b"go\n").await?;
+        worker.stdin.flush().await?;
+    }
+
+    let results = collect(&mut heard, workers.len(), &args).await?;
+    for worker in &mut workers {
+        let _ = worker.child.kill().await;
+    }
+    if results.len() < workers.len() {
+        bail!("only {} of {} workers reported", results.len(), workers.len());
+    }
+    let mut total = Stats::default();
+    for stats in results.values() {
+        total.merge(stats);
+    }
+    report(&args, &total)
+}
+
+/// Waits until each of the `count` workers has opened its sessions, and says how that went.
+async fn wait_ready(heard: &mut mpsc::Receiver<Said>, count: usize, args: &Args) -> anyhow::Result<()> {
     let deadline =
         Instant::now() + Duration::from_secs_f64(args.duration + args.drain) + OVERRUN + Duration::from_secs(600);
     let opening = Instant::now();
-    let mut ready = vec![false; workers.len()];
+    let mut ready = vec![false; count];
     let mut opened = 0u64;
     let mut failed = 0u64;
     while !ready.iter().all(|r| *r) {
@@ -262,42 +284,57 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         opening.elapsed().as_secs_f64(),
         args.duration
     );
-    for worker in &mut workers {
-        worker.stdin.write_all(b"go\n").await?;
-        worker.stdin.flush().await?;
-    }
+    Ok(())
+}
 
+/// The live progress line, shown about once a second from the workers' latest counters.
+struct Progress {
+    latest: BTreeMap<usize, Value>,
+    started: Instant,
+    shown: Instant,
+    last_deliveries: u64,
+}
+
+impl Progress {
+    /// Notes worker `i`'s counters; shows the sum once every one of the `count` workers has sent some.
+    fn note(&mut self, i: usize, line: Value, count: usize) {
+        self.latest.insert(i, line);
+        if self.shown.elapsed() < Duration::from_millis(900) || self.latest.len() != count {
+            return;
+        }
+        let sum = |k: &str| self.latest.values().map(|p| p[k].as_u64().unwrap_or(0)).sum::<u64>();
+        let deliveries = sum("deliveries");
+        let per_sec = (deliveries - self.last_deliveries.min(deliveries)) as f64 / self.shown.elapsed().as_secs_f64();
+        eprintln!(
+            "[{:>5.1}s] sessions {}  sent {}  acked {}  deliveries {} ({:.0}/s)  errors {}",
+            self.started.elapsed().as_secs_f64(),
+            sum("sessions"),
+            sum("sent"),
+            sum("acked"),
+            deliveries,
+            per_sec,
+            sum("errors")
+        );
+        self.last_deliveries = deliveries;
+        self.shown = Instant::now();
+    }
+}
+
+/// Shows progress until the `count` workers end (or overrun the run), and gathers their results.
+async fn collect(
+    heard: &mut mpsc::Receiver<Said>,
+    count: usize,
+    args: &Args,
+) -> anyhow::Result<BTreeMap<usize, Stats>> {
     let started = Instant::now();
     let end = started + Duration::from_secs_f64(args.duration + args.drain) + OVERRUN;
-    let mut progress: BTreeMap<usize, Value> = BTreeMap::new();
+    let mut progress = Progress { latest: BTreeMap::new(), started, shown: Instant::now(), last_deliveries: 0 };
     let mut results: BTreeMap<usize, Stats> = BTreeMap::new();
     let mut ended = 0;
-    let mut last_deliveries = 0u64;
-    let mut shown = Instant::now();
-    while ended < workers.len() {
+    while ended < count {
         match tokio::time::timeout_at(end.into(), heard.recv()).await {
             Ok(Some(Said::Line(i, line))) => match line["type"].as_str() {
-                Some("progress") => {
-                    progress.insert(i, line);
-                    if shown.elapsed() >= Duration::from_millis(900) && progress.len() == workers.len() {
-                        let sum = |k: &str| progress.values().map(|p| p[k].as_u64().unwrap_or(0)).sum::<u64>();
-                        let deliveries = sum("deliveries");
-                        let per_sec =
-                            (deliveries - last_deliveries.min(deliveries)) as f64 / shown.elapsed().as_secs_f64();
-                        eprintln!(
-                            "[{:>5.1}s] sessions {}  sent {}  acked {}  deliveries {} ({:.0}/s)  errors {}",
-                            started.elapsed().as_secs_f64(),
-                            sum("sessions"),
-                            sum("sent"),
-                            sum("acked"),
-                            deliveries,
-                            per_sec,
-                            sum("errors")
-                        );
-                        last_deliveries = deliveries;
-                        shown = Instant::now();
-                    }
-                }
+                Some("progress") => progress.note(i, line, count),
                 Some("result") => {
                     let stats: Stats = serde_json::from_value(line["stats"].clone()).context("a worker's result")?;
                     results.insert(i, stats);
@@ -312,17 +349,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    for worker in &mut workers {
-        let _ = worker.child.kill().await;
-    }
-    if results.len() < workers.len() {
-        bail!("only {} of {} workers reported", results.len(), workers.len());
-    }
-    let mut total = Stats::default();
-    for stats in results.values() {
-        total.merge(stats);
-    }
-    report(&args, &total)
+    Ok(results)
 }
 
 fn report(args: &Args, total: &Stats) -> anyhow::Result<()> {

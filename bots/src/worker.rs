@@ -1,6 +1,8 @@
 //! A worker process: opens its share of the sessions, says it is ready, waits for the go,
 //! runs the traffic, and reports what it measured as JSON lines on stdout.
 
+mod flood;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +13,7 @@ use futures::{SinkExt, StreamExt, stream};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +22,7 @@ use crate::gap::GapCheck;
 use crate::pace::{Next, Pacer};
 use crate::plan::{Plan, Role, Sender, SessionPlan, Storm};
 use crate::stats::{Recorder, Shared, Stats};
+use flood::flood;
 
 /// Receive buffer of a slow consumer's socket: small, so the server's queue fills fast.
 const SLOW_RCVBUF: u32 = 4096;
@@ -57,25 +61,12 @@ pub async fn run(plan: Plan, index: usize) -> anyhow::Result<()> {
     live.sessions.store(setup.sessions, Ordering::Relaxed);
     emit(json!({"type": "ready", "sessions": setup.sessions, "failed": setup.connect_failures.values().sum::<u64>()}));
 
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    match tokio::time::timeout(Duration::from_secs(600), stdin.next_line()).await {
-        Ok(Ok(Some(line))) if line.trim() == "go" => {}
-        _ => anyhow::bail!("no go from the parent"),
-    }
+    wait_for_go().await?;
 
     let start = Instant::now();
     let start_us = wall_us();
     let senders_stop = CancellationToken::new();
     let all_stop = CancellationToken::new();
-    let gates: HashMap<usize, Arc<Semaphore>> = share
-        .sessions
-        .iter()
-        .filter_map(|s| match &s.role {
-            Role::Send(Sender { gate: Some(gate), window, .. }) => Some((*gate, *window)),
-            _ => None,
-        })
-        .map(|(gate, window)| (gate, Arc::new(Semaphore::new(window.max(1) as usize))))
-        .collect();
     let base = Ctx {
         protocol: plan.protocol,
         live: live.clone(),
@@ -87,39 +78,12 @@ pub async fn run(plan: Plan, index: usize) -> anyhow::Result<()> {
         stop: all_stop.clone(),
         all_stop: all_stop.clone(),
     };
-    let mut tasks = Vec::new();
-    for (plan_of, ws) in opened {
-        let ctx = base.until(if matches!(plan_of.role, Role::Send(_)) { &senders_stop } else { &all_stop });
-        let task = match plan_of.role {
-            Role::Idle | Role::Receive => tokio::spawn(receive(ctx, ws, None, true)),
-            Role::Probe { gate } => tokio::spawn(receive(ctx, ws, gates.get(&gate).cloned(), true)),
-            Role::Send(sender) => {
-                let gate = sender.gate.and_then(|g| gates.get(&g).cloned());
-                tokio::spawn(send(ctx, ws, sender, gate))
-            }
-            Role::Slow => tokio::spawn(slow(ctx, ws)),
-            Role::Flood { rate } => tokio::spawn(flood(ctx, plan.clone(), plan_of.node, ws, rate)),
-        };
-        tasks.push(task);
-    }
+    let mut tasks = spawn_sessions(&base, &plan, opened, &gates(&share.sessions), &senders_stop);
     if let Some(storm) = share.storm.clone() {
         tasks.push(tokio::spawn(storm_run(base.until(&senders_stop), plan.clone(), index, storm)));
     }
 
-    let progress = {
-        let live = live.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                emit(json!({"type": "progress", "elapsed_ms": start.elapsed().as_millis() as u64,
-                    "sessions": live.sessions.load(Ordering::Relaxed), "sent": live.sent.load(Ordering::Relaxed),
-                    "acked": live.acked.load(Ordering::Relaxed), "deliveries": live.deliveries.load(Ordering::Relaxed),
-                    "errors": live.errors.load(Ordering::Relaxed)}));
-            }
-        })
-    };
+    let progress = spawn_progress(live.clone(), start);
     tokio::time::sleep(Duration::from_millis(plan.duration_ms)).await;
     senders_stop.cancel();
     let in_window = (live.deliveries.load(Ordering::Relaxed), live.acked.load(Ordering::Relaxed));
@@ -138,6 +102,68 @@ pub async fn run(plan: Plan, index: usize) -> anyhow::Result<()> {
     (total.deliveries_in_window, total.acked_in_window) = in_window;
     emit(json!({"type": "result", "stats": total}));
     Ok(())
+}
+
+/// Waits for the parent's go, so every worker starts its traffic at once.
+async fn wait_for_go() -> anyhow::Result<()> {
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    match tokio::time::timeout(Duration::from_secs(600), stdin.next_line()).await {
+        Ok(Ok(Some(line))) if line.trim() == "go" => Ok(()),
+        _ => anyhow::bail!("no go from the parent"),
+    }
+}
+
+/// One window per gated group, shared by its senders and reopened by its probe.
+fn gates(sessions: &[SessionPlan]) -> HashMap<usize, Arc<Semaphore>> {
+    sessions
+        .iter()
+        .filter_map(|s| match &s.role {
+            Role::Send(Sender { gate: Some(gate), window, .. }) => Some((*gate, *window)),
+            _ => None,
+        })
+        .map(|(gate, window)| (gate, Arc::new(Semaphore::new(window.max(1) as usize))))
+        .collect()
+}
+
+/// Starts each open session's task; senders stop at `senders_stop`, the rest when everything does.
+fn spawn_sessions(
+    base: &Ctx,
+    plan: &Arc<Plan>,
+    opened: Vec<(SessionPlan, Socket)>,
+    gates: &HashMap<usize, Arc<Semaphore>>,
+    senders_stop: &CancellationToken,
+) -> Vec<JoinHandle<Stats>> {
+    let mut tasks = Vec::new();
+    for (plan_of, ws) in opened {
+        let ctx = base.until(if matches!(plan_of.role, Role::Send(_)) { senders_stop } else { &base.all_stop });
+        let task = match plan_of.role {
+            Role::Idle | Role::Receive => tokio::spawn(receive(ctx, ws, None, true)),
+            Role::Probe { gate } => tokio::spawn(receive(ctx, ws, gates.get(&gate).cloned(), true)),
+            Role::Send(sender) => {
+                let gate = sender.gate.and_then(|g| gates.get(&g).cloned());
+                tokio::spawn(send(ctx, ws, sender, gate))
+            }
+            Role::Slow => tokio::spawn(slow(ctx, ws)),
+            Role::Flood { rate } => tokio::spawn(flood(ctx, plan.clone(), plan_of.node, ws, rate)),
+        };
+        tasks.push(task);
+    }
+    tasks
+}
+
+/// Emits the live counters every second, for the parent's progress line, until aborted.
+fn spawn_progress(live: Arc<Live>, start: Instant) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            emit(json!({"type": "progress", "elapsed_ms": start.elapsed().as_millis() as u64,
+                "sessions": live.sessions.load(Ordering::Relaxed), "sent": live.sent.load(Ordering::Relaxed),
+                "acked": live.acked.load(Ordering::Relaxed), "deliveries": live.deliveries.load(Ordering::Relaxed),
+                "errors": live.errors.load(Ordering::Relaxed)}));
+        }
+    })
 }
 
 /// Opens every planned session, `connect_concurrency` at a time.
@@ -447,79 +473,6 @@ async fn slow(ctx: Ctx, mut ws: Socket) -> Stats {
                     Stats::fail(&mut stats.closed, "slow consumer dropped");
                     break;
                 }
-            }
-        }
-    }
-    stats
-}
-
-/// Malformed frames, round-robin: each must get a typed error, or a close.
-fn bad_frame(n: u64) -> Message {
-    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-    match n % 6 {
-        0 => Message::Text("{\"type\":\"req\",".into()),
-        1 => Message::Text(r#"{"type":"zap","id":1}"#.into()),
-        2 => Message::Text("[".repeat(5000).into()),
-        3 => Message::Binary(vec![0xc1, 0xff, 0x00].into()),
-        4 => Message::Text(r#"{"type":"req","id":123456789012345678901234567890,"route":"/x"}"#.into()),
-        _ => Message::Frame(Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true)),
-    }
-}
-
-/// Sends bad frames on schedule; counts the error reasons and closes that come back.
-async fn flood(ctx: Ctx, plan: Arc<Plan>, node: usize, ws: Socket, rate: f64) -> Stats {
-    let mut stats = Stats::default();
-    let Some(mut pacer) = Pacer::new(rate) else { return stats };
-    let mut ws = Some(ws);
-    let mut n = 0u64;
-    while !ctx.stop.is_cancelled() {
-        let Some(socket) = ws.as_mut() else {
-            match conn::open(ctx.protocol, plan.nodes[node % plan.nodes.len()], None, None, None).await {
-                Ok(fresh) => ws = Some(fresh),
-                Err(reason) => {
-                    Stats::fail(&mut stats.connect_failures, &reason);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            continue;
-        };
-        match pacer.next(ctx.start.elapsed()) {
-            Next::Wait(due) => {
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => break,
-                    _ = tokio::time::sleep_until((ctx.start + due).into()) => continue,
-                }
-            }
-            Next::Send(_) => {}
-        }
-        n += 1;
-        stats.sent += 1;
-        ctx.live.sent.fetch_add(1, Ordering::Relaxed);
-        if socket.send(bad_frame(n)).await.is_err() {
-            ws = None;
-            continue;
-        }
-        // Its answer: a typed error, or the close it earned.
-        let answer = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
-        match answer {
-            Ok(Some(Ok(Message::Text(text)))) => match conn::classify(ctx.protocol, &text) {
-                Incoming::Reply { error: Some(reason), .. } => Stats::fail(&mut stats.errors, reason),
-                _ => Stats::fail(&mut stats.errors, "unexpected answer"),
-            },
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                Stats::fail(&mut stats.closed, &close_reason(frame));
-                ws = None;
-            }
-            // A MessagePack frame is answered in MessagePack.
-            Ok(Some(Ok(Message::Binary(bytes)))) => {
-                let malformed = bytes.windows(15).any(|w| w == b"frame.malformed");
-                Stats::fail(&mut stats.errors, if malformed { "frame.malformed" } else { "unexpected binary answer" });
-            }
-            Ok(Some(Ok(_))) => Stats::fail(&mut stats.errors, "unexpected answer"),
-            _ => {
-                Stats::fail(&mut stats.closed, &format!("no answer to bad frame kind {}", n % 6));
-                ws = None;
             }
         }
     }

@@ -1,0 +1,9 @@
+//! The scenarios, grouped by what they measure; each adds its rows and details to the report.
+
+pub mod fanout;
+pub mod memory;
+pub mod messages;
+pub mod robustness;
+
+/// Every node of a benchmark cluster shares this key, so bot tokens survive between runs.
+const JWT_SECRET: &str = "chatgate-benchmark-cluster-signing-key-0123456789";
