@@ -3,20 +3,11 @@
 //!
 //! # Layers
 //!
-//! Each folder is a layer; a layer imports only from the layers it lists (a test, `layers`,
-//! holds every `use crate::…` to this):
-//!
-//! | Layer | What it holds | Imports |
-//! |---|---|---|
-//! | [`model`] | ids as newtypes, plain data, events | nothing |
-//! | [`store`] | persistence traits per family, on SQLite and PostgreSQL | model |
-//! | [`domain`] | the rules; the ports it needs from above | model, store |
-//! | [`api`] | the route table, dispatch, wire types, frames, pushes | model, domain |
-//! | [`delivery`] | sessions, the registry, the gateway, the bus, notices | model, store, domain, api |
-//! | [`net`] | HTTP, the WebSocket, the web client | model, api, delivery |
-//!
-//! [`config`], [`error`] and [`metrics`] are shared by every layer and import none. [`run`]
-//! wires the layers together; `main.rs` only parses flags and waits for a signal.
+//! Each folder is a layer, and a layer imports only from those below it: [`model`] <
+//! [`store`] < [`domain`] < [`api`] < [`delivery`] < [`net`] (README's codemap gives each
+//! layer's contents and invariants; `src/layers.rs` checks every import against its table of
+//! allowed edges). [`config`], [`error`] and [`metrics`] are shared by every layer and import
+//! none. [`run`] wires the layers together; `main.rs` only parses flags and waits for a signal.
 
 pub mod api;
 pub mod config;

@@ -23,50 +23,7 @@ async fn statuses_and_methods(backend: Backend) {
     assert!(body.get("type").is_none() && body.get("id").is_none() && body.get("error").is_none());
     let token = body["data"]["token"].as_str().unwrap().to_owned();
 
-    let status = |r: reqwest::Response| async move {
-        let s = r.status().as_u16();
-        let b: Value = r.json().await.unwrap();
-        (s, b["error"].as_str().unwrap_or("").to_owned())
-    };
-    assert_eq!(
-        status(post("/user/register", json!({"username": "gina", "password": "gina's password"})).await.unwrap()).await,
-        (409, "user.exists".into())
-    );
-    assert_eq!(
-        status(post("/user/register", json!({"username": "g", "password": "gina's password"})).await.unwrap()).await,
-        (400, "validation.username".into())
-    );
-    assert_eq!(
-        status(post("/user/login", json!({"username": "gina", "password": "nope nope"})).await.unwrap()).await,
-        (401, "auth.invalid_credentials".into())
-    );
-    assert_eq!(status(http.get(server.url("/user/info")).send().await.unwrap()).await, (401, "auth.required".into()));
-    assert_eq!(
-        status(http.get(server.url("/user/info")).bearer_auth("x.y.z").send().await.unwrap()).await,
-        (401, "auth.token_invalid".into())
-    );
-    assert_eq!(
-        status(http.get(server.url("/user/info")).query(&[("id", "999999")]).bearer_auth(&token).send().await.unwrap())
-            .await,
-        (404, "not_found".into())
-    );
-    assert_eq!(status(post("/no/such", json!({})).await.unwrap()).await, (404, "route.unknown".into()));
-    assert_eq!(status(http.get(server.url("/user/login")).send().await.unwrap()).await, (405, "route.method".into()));
-    assert_eq!(status(http.delete(server.url("/user/info")).send().await.unwrap()).await, (405, "route.method".into()));
-    assert_eq!(
-        status(post("/user/auth", json!({"token": token})).await.unwrap()).await,
-        (400, "route.socket_only".into())
-    );
-    let bad = http
-        .post(server.url("/user/login"))
-        .header("content-type", "application/json")
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(bad).await, (400, "frame.malformed".into()));
-    let not_object = http.post(server.url("/user/login")).body("[1]").send().await.unwrap();
-    assert_eq!(status(not_object).await, (400, "frame.malformed".into()));
+    refusals_carry_their_status(&server, &token).await;
 
     // The design's `token` parameter works in the query and in the body.
     let r: Value =
@@ -94,6 +51,56 @@ async fn statuses_and_methods(backend: Backend) {
     let r = post("/user/login", huge).await.unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
+}
+
+/// Each refusal has its HTTP status and its stable reason.
+async fn refusals_carry_their_status(server: &Server, token: &str) {
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| http.post(server.url(path)).json(&body).send();
+    let status = |r: reqwest::Response| async move {
+        let s = r.status().as_u16();
+        let b: Value = r.json().await.unwrap();
+        (s, b["error"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        status(post("/user/register", json!({"username": "gina", "password": "gina's password"})).await.unwrap()).await,
+        (409, "user.exists".into())
+    );
+    assert_eq!(
+        status(post("/user/register", json!({"username": "g", "password": "gina's password"})).await.unwrap()).await,
+        (400, "validation.username".into())
+    );
+    assert_eq!(
+        status(post("/user/login", json!({"username": "gina", "password": "nope nope"})).await.unwrap()).await,
+        (401, "auth.invalid_credentials".into())
+    );
+    assert_eq!(status(http.get(server.url("/user/info")).send().await.unwrap()).await, (401, "auth.required".into()));
+    assert_eq!(
+        status(http.get(server.url("/user/info")).bearer_auth("x.y.z").send().await.unwrap()).await,
+        (401, "auth.token_invalid".into())
+    );
+    assert_eq!(
+        status(http.get(server.url("/user/info")).query(&[("id", "999999")]).bearer_auth(token).send().await.unwrap())
+            .await,
+        (404, "not_found".into())
+    );
+    assert_eq!(status(post("/no/such", json!({})).await.unwrap()).await, (404, "route.unknown".into()));
+    assert_eq!(status(http.get(server.url("/user/login")).send().await.unwrap()).await, (405, "route.method".into()));
+    assert_eq!(status(http.delete(server.url("/user/info")).send().await.unwrap()).await, (405, "route.method".into()));
+    assert_eq!(
+        status(post("/user/auth", json!({"token": token})).await.unwrap()).await,
+        (400, "route.socket_only".into())
+    );
+    let bad = http
+        .post(server.url("/user/login"))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(bad).await, (400, "frame.malformed".into()));
+    let not_object = http.post(server.url("/user/login")).body("[1]").send().await.unwrap();
+    assert_eq!(status(not_object).await, (400, "frame.malformed".into()));
 }
 
 /// The web client and the SDK come from the binary itself, with their types and the page's

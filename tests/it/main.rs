@@ -6,6 +6,7 @@ mod harness;
 mod access;
 mod browser;
 mod cluster;
+mod conversations;
 mod deploy;
 mod failover;
 mod faults;

@@ -69,15 +69,21 @@ async fn upload_sniff_and_ranges(backend: Backend) {
     let cached = http.get(server.url(&url)).bearer_auth(&token).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(cached.status(), 304);
 
+    refusals_and_multipart(&server, &url, &token).await;
+}
+
+/// Refusals for missing and bad tokens or ids; multipart uploads are sniffed too.
+async fn refusals_and_multipart(server: &Server, url: &str, token: &str) {
+    let http = reqwest::Client::new();
     // Refusals: no token, a bad token, ids that name nothing.
-    assert_eq!(http.get(server.url(&url)).send().await.unwrap().status(), 401);
-    assert_eq!(http.get(server.url(&url)).bearer_auth("x.y.z").send().await.unwrap().status(), 401);
+    assert_eq!(http.get(server.url(url)).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(server.url(url)).bearer_auth("x.y.z").send().await.unwrap().status(), 401);
     for bad in ["/file/0123456789abcdef0123456789abcdef", "/file/..%2F..%2Fetc%2Fpasswd", "/file/chatgate.db"] {
-        assert_eq!(http.get(server.url(bad)).bearer_auth(&token).send().await.unwrap().status(), 404, "{bad}");
+        assert_eq!(http.get(server.url(bad)).bearer_auth(token).send().await.unwrap().status(), 404, "{bad}");
     }
     // (A small body: refused unread, a large one may be cut off while it is still being sent.)
     assert_eq!(http.post(server.url("/file/upload")).body(PNG.to_vec()).send().await.unwrap().status(), 401);
-    let empty = http.post(server.url("/file/upload")).bearer_auth(&token).send().await.unwrap();
+    let empty = http.post(server.url("/file/upload")).bearer_auth(token).send().await.unwrap();
     assert_eq!(empty.status(), 400);
 
     // Multipart, and a non-media type is served as an attachment.
@@ -90,7 +96,7 @@ async fn upload_sniff_and_ranges(backend: Backend) {
     );
     let up: Value = http
         .post(server.url("/file/upload"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .multipart(form)
         .send()
         .await
@@ -99,7 +105,7 @@ async fn upload_sniff_and_ranges(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(up["data"]["mime"], "text/html", "sniffed, not the claimed image/png: {up}");
-    let r = http.get(server.url(up["data"]["url"].as_str().unwrap())).bearer_auth(&token).send().await.unwrap();
+    let r = http.get(server.url(up["data"]["url"].as_str().unwrap())).bearer_auth(token).send().await.unwrap();
     assert_eq!(r.headers()["content-disposition"], "attachment");
 }
 
