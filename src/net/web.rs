@@ -1,6 +1,6 @@
 //! The web client and the JavaScript SDK, embedded in the binary and served as static files:
-//! `/` (the client), `/app.js`, `/style.css`, and `/sdk/chatgate.js` with its MessagePack codec
-//! and TypeScript declarations.
+//! `/` (the client), `/app.js`, `/style.css`, and `/sdk/chatgate.js` with its content builders
+//! (`/sdk/content.js`), MessagePack codec and TypeScript declarations.
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -40,6 +40,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/sdk/chatgate.js",
             get(|| async { asset(include_str!("../../sdk/js/chatgate.js"), "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/sdk/content.js",
+            get(|| async { asset(include_str!("../../sdk/js/content.js"), "text/javascript; charset=utf-8") }),
         )
         .route(
             "/sdk/msgpack.js",

@@ -113,6 +113,7 @@ async fn web_client_and_sdk_are_served() {
         ("/app.js", "text/javascript", "web/app.js"),
         ("/style.css", "text/css", "web/style.css"),
         ("/sdk/chatgate.js", "text/javascript", "sdk/js/chatgate.js"),
+        ("/sdk/content.js", "text/javascript", "sdk/js/content.js"),
         ("/sdk/msgpack.js", "text/javascript", "sdk/js/msgpack.js"),
         ("/sdk/chatgate.d.ts", "text/plain", "sdk/js/chatgate.d.ts"),
     ] {
