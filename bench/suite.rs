@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use scenarios::{fanout, memory, messages, robustness};
+use scenarios::{fanout, logins, memory, messages, robustness};
 
 /// Sizes of a run.
 struct Sizes {
@@ -210,7 +210,7 @@ fn main() {
     let sizes = if quick { &QUICK } else { &FULL };
     let started = Instant::now();
     let mut report = Report::default();
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("S1", memory::s1),
         ("S2", memory::s2),
         ("S3", messages::s3),
@@ -218,6 +218,7 @@ fn main() {
         ("S5", fanout::s5),
         ("S6", robustness::s6),
         ("S7", robustness::s7),
+        ("S8", logins::s8),
     ];
     for (id, scenario) in scenarios {
         if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == id)) {

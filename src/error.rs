@@ -118,6 +118,15 @@ impl Error {
         })
     }
 
+    /// The reason with every `validation.<field>` folded into `validation`: a fixed set, for
+    /// metric labels.
+    pub fn family(&self) -> &'static str {
+        match self.reason() {
+            Cow::Borrowed(reason) => reason,
+            Cow::Owned(_) => "validation",
+        }
+    }
+
     /// The HTTP status the HTTP mirror answers with.
     pub fn status(&self) -> u16 {
         match self {

@@ -80,7 +80,7 @@ pub async fn run(
         config.max_sessions_per_user,
     );
     let notices = Arc::new(Notifier::new(config.notify_webhook.as_deref(), config.data_dir.join("outbox.jsonl"))?);
-    let outlets = Outlets { events: gateway.clone(), presence: gateway.clone(), notices };
+    let outlets = Outlets { events: gateway.clone(), presence: gateway.clone(), notices, metrics: metrics.clone() };
     let domain = Domain::new(&config, store, outlets)?;
     let sweeper = sweep_limits(&domain);
     let app = Arc::new(App {

@@ -14,6 +14,33 @@ pub struct RouteLabel {
     pub route: &'static str,
 }
 
+/// The labels of the request counter: each from a fixed set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The route's path in the route table, or `unknown`.
+    pub route: &'static str,
+    /// The status class: `2xx`, `4xx` or `5xx`.
+    pub status: &'static str,
+    /// `ok`, or the error's reason with validation fields folded into `validation`.
+    pub reason: &'static str,
+}
+
+/// The labels of the password hashing counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HashingLabel {
+    /// `check` (a login) or `new` (a registration or reset).
+    pub pool: &'static str,
+    /// `queued`, or `refused` when the pool's queue was full.
+    pub outcome: &'static str,
+}
+
+/// The `state` label of presence changes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PresenceLabel {
+    /// `online` or `offline`.
+    pub state: &'static str,
+}
+
 /// Every metric the node exports.
 pub struct Metrics {
     registry: Registry,
@@ -37,6 +64,12 @@ pub struct Metrics {
     pub bus_dropped: Counter,
     /// Request latency by route, in seconds.
     pub request_seconds: Family<RouteLabel, Histogram>,
+    /// Requests by route, status class and reason.
+    pub requests: Family<OutcomeLabel, Counter>,
+    /// Password hashing jobs, by pool and whether they were queued or refused.
+    pub hashing: Family<HashingLabel, Counter>,
+    /// Users whose first session here opened (`online`) or whose last one closed (`offline`).
+    pub presence_changes: Family<PresenceLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -56,6 +89,9 @@ impl Default for Metrics {
             redis_reconnects: Counter::default(),
             bus_dropped: Counter::default(),
             request_seconds: request_seconds.clone(),
+            requests: Family::default(),
+            hashing: Family::default(),
+            presence_changes: Family::default(),
             registry: Registry::default(),
         };
         registry.register("sessions", "Authenticated sessions on this node", metrics.sessions.clone());
@@ -68,14 +104,40 @@ impl Default for Metrics {
         registry.register("redis_reconnects", "Redis connection losses", metrics.redis_reconnects.clone());
         registry.register("bus_dropped", "Inbound bus envelopes dropped", metrics.bus_dropped.clone());
         registry.register("request_seconds", "Request latency by route", request_seconds);
+        registry.register("requests", "Requests by route, status class and reason", metrics.requests.clone());
+        registry.register("password_hashes", "Password hashing jobs by pool and outcome", metrics.hashing.clone());
+        registry.register(
+            "presence_changes",
+            "Users coming online or going offline on this node",
+            metrics.presence_changes.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 }
 
 impl Metrics {
-    /// Records one request's duration under its route.
-    pub fn observe(&self, route: &'static str, seconds: f64) {
+    /// Records one request: its duration under its route, and its outcome, `None` for success
+    /// or the error's HTTP status and reason family.
+    pub fn observe(&self, route: &'static str, seconds: f64, failure: Option<(u16, &'static str)>) {
         self.request_seconds.get_or_create(&RouteLabel { route }).observe(seconds);
+        let (status, reason) = match failure {
+            None => ("2xx", "ok"),
+            Some((status, reason)) if status >= 500 => ("5xx", reason),
+            Some((_, reason)) => ("4xx", reason),
+        };
+        self.requests.get_or_create(&OutcomeLabel { route, status, reason }).inc();
+    }
+
+    /// Counts one password hashing job of `pool`, queued or refused.
+    pub fn hash_job(&self, pool: &'static str, queued: bool) {
+        let outcome = if queued { "queued" } else { "refused" };
+        self.hashing.get_or_create(&HashingLabel { pool, outcome }).inc();
+    }
+
+    /// Counts one user coming online (`true`) or going offline here.
+    pub fn presence_change(&self, online: bool) {
+        let state = if online { "online" } else { "offline" };
+        self.presence_changes.get_or_create(&PresenceLabel { state }).inc();
     }
 
     /// The Prometheus text exposition.

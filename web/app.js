@@ -43,6 +43,7 @@ function preview(m) {
     case "image": return "Picture";
     case "file": return `File: ${m.content.name}`;
     case "system": return systemText(m);
+    case "unsupported": return "This message can't be displayed";
     default: return m.kind;
   }
 }
@@ -277,6 +278,7 @@ function body(m) {
     a.dataset.testid = "file-link";
     return a;
   }
+  if (m.kind === "unsupported") return Object.assign(document.createElement("span"), { textContent: "This message can't be displayed", className: "unsupported" });
   return Object.assign(document.createElement("span"), { textContent: `[${m.kind}]` });
 }
 

@@ -1,6 +1,7 @@
 //! The scenarios, grouped by what they measure; each adds its rows and details to the report.
 
 pub mod fanout;
+pub mod logins;
 pub mod memory;
 pub mod messages;
 pub mod robustness;

@@ -35,6 +35,8 @@ const PASSWORD: &str = "chatgate-bots-password";
 const TOKEN_REUSE_MS: u64 = 24 * 3600 * 1000;
 /// Logins in flight at once: each costs the server an argon2 hash.
 const LOGIN_CONCURRENCY: usize = 4;
+/// Times one call waits out a `rate_limited` answer before giving up.
+const RATE_LIMITED_RETRIES: usize = 100;
 
 /// Users and groups on one server, backed by the state file.
 pub struct Pool {
@@ -75,17 +77,26 @@ impl Pool {
         Ok(())
     }
 
-    /// Calls a route over HTTP and returns its `data`, or the error reason.
+    /// Calls a route over HTTP and returns its `data`, or the error reason. A `rate_limited`
+    /// answer (the server's hashing queue is full while many bots register) is waited out as
+    /// the server asks, a bounded number of times.
     async fn call(&self, token: Option<&str>, route: &str, data: Value) -> anyhow::Result<Result<Value, String>> {
-        let mut request = self.http.post(format!("{}{route}", self.base)).json(&data);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        for _ in 0..RATE_LIMITED_RETRIES {
+            let mut request = self.http.post(format!("{}{route}", self.base)).json(&data);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let body: Value = request.send().await.with_context(|| format!("calling {route}"))?.json().await?;
+            match (body["code"].as_i64(), body["error"].as_str()) {
+                (Some(0), _) => return Ok(Ok(body["data"].clone())),
+                (_, Some("rate_limited")) => {
+                    let wait = body["retryAfter"].as_u64().unwrap_or(100).clamp(10, 5_000);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                (_, error) => return Ok(Err(error.unwrap_or("unknown").to_owned())),
+            }
         }
-        let body: Value = request.send().await.with_context(|| format!("calling {route}"))?.json().await?;
-        Ok(match body["code"].as_i64() {
-            Some(0) => Ok(body["data"].clone()),
-            _ => Err(body["error"].as_str().unwrap_or("unknown").to_owned()),
-        })
+        Ok(Err("rate_limited".to_owned()))
     }
 
     async fn get(&self, token: &str, route: &str, query: &[(&str, &str)]) -> anyhow::Result<Result<Value, String>> {

@@ -39,7 +39,7 @@ export interface Member {
   mutedUntil: number;
 }
 
-export type Kind = "text" | "image" | "video" | "audio" | "file" | "location" | "custom" | "system";
+export type Kind = "text" | "image" | "video" | "audio" | "file" | "location" | "custom" | "system" | "unsupported";
 
 export interface Message {
   id: string;

@@ -89,13 +89,26 @@ struct RawFrame {
     data: Option<Value>,
 }
 
+/// Deepest nesting a decoded frame may have, in either encoding: serde_json's own limit, which
+/// MessagePack's decoder (1,024 by default) is held to as well.
+const MAX_FRAME_DEPTH: usize = 128;
+
+/// Decodes a JSON or MessagePack document, nested at most [`MAX_FRAME_DEPTH`] levels deep.
+pub fn decode_document<T: serde::de::DeserializeOwned>(bytes: &[u8], format: Format) -> Result<T, String> {
+    match format {
+        Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        Format::MsgPack => {
+            let mut decoder = rmp_serde::Deserializer::from_read_ref(bytes);
+            decoder.set_max_depth(MAX_FRAME_DEPTH);
+            T::deserialize(&mut decoder).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Decodes one client frame.
 pub fn decode(bytes: &[u8], format: Format) -> Result<Incoming, BadFrame> {
-    let raw: RawFrame = match format {
-        Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
-        Format::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
-    }
-    .map_err(|e| BadFrame { id: None, error: Error::MalformedFrame(e) })?;
+    let raw: RawFrame =
+        decode_document(bytes, format).map_err(|e| BadFrame { id: None, error: Error::MalformedFrame(e) })?;
     let id = raw
         .id
         .map(serde_json::from_value::<RequestId>)
@@ -191,6 +204,17 @@ pub fn pong(format: Format) -> Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_encodings_stop_at_the_same_depth() {
+        for (levels, accepted) in [(100, true), (300, false)] {
+            let data = serde_json::json!({"deep": (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))});
+            let json = format!(r#"{{"type":"req","id":1,"route":"/r","data":{data}}}"#);
+            let packed = rmp_serde::to_vec_named(&serde_json::json!({"type":"req","id":1,"route":"/r","data":data}));
+            assert_eq!(decode(json.as_bytes(), Format::Json).is_ok(), accepted, "json, {levels} levels");
+            assert_eq!(decode(&packed.unwrap(), Format::MsgPack).is_ok(), accepted, "msgpack, {levels} levels");
+        }
+    }
 
     #[test]
     fn decodes_requests_in_both_formats() {

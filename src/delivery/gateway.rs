@@ -51,9 +51,11 @@ pub(super) enum Item {
     Membership { group: GroupId, added: Vec<UserId>, removed: Vec<UserId> },
 }
 
-/// What this node knows of the groups of one of its online users.
+/// What this node knows of one of its online users.
 #[derive(Default)]
 struct LocalUser {
+    /// Whether this node has told the bus the user is here (and subscribed to their channel).
+    online: bool,
     groups: HashSet<GroupId>,
     /// Membership changes applied to this user: loading their groups starts again when one
     /// lands while the database is read.
@@ -116,20 +118,18 @@ impl Gateway {
 
     /// Binds a session to its user (handshake or login), subscribing the node to the user's
     /// channels when it is their first session here. Returns once the user's groups are known
-    /// here, so that every group push from then on reaches the session.
-    pub async fn bind(self: &Arc<Self>, session: &Arc<Session>, identity: Identity) {
+    /// here, so that every group push from then on reaches the session; `false` when the
+    /// session closed first and was not bound.
+    pub async fn bind(self: &Arc<Self>, session: &Arc<Session>, identity: Identity) -> bool {
         let user_id = identity.user_id;
-        let change = self.registry.bind(session, identity);
-        if let Some(previous) = change.left {
-            self.user_offline(previous);
-        } else if change.was_anonymous {
-            self.metrics.sessions.inc();
+        let Some(change) = self.registry.bind(session, identity) else { return false };
+        match change.previous {
+            Some(previous) => self.reconcile(previous),
+            None => {
+                self.metrics.sessions.inc();
+            }
         }
-        if change.first_here {
-            self.bus.subscribe(user_channel(user_id));
-            self.bus.set_presence(vec![user_id], true);
-        }
-        self.user_groups.entry(user_id).or_default();
+        self.reconcile(user_id);
         self.load_groups(user_id).await;
         let sessions = self.registry.sessions(user_id);
         if let Some(excess) = sessions.len().checked_sub(self.max_sessions_per_user) {
@@ -138,15 +138,41 @@ impl Gateway {
                 old.end(Ending::Kicked(KickReason::SessionLimit));
             }
         }
+        true
     }
 
-    /// Forgets a closing session.
+    /// Forgets a closing session for good.
     pub fn close(&self, session: &Session) {
-        if session.identity().is_some() {
-            self.metrics.sessions.dec();
-        }
         if let Some(user_id) = self.registry.close(session) {
-            self.user_offline(user_id);
+            self.metrics.sessions.dec();
+            self.reconcile(user_id);
+        }
+    }
+
+    /// Brings what this node has told the bus about `user_id` (presence, the user's channel,
+    /// their groups) in line with whether the registry holds a session of theirs. Every bind
+    /// and close calls it after changing the registry; the user's entry lock orders the calls,
+    /// so each online or offline transition is announced exactly once, in order, however
+    /// devices race.
+    fn reconcile(&self, user_id: UserId) {
+        let mut user = self.user_groups.entry(user_id).or_default();
+        let here = self.has_sessions(user_id);
+        if here != user.online {
+            user.online = here;
+            if here {
+                self.bus.subscribe(user_channel(user_id));
+            } else {
+                self.bus.unsubscribe(user_channel(user_id));
+                for group in std::mem::take(&mut user.groups) {
+                    self.remove_member(group, user_id);
+                }
+            }
+            self.bus.set_presence(vec![user_id], here);
+            self.metrics.presence_change(here);
+        }
+        drop(user);
+        if !here {
+            self.user_groups.remove_if(&user_id, |_, user| !user.online);
         }
     }
 
@@ -164,6 +190,9 @@ impl Gateway {
             };
             // The user went offline meanwhile, or is counted in already by the changes.
             let Some(mut user) = self.user_groups.get_mut(&user_id) else { return };
+            if !user.online {
+                return;
+            }
             if user.changes != seen {
                 continue;
             }
@@ -175,19 +204,6 @@ impl Gateway {
             return;
         }
         tracing::warn!(%user_id, "a user's groups kept changing while loading; their group pushes wait for a sync");
-    }
-
-    fn user_offline(&self, user_id: UserId) {
-        if self.has_sessions(user_id) {
-            return;
-        }
-        self.bus.unsubscribe(user_channel(user_id));
-        self.bus.set_presence(vec![user_id], false);
-        if let Some((_, user)) = self.user_groups.remove(&user_id) {
-            for group in user.groups {
-                self.remove_member(group, user_id);
-            }
-        }
     }
 
     /// Counts `user_id` in `group`'s online members here (a user not online here is skipped).

@@ -8,6 +8,10 @@
 //!   back after a burst, instead of a channel whose first block (~1.3 KB) is allocated up front
 //!   for every idle session.
 //! - No lock is held across an `.await`: the map's shard locks are taken only to copy handles.
+//! - A session's life is one ordered sequence, open → bound (to one user at a time) → closed,
+//!   kept under the session's own lock, which is held while the map changes. A session that
+//!   closes at any point, even while its login is being served, leaves nothing in the map:
+//!   binding a closed session is refused.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +46,18 @@ pub struct Session {
     writer: AtomicWaker,
     max_frames: usize,
     max_bytes: usize,
-    identity: Mutex<Option<Identity>>,
+    phase: Mutex<Phase>,
     ending: OnceLock<Ending>,
+}
+
+/// Where a session is in its life.
+enum Phase {
+    /// Not bound to a user yet.
+    Open,
+    /// Bound to a user, and in the map under them.
+    Bound(Identity),
+    /// Closed for good: nothing may bind it again.
+    Closed,
 }
 
 /// Frames waiting for the socket task.
@@ -59,7 +73,14 @@ const OUTBOX_KEEP: usize = 8;
 impl Session {
     /// The user the session is bound to, if any.
     pub fn identity(&self) -> Option<Identity> {
-        self.identity.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        match &*self.phase() {
+            Phase::Bound(identity) => Some(identity.clone()),
+            Phase::Open | Phase::Closed => None,
+        }
+    }
+
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues a frame without waiting. A queue over its frame or byte budget ends the session
@@ -134,12 +155,8 @@ impl Session {
 /// What binding a session changed.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
-    /// It is the user's first session on this node.
-    pub first_here: bool,
-    /// The session was bound to another user before, whose last session here it was.
-    pub left: Option<UserId>,
-    /// The session was anonymous before.
-    pub was_anonymous: bool,
+    /// The user the session was bound to before, whose entry it left.
+    pub previous: Option<UserId>,
 }
 
 /// All sessions of this node, by user.
@@ -159,36 +176,50 @@ impl Registry {
             writer: AtomicWaker::new(),
             max_frames: queue,
             max_bytes,
-            identity: Mutex::new(None),
+            phase: Mutex::new(Phase::Open),
             ending: OnceLock::new(),
         })
     }
 
     /// Binds `session` to `identity` (login on an open socket), moving it off any user it was
-    /// bound to before.
-    pub fn bind(&self, session: &Arc<Session>, mut identity: Identity) -> Bound {
+    /// bound to before. A closed session is not bound: `None`.
+    pub fn bind(&self, session: &Arc<Session>, mut identity: Identity) -> Option<Bound> {
         identity.session = Some(session.id);
         let user_id = identity.user_id;
-        let previous = session.identity.lock().unwrap_or_else(|e| e.into_inner()).replace(identity);
-        let left = previous.as_ref().and_then(|p| self.remove(p.user_id, session.id));
-        let mut sessions = self.users.entry(user_id).or_default();
-        sessions.push(session.clone());
-        Bound { first_here: sessions.len() == 1, left, was_anonymous: previous.is_none() }
+        let mut phase = session.phase();
+        let previous = match std::mem::replace(&mut *phase, Phase::Bound(identity)) {
+            Phase::Closed => {
+                *phase = Phase::Closed;
+                return None;
+            }
+            Phase::Open => None,
+            Phase::Bound(previous) => Some(previous.user_id),
+        };
+        if let Some(previous) = previous {
+            self.remove(previous, session.id);
+        }
+        self.users.entry(user_id).or_default().push(session.clone());
+        Some(Bound { previous })
     }
 
-    /// Forgets a closing session; returns its user if that was their last session here.
+    /// Closes `session` for good and forgets it; returns the user it was bound to, if any.
     pub fn close(&self, session: &Session) -> Option<UserId> {
-        session.identity().and_then(|identity| self.remove(identity.user_id, session.id))
+        let mut phase = session.phase();
+        match std::mem::replace(&mut *phase, Phase::Closed) {
+            Phase::Bound(identity) => {
+                self.remove(identity.user_id, session.id);
+                Some(identity.user_id)
+            }
+            Phase::Open | Phase::Closed => None,
+        }
     }
 
-    /// Removes one session; returns the user if none of theirs is left.
-    fn remove(&self, user_id: UserId, session_id: SessionId) -> Option<UserId> {
-        self.users
-            .remove_if_mut(&user_id, |_, sessions| {
-                sessions.retain(|s| s.id != session_id);
-                sessions.is_empty()
-            })
-            .map(|(user, _)| user)
+    /// Removes one session from the map.
+    fn remove(&self, user_id: UserId, session_id: SessionId) {
+        self.users.remove_if_mut(&user_id, |_, sessions| {
+            sessions.retain(|s| s.id != session_id);
+            sessions.is_empty()
+        });
     }
 
     /// The live sessions of `user_id`, copied out so no lock outlives this call.

@@ -1,8 +1,9 @@
 //! Credentials: argon2id password hashing off the async workers, and signed login tokens.
 //!
 //! Invariants:
-//! - Password hashing never runs on a tokio worker: it runs on a fixed set of hashing threads
-//!   behind a bounded queue, so a burst of logins queues instead of starving sockets.
+//! - Password hashing never runs on a tokio worker: it runs on fixed sets of hashing threads
+//!   behind short queues; a full queue answers `rate_limited` at once. New passwords hash at
+//!   the lowest priority, so registrations and resets can't slow logins.
 //! - Tokens are HS256 only; `exp`, `iat`, `nbf`, `iss` and `sub` are required and checked.
 //!   Revocation (logout, reset) is not in the token: the user domain checks it in the store.
 
@@ -17,6 +18,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::model::UserId;
 
 /// argon2id at the OWASP floor: 19 MiB, two passes, one lane.
@@ -85,40 +87,60 @@ impl Hasher {
 
 type Job = Box<dyn FnOnce(&mut Hasher) + Send>;
 
-/// Hashes and checks passwords on a few dedicated threads, each with its own [`Hasher`].
-///
-/// The bounded queue in front of them makes a burst of logins wait instead of starving the
-/// sockets, and the fixed thread count bounds hashing memory.
+/// Jobs one hashing thread may have waiting before more are refused with `rate_limited`.
+const QUEUED_PER_THREAD: usize = 8;
+
+/// The `nice` of the threads that hash new passwords: below everything else, so that a flood
+/// of registrations or resets takes only the CPU that logins and sockets leave over.
+const NEW_PASSWORD_NICE: i32 = 19;
+
+/// How long a refused caller is told to wait before trying again.
+const BUSY_RETRY_MS: u64 = 1000;
+
+/// Hashes and checks passwords on dedicated threads, in two pools: checks of logins at normal
+/// priority, and hashes of new passwords (registration, reset) at the lowest, so that no flood
+/// of the latter can slow the former. Each pool's queue is short and full means `rate_limited`
+/// at once: excess work fails fast instead of piling up, and no tokio worker ever hashes.
 pub struct Passwords {
-    jobs: tokio::sync::mpsc::Sender<Job>,
+    checks: Pool,
+    new_passwords: Pool,
     /// A real hash of a random password, verified against when the username is unknown so that
     /// both cases cost the same time.
     dummy_hash: String,
 }
 
-impl Passwords {
-    /// Starts `threads` hashing threads.
-    pub fn new(threads: usize) -> std::io::Result<Self> {
-        let (jobs, queue) = tokio::sync::mpsc::channel::<Job>(1024);
+/// A few threads, each with its own [`Hasher`], behind one bounded queue.
+struct Pool {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    /// `check` or `new`, for the metrics.
+    name: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+impl Pool {
+    fn start(name: &'static str, threads: usize, nice: Option<i32>, metrics: Arc<Metrics>) -> std::io::Result<Pool> {
+        let threads = threads.max(1);
+        let (jobs, queue) = tokio::sync::mpsc::channel::<Job>(threads * QUEUED_PER_THREAD);
         let queue = Arc::new(std::sync::Mutex::new(queue));
-        for i in 0..threads.max(1) {
+        for i in 0..threads {
             let queue = queue.clone();
-            std::thread::Builder::new().name(format!("chatgate-hash-{i}")).spawn(move || {
-                let mut hasher = Hasher::new();
+            std::thread::Builder::new().name(format!("chatgate-{name}-{i}")).spawn(move || {
+                if let Some(nice) = nice {
+                    lower_priority(nice);
+                }
+                // The 19 MiB working memory is taken at the first job, not at start-up.
+                let mut hasher: Option<Hasher> = None;
                 loop {
                     // The lock is held only while this thread waits for the next job.
                     let job = queue.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
                     match job {
-                        Some(job) => job(&mut hasher),
+                        Some(job) => job(hasher.get_or_insert_with(Hasher::new)),
                         None => return,
                     }
                 }
             })?;
         }
-        let mut random = [0u8; 16];
-        rand::rng().fill_bytes(&mut random);
-        let dummy_hash = Hasher::new().hash(&hex::encode(random)).map_err(std::io::Error::other)?;
-        Ok(Passwords { jobs, dummy_hash })
+        Ok(Pool { jobs, name, metrics })
     }
 
     async fn run<T: Send + 'static>(
@@ -129,20 +151,49 @@ impl Passwords {
         let job: Job = Box::new(move |hasher| {
             let _ = done.send(work(hasher));
         });
-        self.jobs.send(job).await.map_err(|_| Error::internal(anyhow::anyhow!("hashing threads are gone")))?;
+        let queued = self.jobs.try_send(job);
+        self.metrics.hash_job(self.name, queued.is_ok());
+        queued.map_err(|err| match err {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => Error::RateLimited { retry_after_ms: BUSY_RETRY_MS },
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                Error::internal(anyhow::anyhow!("hashing threads are gone"))
+            }
+        })?;
         result.await.map_err(Error::internal)?.map_err(Error::Internal)
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux keeps `nice` per thread).
+fn lower_priority(nice: i32) {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; who = 0 is the
+    // calling thread.
+    let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0;
+    if failed {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower a hashing thread's priority");
+    }
+}
+
+impl Passwords {
+    /// Starts `threads` threads in each pool.
+    pub fn new(threads: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        let checks = Pool::start("check", threads, None, metrics.clone())?;
+        let new_passwords = Pool::start("new", threads, Some(NEW_PASSWORD_NICE), metrics)?;
+        let mut random = [0u8; 16];
+        rand::rng().fill_bytes(&mut random);
+        let dummy_hash = Hasher::new().hash(&hex::encode(random)).map_err(std::io::Error::other)?;
+        Ok(Passwords { checks, new_passwords, dummy_hash })
     }
 
     /// Hashes `password` into a PHC string.
     pub async fn hash(&self, password: String) -> Result<String> {
-        self.run(move |hasher| hasher.hash(&password)).await
+        self.new_passwords.run(move |hasher| hasher.hash(&password)).await
     }
 
     /// Checks `password` against `hash`; with no hash, burns the same time and answers false.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let ok = self.run(move |hasher| hasher.verify(&password, &hash)).await?;
+        let ok = self.checks.run(move |hasher| hasher.verify(&password, &hash)).await?;
         Ok(ok && known)
     }
 }

@@ -110,8 +110,36 @@ const MAX_DIMENSION: i64 = 100_000;
 /// Longest duration, in seconds: a day.
 const MAX_DURATION: f64 = 86_400.0;
 
+/// Deepest nesting of arrays and objects a message's content may have. Every reader of a
+/// stored message must be able to decode it again, whatever its decoder's own recursion limit.
+pub const MAX_CONTENT_DEPTH: usize = 32;
+
+/// Whether `value` nests arrays and objects more than `max` levels deep; iterative, so that
+/// the check itself is bounded by the value's size, not by the stack.
+fn nests_deeper_than(value: &Value, max: usize) -> bool {
+    let mut pending = vec![(value, 1)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        if depth > max {
+            return true;
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
+}
+
 /// Validates `content` for `kind` and returns it normalized (ids as strings).
 pub fn validate_content(kind: &str, content: Value, max_text: usize) -> Result<Value> {
+    if nests_deeper_than(&content, MAX_CONTENT_DEPTH) {
+        return Err(Error::validation(
+            "content",
+            format!("content may nest arrays and objects at most {MAX_CONTENT_DEPTH} levels deep"),
+        ));
+    }
     let mut f = Fields::new(content)?;
     match kind {
         "text" => {
@@ -198,6 +226,19 @@ mod tests {
 
     fn reason(kind: &str, content: Value) -> String {
         validate_content(kind, content, 5000).unwrap_err().reason().into_owned()
+    }
+
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!([inner]))
+    }
+
+    #[test]
+    fn content_nests_at_most_32_levels() {
+        let at_limit = json!({"data": nested(MAX_CONTENT_DEPTH - 1)});
+        assert_eq!(validate_content("custom", at_limit.clone(), 5000).unwrap(), at_limit);
+        assert_eq!(reason("custom", json!({"data": nested(MAX_CONTENT_DEPTH)})), "validation.content");
+        assert_eq!(reason("custom", json!({"data": {"a": {"b": nested(100)}}})), "validation.content");
+        assert_eq!(reason("text", json!({"text": "hi", "mentions": [nested(40)]})), "validation.content");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub use ports::{Events, Notices, Presence};
 pub use user::Users;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Every domain service, wired once at start-up.
@@ -57,12 +58,14 @@ pub struct Outlets {
     pub presence: Arc<dyn Presence>,
     /// Where out-of-band notices go.
     pub notices: Arc<dyn Notices>,
+    /// The node's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Domain {
     /// Builds every service from the configuration.
     pub fn new(config: &Config, store: Arc<dyn Store>, outlets: Outlets) -> anyhow::Result<Domain> {
-        let Outlets { events, presence, notices } = outlets;
+        let Outlets { events, presence, notices, metrics } = outlets;
         let key = auth::load_or_create_key(config.jwt_secret.as_deref(), &config.data_dir)?;
         let hash_threads =
             config.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -76,7 +79,7 @@ impl Domain {
             .context("opening media storage")?;
         let users = Users::new(
             store.clone(),
-            auth::Passwords::new(hash_threads).context("starting hashing threads")?,
+            auth::Passwords::new(hash_threads, metrics).context("starting hashing threads")?,
             auth::Tokens::new(&key, &config.jwt_issuer, config.token_ttl_secs),
             notices,
             events.clone(),

@@ -58,6 +58,10 @@ impl Users {
     pub async fn register(&self, username: &str, password: String, origin: Origin) -> Result<(String, Identity, User)> {
         validate_username(username)?;
         validate_password(&password)?;
+        // A taken name is refused before any hashing; creating the user still decides a race.
+        if self.store.account_by_username(username).await?.is_some() {
+            return Err(Error::UserExists);
+        }
         let hash = self.passwords.hash(password).await?;
         let now = now_ms();
         let user = self.store.create_user(username, &hash, now).await?;
@@ -152,9 +156,13 @@ impl Users {
         if secret.is_empty() || secret.len() > 256 {
             return Err(Error::ResetTokenInvalid);
         }
+        // Hashing comes last: a bogus secret costs one indexed read, never an argon2 run.
+        let digest = sha256_hex(secret);
+        if !self.store.reset_usable(&digest, now_ms()).await? {
+            return Err(Error::ResetTokenInvalid);
+        }
         let hash = self.passwords.hash(password).await?;
-        let user_id =
-            self.store.consume_reset(&sha256_hex(secret), &hash, now_ms()).await?.ok_or(Error::ResetTokenInvalid)?;
+        let user_id = self.store.consume_reset(&digest, &hash, now_ms()).await?.ok_or(Error::ResetTokenInvalid)?;
         self.events.publish(Event::Kick { user_id, jti: None, reason: KickReason::PasswordReset });
         Ok(())
     }

@@ -99,7 +99,8 @@ async fn route(
     };
     let started = std::time::Instant::now();
     let result = app.api.dispatch(&caller, method, uri.path(), Value::Object(data)).await;
-    app.metrics.observe(route_label(uri.path()), started.elapsed().as_secs_f64());
+    let failure = result.as_ref().err().map(|e| (e.status(), e.family()));
+    app.metrics.observe(route_label(uri.path()), started.elapsed().as_secs_f64(), failure);
     respond(format, result.map(|outcome| outcome.data))
 }
 
@@ -114,10 +115,7 @@ fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let value: Value = match format {
-        Format::Json => serde_json::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?,
-        Format::MsgPack => rmp_serde::from_slice(body).map_err(|e| Error::MalformedFrame(e.to_string()))?,
-    };
+    let value: Value = frame::decode_document(body, format).map_err(Error::MalformedFrame)?;
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(Error::MalformedFrame("the body must be an object".into())),

@@ -28,6 +28,9 @@ pub trait UserStore: Send + Sync {
 
     /// Stores a reset secret's hash.
     async fn create_reset(&self, user_id: UserId, token_hash: &str, now: i64, expires_at: i64) -> Result<()>;
+    /// Whether a reset secret is usable now: known, unspent and unexpired. A cheap look before
+    /// the new password is hashed; spending it still decides.
+    async fn reset_usable(&self, token_hash: &str, now: i64) -> Result<bool>;
     /// Spends a usable reset secret: sets the password, voids the user's other secrets and bumps
     /// the token version, all at once. Returns the user, or `None` if the secret is not usable.
     async fn consume_reset(&self, token_hash: &str, password_hash: &str, now: i64) -> Result<Option<UserId>>;

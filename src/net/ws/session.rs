@@ -88,8 +88,9 @@ impl Live {
         let session = app.registry.open(format, app.config.outbound_queue, app.config.outbound_queue_bytes);
         if let Some(identity) = identity {
             let user_id = identity.user_id;
-            app.gateway.bind(&session, identity).await;
-            announce_ready(&app, &session, user_id);
+            if app.gateway.bind(&session, identity).await {
+                announce_ready(&app, &session, user_id);
+            }
         }
         let now = Instant::now();
         Live {
@@ -299,7 +300,8 @@ async fn serve_request(
 ) {
     let started = Instant::now();
     let result = app.api.dispatch(&caller, Method::Socket, &route, data).await;
-    app.metrics.observe(route_label(&route), started.elapsed().as_secs_f64());
+    let failure = result.as_ref().err().map(|e| (e.status(), e.family()));
+    app.metrics.observe(route_label(&route), started.elapsed().as_secs_f64(), failure);
     if matches!(result, Err(Error::RateLimited { .. })) && app.api.abusive(session.id) {
         session.end(Ending::Abuse);
     }
@@ -307,8 +309,9 @@ async fn serve_request(
         Ok(outcome) => {
             if let Some(identity) = outcome.bind {
                 let user_id = identity.user_id;
-                app.gateway.bind(session, identity).await;
-                announce_ready(app, session, user_id);
+                if app.gateway.bind(session, identity).await {
+                    announce_ready(app, session, user_id);
+                }
             }
             Ok(outcome.data)
         }

@@ -1,11 +1,13 @@
 //! Columns read back, and the model values made of them.
 
+use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ChatType, ConversationState, Gender, Group, JoinPolicy, Message, Profile, Recipient, Role, Standing, Status, User,
+    ChatType, ConversationState, Gender, Group, JoinPolicy, Message, MessageId, Profile, Recipient, Role, Standing,
+    Status, User,
 };
 
 /// A user with their profile: `users u JOIN profile p`.
@@ -62,19 +64,32 @@ pub fn group(row: &AnyRow) -> Result<Group> {
     })
 }
 
-/// A row of [`MESSAGE_COLUMNS`].
+/// The kind a message is read as when its stored content does not decode.
+pub const UNSUPPORTED: &str = "unsupported";
+
+/// A row of [`MESSAGE_COLUMNS`]. Total over stored content: content that does not decode (old
+/// data, a bug, a manual edit) is logged and read as an [`UNSUPPORTED`] message that keeps its
+/// id and seq, so one bad row never fails a whole list, sync or history.
 pub fn message(row: &AnyRow) -> Result<Message> {
     let chat_type: String = row.try_get("chat_type")?;
     let status: String = row.try_get("status")?;
     let content: String = row.try_get("content")?;
+    let id: MessageId = row.try_get("id")?;
+    let (kind, content) = match serde_json::from_str(&content) {
+        Ok(content) => (row.try_get("kind")?, content),
+        Err(err) => {
+            tracing::warn!(message = %id, error = %err, "a stored message's content does not decode; read as unsupported");
+            (UNSUPPORTED.to_owned(), Value::Object(Default::default()))
+        }
+    };
     Ok(Message {
-        id: row.try_get("id")?,
+        id,
         conversation_id: row.try_get("conversation_id")?,
         seq: row.try_get("seq")?,
         from: row.try_get("sender_id")?,
         to: Recipient::of(ChatType::parse(&chat_type).unwrap_or(ChatType::Single), row.try_get("recipient")?),
-        kind: row.try_get("kind")?,
-        content: serde_json::from_str(&content).map_err(Error::internal)?,
+        kind,
+        content,
         client_msg_id: row.try_get("client_msg_id")?,
         sent_at: row.try_get("sent_at")?,
         status: if status == "recalled" { Status::Recalled } else { Status::Normal },

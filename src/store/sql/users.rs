@@ -147,6 +147,16 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
+    async fn reset_usable(&self, token_hash: &str, now: i64) -> Result<bool> {
+        let found =
+            sqlx::query("SELECT 1 FROM password_reset WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     async fn consume_reset(&self, token_hash: &str, password_hash: &str, now: i64) -> Result<Option<UserId>> {
         let mut tx = self.writer.begin().await?;
         // Writing first takes the write lock at once, so two spends of one secret serialize and

@@ -281,23 +281,38 @@ impl Api {
         reply
     }
 
-    /// Registers `username` with `password` and returns the userinfo.
+    /// Registers `username` with `password` and returns the userinfo. The server's hashing
+    /// queue is short: `rate_limited` is waited out as it asks, as a client would.
     pub async fn register(&mut self, username: &str, password: &str) -> Value {
-        self.call("/user/register", json!({"username": username, "password": password})).await.ok()["userinfo"].clone()
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let reply = self.call("/user/register", json!({"username": username, "password": password})).await;
+            if reply.error.as_deref() != Some("rate_limited") || tokio::time::Instant::now() > deadline {
+                return reply.ok()["userinfo"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
 
 /// Registers `name` over plain HTTP at `base` (`http://host:port`); returns its token and id.
 pub async fn register_at(base: &str, name: &str) -> (String, String) {
-    let reply: Value = reqwest::Client::new()
-        .post(format!("{base}/user/register"))
-        .json(&json!({"username": name, "password": "a long enough password"}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("register reply");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let reply = loop {
+        let reply: Value = reqwest::Client::new()
+            .post(format!("{base}/user/register"))
+            .json(&json!({"username": name, "password": "a long enough password"}))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("register reply");
+        if reply["error"] != "rate_limited" || tokio::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let data = &reply["data"];
     (data["token"].as_str().expect("token").to_owned(), data["userinfo"]["id"].as_str().expect("id").to_owned())
 }

@@ -41,6 +41,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its data dir.
     pub dir: tempfile::TempDir,
+    /// Its database.
+    pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -96,7 +98,7 @@ impl Server {
         let task = tokio::spawn(chatgate::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        let server = Server { addr, dir, stop: Some(stop), task: Some(task) };
+        let server = Server { addr, dir, database_url: url.to_owned(), stop: Some(stop), task: Some(task) };
         server.wait_healthy().await;
         server
     }
@@ -123,6 +125,21 @@ impl Server {
     /// Base HTTP URL.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Runs one SQL statement straight on the server's database, behind its back: for tests of
+    /// what the server does with rows it did not write.
+    pub async fn execute_sql(&self, statement: &str) {
+        sqlx::any::install_default_drivers();
+        let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url).await.expect("database");
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut db).await.expect("SQL statement");
+    }
+
+    /// The value of the metric series `series` (name with its labels, as /metrics writes it),
+    /// or 0 when it is not there yet.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics")).await.expect("/metrics").text().await.expect("metrics body");
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
     }
 
     /// The lines of the reset outbox, waiting until at least `count` exist.

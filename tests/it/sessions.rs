@@ -1,0 +1,81 @@
+//! No ghost sessions: a session that closes at any point, even while its login is in flight,
+//! leaves nothing in the registry, and each user's online and offline transitions are
+//! announced exactly once, however their devices race.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::harness::{Api, Backend, Server, Via, Wire, Ws, user};
+use crate::on_both;
+
+on_both!(logins_cut_off_mid_flight_leave_no_session, two_devices_racing_leave_exact_presence);
+
+/// Within how long a dropped session must have left the registry and the presence.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Waits, up to [`SETTLE`], for no session to be left and every user in `ids` to be offline.
+async fn wait_all_gone(server: &Server, asker: &mut Api, ids: &[String]) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let sessions = server.metric("chatgate_sessions").await;
+        let online = asker.call("/user/online", json!({"ids": ids.join(",")})).await.ok();
+        let any_online = online["online"].as_object().unwrap().values().any(|v| v == true);
+        if sessions == 0.0 && !any_online {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sessions} sessions left; online: {online}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn logins_cut_off_mid_flight_leave_no_session(backend: Backend) {
+    let server = Server::start(backend).await;
+    let mut users = Vec::new();
+    for i in 0..25 {
+        let (api, id) = user(&server, Via::Http, &format!("ghost-{i}")).await;
+        users.push((api.token.clone().unwrap(), id));
+    }
+    // 500 sockets send `/user/auth` and drop the connection before the reply, 50 at a time.
+    for round in 0..10 {
+        let aborts = (0..50).map(|i| {
+            let (token, _) = users[(round * 50 + i) % users.len()].clone();
+            let server = &server;
+            async move {
+                let mut ws = Ws::open(server, Wire::Json).await;
+                ws.send_value(&json!({"type": "req", "id": 1, "route": "/user/auth", "data": {"token": token}})).await;
+                drop(ws);
+            }
+        });
+        join_all(aborts).await;
+    }
+    let ids: Vec<String> = users.iter().map(|(_, id)| id.clone()).collect();
+    let (mut asker, _) = user(&server, Via::Http, "ghost-asker").await;
+    wait_all_gone(&server, &mut asker, &ids).await;
+    let online = server.metric(r#"chatgate_presence_changes_total{state="online"}"#).await;
+    let offline = server.metric(r#"chatgate_presence_changes_total{state="offline"}"#).await;
+    assert_eq!(online, offline, "every user that came online went offline again, once");
+}
+
+async fn two_devices_racing_leave_exact_presence(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (api, id) = user(&server, Via::Http, "racer").await;
+    let (mut asker, _) = user(&server, Via::Http, "race-asker").await;
+    let token = api.token.clone().unwrap();
+    let ids = [id.clone()];
+    for pair in 0..100 {
+        let connect = || Ws::connect(&server, Wire::MsgPack, "", Some(&token));
+        let (a, b) = tokio::join!(connect(), connect());
+        let (mut a, mut b) = (a.unwrap(), b.unwrap());
+        let (ready_a, ready_b) = tokio::join!(a.push("session.ready"), b.push("session.ready"));
+        assert_eq!((&ready_a["data"]["userId"], &ready_b["data"]["userId"]), (&json!(id), &json!(id)));
+        let online = asker.call("/user/online", json!({"ids": ids.join(",")})).await.ok();
+        assert_eq!(online["online"][&id], true, "pair {pair}: {online}");
+        drop((a, b));
+        wait_all_gone(&server, &mut asker, &ids).await;
+    }
+    let online = server.metric(r#"chatgate_presence_changes_total{state="online"}"#).await;
+    let offline = server.metric(r#"chatgate_presence_changes_total{state="offline"}"#).await;
+    assert_eq!((online, offline), (100.0, 100.0), "one transition each way per pair");
+}
