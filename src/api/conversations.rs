@@ -3,12 +3,20 @@
 use serde::{Deserialize, Serialize};
 
 use super::groups::GroupInfo;
-use super::messages::{ConversationArg, MessageInfo};
 use super::users::UserInfo;
+use super::views::MessageInfo;
 use super::wire::{Empty, de_int, de_opt_bool, de_opt_int};
 use super::{Api, Ctx, Request};
 use crate::error::Result;
 use crate::model::{ConversationId, ConversationPatch, ConversationView, Peer};
+
+/// `{conversationId}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConversationArg {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+}
 
 /// A conversation's peer: a user or a group.
 #[derive(Debug, Serialize)]

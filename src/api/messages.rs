@@ -5,58 +5,13 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::conversations::ConversationInfo;
+use super::conversations::{ConversationArg, ConversationInfo};
+use super::views::MessageInfo;
 use super::wire::{Done, de_int, de_loose_id, de_opt_int};
 use super::{Api, Ctx, Request};
 use crate::domain::content::validate_content;
 use crate::error::{Error, Result};
-use crate::model::{ChatType, ConversationId, Message, MessageId, Outgoing, Recipient, UserId};
-
-/// `message` on the wire.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageInfo {
-    /// Message id.
-    pub id: MessageId,
-    /// Its conversation.
-    pub conversation_id: ConversationId,
-    /// Position in the conversation.
-    pub seq: i64,
-    /// `single` or `group`.
-    pub chat_type: &'static str,
-    /// Sender.
-    pub from: UserId,
-    /// Peer user or group.
-    pub to: Recipient,
-    /// Kind.
-    pub kind: String,
-    /// Content.
-    pub content: Value,
-    /// The sender's idempotency key.
-    pub client_msg_id: String,
-    /// Stored at.
-    pub sent_at: i64,
-    /// `normal` or `recalled`.
-    pub status: &'static str,
-}
-
-impl From<Message> for MessageInfo {
-    fn from(m: Message) -> Self {
-        MessageInfo {
-            id: m.id,
-            conversation_id: m.conversation_id,
-            seq: m.seq,
-            chat_type: m.to.chat_type().as_str(),
-            from: m.from,
-            to: m.to,
-            kind: m.kind,
-            content: m.content,
-            client_msg_id: m.client_msg_id,
-            sent_at: m.sent_at,
-            status: m.status.as_str(),
-        }
-    }
-}
+use crate::model::{ChatType, ConversationId, MessageId, Outgoing, Recipient, UserId};
 
 /// `{message}`.
 #[derive(Debug, Serialize)]
@@ -173,14 +128,6 @@ pub struct MessageRef {
     /// The message; malformed ids name nothing.
     #[serde(deserialize_with = "de_loose_id")]
     pub message_id: Option<MessageId>,
-}
-
-/// `{conversationId}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ConversationArg {
-    /// The conversation.
-    pub conversation_id: ConversationId,
 }
 
 /// `{count, userIds}`.

@@ -20,6 +20,7 @@ pub mod messages;
 pub mod push;
 pub mod routes;
 pub mod users;
+pub mod views;
 pub mod wire;
 
 #[cfg(test)]

@@ -132,6 +132,38 @@ fn nests_deeper_than(value: &Value, max: usize) -> bool {
     false
 }
 
+/// The fields of a text message: its text, mentions and reply.
+fn text_fields(f: &mut Fields, max_text: usize) -> Result<()> {
+    f.text("text", true, max_text, true)?;
+    if let Some(mentions) = f.take("mentions", false)? {
+        let normalized = match mentions {
+            Value::String(s) if s == "all" => Value::String(s),
+            Value::Array(ids) if ids.len() <= 100 => {
+                let ids: Option<Vec<Value>> = ids
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.parse::<i64>().ok(),
+                        other => other.as_i64(),
+                    })
+                    .map(|id| id.filter(|i| *i > 0).map(|i| Value::String(i.to_string())))
+                    .collect();
+                Value::Array(ids.ok_or_else(|| Error::validation("mentions", "mentions must be user ids or \"all\""))?)
+            }
+            _ => return Err(Error::validation("mentions", "mentions must be up to 100 user ids or \"all\"")),
+        };
+        f.out.insert("mentions".into(), normalized);
+    }
+    if let Some(reply_to) = f.take("replyTo", false)? {
+        let id = match &reply_to {
+            Value::String(s) => s.parse::<i64>().ok(),
+            other => other.as_i64(),
+        };
+        let id = id.filter(|i| *i > 0).ok_or_else(|| Error::validation("replyTo", "replyTo must be a message id"))?;
+        f.out.insert("replyTo".into(), Value::String(id.to_string()));
+    }
+    Ok(())
+}
+
 /// Validates `content` for `kind` and returns it normalized (ids as strings).
 pub fn validate_content(kind: &str, content: Value, max_text: usize) -> Result<Value> {
     if nests_deeper_than(&content, MAX_CONTENT_DEPTH) {
@@ -142,39 +174,7 @@ pub fn validate_content(kind: &str, content: Value, max_text: usize) -> Result<V
     }
     let mut f = Fields::new(content)?;
     match kind {
-        "text" => {
-            f.text("text", true, max_text, true)?;
-            if let Some(mentions) = f.take("mentions", false)? {
-                let normalized = match mentions {
-                    Value::String(s) if s == "all" => Value::String(s),
-                    Value::Array(ids) if ids.len() <= 100 => {
-                        let ids: Option<Vec<Value>> = ids
-                            .iter()
-                            .map(|v| match v {
-                                Value::String(s) => s.parse::<i64>().ok(),
-                                other => other.as_i64(),
-                            })
-                            .map(|id| id.filter(|i| *i > 0).map(|i| Value::String(i.to_string())))
-                            .collect();
-                        Value::Array(
-                            ids.ok_or_else(|| Error::validation("mentions", "mentions must be user ids or \"all\""))?,
-                        )
-                    }
-                    _ => return Err(Error::validation("mentions", "mentions must be up to 100 user ids or \"all\"")),
-                };
-                f.out.insert("mentions".into(), normalized);
-            }
-            if let Some(reply_to) = f.take("replyTo", false)? {
-                let id = match &reply_to {
-                    Value::String(s) => s.parse::<i64>().ok(),
-                    other => other.as_i64(),
-                };
-                let id = id
-                    .filter(|i| *i > 0)
-                    .ok_or_else(|| Error::validation("replyTo", "replyTo must be a message id"))?;
-                f.out.insert("replyTo".into(), Value::String(id.to_string()));
-            }
-        }
+        "text" => text_fields(&mut f, max_text)?,
         "image" => {
             f.url("url", true)?;
             f.int("width", true, MAX_DIMENSION)?;

@@ -1,5 +1,5 @@
-//! The HTTP mirror of every route, plus `/healthz`, `/readyz`, `/metrics`, the `/ws` upgrade,
-//! the file routes ([`super::files`]) and the web client's files.
+//! The HTTP mirror of every route and `/readyz`, with the reply encoding the other HTTP
+//! handlers share; [`super::router`] puts them on their paths.
 //!
 //! POST takes a JSON body (or MessagePack with `Content-Type: application/msgpack`, answered in
 //! kind); GET takes query parameters. The token comes in `Authorization: Bearer` or as the
@@ -10,35 +10,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Map, Value};
 
-use super::{App, bearer, files, user_agent, web, ws};
+use super::{App, bearer, user_agent};
 use crate::api::frame::{self, Format, Payload, Reply};
 use crate::api::{Auth, Caller, Method, route_label};
 use crate::error::Error;
 use crate::model::{Origin, Transport};
-
-/// The HTTP application.
-pub fn app(state: Arc<App>) -> axum::Router {
-    let limit = state.config.max_frame_bytes;
-    axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(|State(app): State<Arc<App>>| async move { app.metrics.render() }))
-        .route("/ws", get(ws::upgrade))
-        // Uploads stream to storage, so the frame limit does not apply; the media service
-        // enforces its own.
-        .route("/file/upload", axum::routing::post(files::upload).layer(DefaultBodyLimit::disable()))
-        .route("/file/{id}", get(files::download))
-        .merge(web::routes())
-        .fallback(route)
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
-}
 
 /// Encodes a reply (or an error) as an HTTP response in `format`.
 pub fn respond(format: Format, result: Result<Value, Error>) -> Response {
@@ -62,7 +43,7 @@ pub fn respond(format: Format, result: Result<Value, Error>) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
 }
 
-async fn route(
+pub(super) async fn route(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: HttpMethod,
@@ -123,7 +104,7 @@ fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
 }
 
 /// `GET /readyz`: 200 when the database, and the bus if there is one, answer.
-async fn readyz(State(app): State<Arc<App>>) -> Response {
+pub(super) async fn readyz(State(app): State<Arc<App>>) -> Response {
     let database = app.api.ready().await;
     let bus = app.gateway.ready().await;
     let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -1,11 +1,13 @@
 //! The network edge: HTTP ([`http`], with the streaming [`files`] routes and the static [`web`]
-//! client), the WebSocket ([`ws`]), and serving them on a listener until shutdown.
+//! client), the WebSocket ([`ws`]), the [`router`] that puts them on their paths, and serving
+//! them on a listener until shutdown.
 //!
 //! Transports decode frames, say who is calling, hand the call to the [`Api`] and encode its
 //! answer. They know no domain rule and no store.
 
 pub mod files;
 pub mod http;
+pub mod router;
 pub mod web;
 pub mod ws;
 
@@ -58,7 +60,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cancel = app.shutdown.clone();
-    let service = http::app(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let service = router::app(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
