@@ -125,8 +125,8 @@ pub fn s4(report: &mut Report, z: &Sizes) {
             format!("{}/s (bare)", thousands(ceiling.per_core())),
             ratio(ours.per_core(), ceiling.per_core()),
         ],
-        "-",
-        None,
+        "≥ 0.7 × bare (issue 18)",
+        Some(ours.per_core() >= 0.7 * ceiling.per_core()),
     );
     s4_socketio(report, z, &ours, pad);
     report.row(

@@ -31,23 +31,24 @@ pub fn s8(report: &mut Report, _z: &Sizes) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (calm, flooded, counts) = runtime.block_on(async {
         register_people(&base).await;
-        let calm = login_round(&base, "calm").await;
+        let calm = login_round(&base).await;
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(Counts::default());
         let flood: Vec<_> =
             (0..FLOODERS).map(|i| tokio::spawn(flooder(base.clone(), i, stop.clone(), counts.clone()))).collect();
         // Let the flood fill every queue before measuring.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let flooded = login_round(&base, "flood").await;
+        let flooded = login_round(&base).await;
         stop.store(true, Ordering::Relaxed);
         for task in flood {
             let _ = task.await;
         }
         (calm, flooded, counts)
     });
+    let ((calm, calm_refused), (flooded, flood_refused)) = (calm, flooded);
     let (calm_p99, flood_p99) = (p99(calm), p99(flooded));
     report.detail(&format!(
-        "- {PEOPLE} people log in one after another, each from an address of its own (127.0.1.x), once in calm and once while {FLOODERS} clients on 127.0.0.2-9 send bogus resets, registrations and wrong-password logins in a closed loop; server flags `--rate-address 50 --login-attempts-per-minute 10`\n- flood requests: {} sent, {} refused as `rate_limited`, {} other refusals, {} accepted\n- login p99: {calm_p99:.1} ms calm, {flood_p99:.1} ms during the flood",
+        "- {PEOPLE} people log in one after another, each from an address of its own (127.0.1.x), once in calm and once while {FLOODERS} clients on 127.0.0.2-9 send bogus resets, registrations and wrong-password logins in a closed loop; server flags `--rate-address 50 --login-attempts-per-minute 10`\n- flood requests: {} sent, {} refused as `rate_limited`, {} other refusals, {} accepted\n- login p99 of those let in: {calm_p99:.1} ms calm, {flood_p99:.1} ms during the flood; people refused (`rate_limited`, the login hashing queue full): {calm_refused} of {PEOPLE} calm, {flood_refused} of {PEOPLE} during the flood",
         counts.sent.load(Ordering::Relaxed),
         counts.limited.load(Ordering::Relaxed),
         counts.refused.load(Ordering::Relaxed),
@@ -56,9 +57,13 @@ pub fn s8(report: &mut Report, _z: &Sizes) {
     report.row(
         "S8",
         "login p99 during a flood of resets, registrations, bad logins",
-        [format!("{flood_p99:.1} ms"), format!("{calm_p99:.1} ms (calm)"), ratio(flood_p99, calm_p99)],
-        "≤ 2 × calm",
-        Some(flood_p99 <= 2.0 * calm_p99),
+        [
+            format!("{flood_p99:.1} ms, {flood_refused} of {PEOPLE} refused"),
+            format!("{calm_p99:.1} ms (calm)"),
+            ratio(flood_p99, calm_p99),
+        ],
+        "≤ 2 × calm, none refused",
+        Some(flood_p99 <= 2.0 * calm_p99 && flood_refused == 0 && calm_refused == 0),
     );
 }
 
@@ -93,18 +98,22 @@ async fn register_people(base: &str) {
     }
 }
 
-/// Each person logs in once; the latencies, in ms.
-async fn login_round(base: &str, phase: &str) -> Vec<f64> {
+/// Each person logs in once: the latencies of those let in, in ms, and how many were refused.
+async fn login_round(base: &str) -> (Vec<f64>, usize) {
     let mut took = Vec::with_capacity(PEOPLE);
+    let mut refused = 0;
     for i in 0..PEOPLE {
         let http = client(person_address(i));
         let body = json!({"username": format!("person-{i}"), "password": PASSWORD});
         let started = Instant::now();
         let reply = post(&http, base, "/user/login", body).await;
-        took.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(reply["code"], 0, "{phase}: person-{i} could not log in: {reply}");
+        if reply["code"] == 0 {
+            took.push(started.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            refused += 1;
+        }
     }
-    took
+    (took, refused)
 }
 
 async fn flooder(base: String, i: usize, stop: Arc<AtomicBool>, counts: Arc<Counts>) {
@@ -137,6 +146,9 @@ async fn flooder(base: String, i: usize, stop: Arc<AtomicBool>, counts: Arc<Coun
 }
 
 fn p99(mut took: Vec<f64>) -> f64 {
+    if took.is_empty() {
+        return f64::NAN;
+    }
     took.sort_by(f64::total_cmp);
     took[(took.len() * 99 / 100).min(took.len() - 1)]
 }
