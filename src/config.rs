@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// Signing keys published in docs and example files, which anyone can sign tokens with.
+const EXAMPLE_SECRETS: &[&str] = &["trial-only-signing-key-change-me-0123456789"];
+
 /// Everything chatgate can be told at start-up.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chatgate", version, about = "A real-time chat gateway and IM backend", args_override_self = true)]
@@ -44,6 +47,11 @@ pub struct Config {
     /// and kept in `<data-dir>/jwt.key`. Every node of a cluster must share it.
     #[arg(long, env = "CHATGATE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// Development mode: accepts a well-known example `--jwt-secret` (such as the trial key of
+    /// old docker-compose files). Never for a deployment anyone else can reach.
+    #[arg(long, env = "CHATGATE_DEV")]
+    pub dev: bool,
 
     /// Issuer (`iss`) written into and required of every token.
     #[arg(long, env = "CHATGATE_JWT_ISSUER", default_value = "chatgate")]
@@ -228,6 +236,14 @@ impl Config {
         {
             bail!("--jwt-secret must be at least 32 bytes");
         }
+        if let Some(secret) = &self.jwt_secret
+            && EXAMPLE_SECRETS.contains(&secret.as_str())
+            && !self.dev
+        {
+            bail!(
+                "--jwt-secret is a published example key: anyone can sign tokens with it; set 32+ random bytes (or pass --dev)"
+            );
+        }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
         {
@@ -318,6 +334,8 @@ mod tests {
         let bad = |args: &[&str]| Config::parse_from([&["chatgate"], args].concat()).validate().is_err();
         assert!(bad(&["--max-frame-bytes", "10"]));
         assert!(bad(&["--jwt-secret", "short"]));
+        assert!(bad(&["--jwt-secret", EXAMPLE_SECRETS[0]]));
+        assert!(!bad(&["--jwt-secret", EXAMPLE_SECRETS[0], "--dev"]));
         assert!(bad(&["--database-url", "mysql://x"]));
         assert!(bad(&["--notify-webhook", "ftp://x"]));
         assert!(bad(&["--outbound-queue", "0"]));

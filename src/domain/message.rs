@@ -228,10 +228,10 @@ impl Messages {
         }
         let own_in_time = message.from == who.user_id && now_ms() - message.sent_at <= self.limits.recall_window_ms;
         let moderator = match conversation {
-            ConversationRef::Group(group_id) => {
-                self.store.standing(group_id, who.user_id).await?.is_some_and(|s| s.role >= Role::Admin)
+            ConversationRef::Group(group_id) if !own_in_time => {
+                self.outranks(group_id, who.user_id, message.from).await?
             }
-            ConversationRef::Single(..) => false,
+            _ => false,
         };
         if !own_in_time && !moderator {
             return Err(Error::Forbidden);
@@ -247,6 +247,21 @@ impl Messages {
             audience: audience(conversation, None),
         });
         Ok(recalled)
+    }
+
+    /// Whether `moderator` may recall `sender`'s messages in `group_id`: the owner anyone's, an
+    /// admin only those of members (or of people no longer in the group), never the owner's
+    /// or another admin's.
+    async fn outranks(&self, group_id: GroupId, moderator: UserId, sender: UserId) -> Result<bool> {
+        let Some(standing) = self.store.standing(group_id, moderator).await? else { return Ok(false) };
+        Ok(match standing.role {
+            Role::Owner => true,
+            Role::Admin => {
+                let sender_role = self.store.standing(group_id, sender).await?.map(|s| s.role);
+                matches!(sender_role, None | Some(Role::Member))
+            }
+            Role::Member => false,
+        })
     }
 
     /// Tells the other participants the caller is typing. Nothing is stored.

@@ -142,7 +142,7 @@ impl Users {
         let notice = ResetNotice {
             username: account.user.username.clone(),
             user_id: account.user.id,
-            reset_url: format!("{}/reset-password?token={secret}", self.public_url),
+            reset_url: format!("{}/reset-password#token={secret}", self.public_url),
             reset_token: secret,
             expires_at,
         };

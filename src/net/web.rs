@@ -1,5 +1,6 @@
 //! The web client and the JavaScript SDK, embedded in the binary and served as static files:
-//! `/` (the client), `/app.js`, `/style.css`, and `/sdk/chatgate.js` with its content builders
+//! `/` (the client), `/app.js`, `/style.css`, the page a password-reset link opens
+//! (`/reset-password`, `/reset.js`), and `/sdk/chatgate.js` with its content builders
 //! (`/sdk/content.js`), MessagePack codec and TypeScript declarations.
 
 use axum::Router;
@@ -24,16 +25,21 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
+/// An HTML page, under the content security policy.
+fn page(body: &'static str) -> Response {
+    let mut page = asset(body, "text/html; charset=utf-8");
+    page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
+    page
+}
+
 /// The static routes, merged into the HTTP application.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
+        .route("/", get(|| async { page(include_str!("../../web/index.html")) }))
+        .route("/reset-password", get(|| async { page(include_str!("../../web/reset.html")) }))
         .route(
-            "/",
-            get(|| async {
-                let mut page = asset(include_str!("../../web/index.html"), "text/html; charset=utf-8");
-                page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
-                page
-            }),
+            "/reset.js",
+            get(|| async { asset(include_str!("../../web/reset.js"), "text/javascript; charset=utf-8") }),
         )
         .route("/app.js", get(|| async { asset(include_str!("../../web/app.js"), "text/javascript; charset=utf-8") }))
         .route("/style.css", get(|| async { asset(include_str!("../../web/style.css"), "text/css; charset=utf-8") }))

@@ -4,7 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -221,6 +221,55 @@ test("an uploaded image renders in the peer's view, and a file comes as a link",
   await shot(bob.page, "image-peer");
   await alice.context.close();
   await bob.context.close();
+});
+
+/** The reset link the server wrote to its outbox for `username`, once it is there. */
+async function resetLink(username) {
+  const end = Date.now() + WAIT;
+  for (;;) {
+    let text = "";
+    try { text = readFileSync(join(dataDir, "outbox.jsonl"), "utf8"); } catch {}
+    const line = text.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((n) => n.username === username);
+    if (line) return line.resetUrl;
+    if (Date.now() > end) throw new Error(`no reset notice for ${username}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function logsIn(username, password) {
+  const r = await fetch(`${server.base}/user/login`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }),
+  });
+  return (await r.json()).code === 0;
+}
+
+test("a password-reset link opens a page that sets the new password, once", async () => {
+  const erin = await person("erin");
+  const asked = await fetch(`${server.base}/user/changePassword`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: erin.name }),
+  });
+  assert.equal((await asked.json()).code, 0);
+  const link = await resetLink(erin.name);
+  const page = await erin.context.newPage();
+  page.setDefaultTimeout(WAIT);
+  await page.goto(link);
+  await page.getByTestId("new-password").fill("a brand new password");
+  assert.ok(!page.url().includes("token"), `the secret left the address bar: ${page.url()}`);
+  await page.getByTestId("new-password-again").fill("a brand new password");
+  await page.getByTestId("reset-submit").click();
+  await page.getByTestId("reset-done").waitFor();
+  await shot(page, "reset-done");
+  assert.equal(await logsIn(erin.name, "a brand new password"), true);
+  assert.equal(await logsIn(erin.name, "a long enough password"), false);
+  // The same link again: spent, and the page says so.
+  const again = await erin.context.newPage();
+  again.setDefaultTimeout(WAIT);
+  await again.goto(link);
+  await again.getByTestId("new-password").fill("yet another password");
+  await again.getByTestId("new-password-again").fill("yet another password");
+  await again.getByTestId("reset-submit").click();
+  await again.waitForFunction(() => document.querySelector("[data-testid=reset-error]").textContent.includes("expired or was used"));
+  await erin.context.close();
 });
 
 test("unread badges count up, and clear when the conversation is opened", async () => {

@@ -112,6 +112,8 @@ async fn web_client_and_sdk_are_served() {
         ("/", "text/html", "web/index.html"),
         ("/app.js", "text/javascript", "web/app.js"),
         ("/style.css", "text/css", "web/style.css"),
+        ("/reset-password", "text/html", "web/reset.html"),
+        ("/reset.js", "text/javascript", "web/reset.js"),
         ("/sdk/chatgate.js", "text/javascript", "sdk/js/chatgate.js"),
         ("/sdk/content.js", "text/javascript", "sdk/js/content.js"),
         ("/sdk/msgpack.js", "text/javascript", "sdk/js/msgpack.js"),
@@ -120,7 +122,7 @@ async fn web_client_and_sdk_are_served() {
         let r = reqwest::get(server.url(path)).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
-        if path == "/" {
+        if path == "/" || path == "/reset-password" {
             let policy = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
             assert!(policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
         }

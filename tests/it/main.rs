@@ -19,6 +19,7 @@ mod http;
 mod media;
 mod messages;
 mod metrics;
+mod moderation;
 mod poison;
 mod secrets;
 mod sessions;

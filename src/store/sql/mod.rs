@@ -181,4 +181,19 @@ mod tests {
         assert_eq!(synchronous_of("normal").await, 1);
         assert_eq!(synchronous_of("full").await, 2);
     }
+
+    #[tokio::test]
+    async fn pruning_revocations_uses_the_expiry_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse_from(["chatgate", "--data-dir", dir.path().to_str().unwrap()]);
+        let store = SqlStore::connect(&config).await.unwrap();
+        let plan: Vec<String> = sqlx::query("EXPLAIN QUERY PLAN DELETE FROM revoked_token WHERE expires_at < 1")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(plan.iter().any(|step| step.contains("INDEX revoked_token_expires_at")), "{plan:?}");
+    }
 }
