@@ -119,7 +119,9 @@ impl Gateway {
     /// Binds a session to its user (handshake or login), subscribing the node to the user's
     /// channels when it is their first session here. Returns once the user's groups are known
     /// here, so that every group push from then on reaches the session; `false` when the
-    /// session closed first and was not bound.
+    /// session closed first and was not bound, or when the user's groups could not be read:
+    /// a session that would silently miss group pushes is ended instead (1011), so its client
+    /// reconnects and syncs.
     pub async fn bind(self: &Arc<Self>, session: &Arc<Session>, identity: Identity) -> bool {
         let user_id = identity.user_id;
         let Some(change) = self.registry.bind(session, identity) else { return false };
@@ -130,7 +132,10 @@ impl Gateway {
             }
         }
         self.reconcile(user_id);
-        self.load_groups(user_id).await;
+        if self.load_groups(user_id).await.is_err() {
+            session.end(Ending::Unavailable);
+            return false;
+        }
         let sessions = self.registry.sessions(user_id);
         if let Some(excess) = sessions.len().checked_sub(self.max_sessions_per_user) {
             // The oldest sessions make room: a new login never fails for being one too many.
@@ -177,21 +182,22 @@ impl Gateway {
     }
 
     /// Reads an online user's groups and counts them in, unless a membership change for the
-    /// user lands meanwhile, in which case it reads them again.
-    async fn load_groups(&self, user_id: UserId) {
+    /// user lands meanwhile, in which case it reads them again. `Err` when they could not be
+    /// read (logged here).
+    async fn load_groups(&self, user_id: UserId) -> Result<(), ()> {
         for _ in 0..LOAD_ATTEMPTS {
-            let Some(seen) = self.user_groups.get(&user_id).map(|u| u.changes) else { return };
+            let Some(seen) = self.user_groups.get(&user_id).map(|u| u.changes) else { return Ok(()) };
             let groups = match self.store.group_ids_of(user_id).await {
                 Ok(groups) => groups,
                 Err(err) => {
-                    tracing::warn!(%user_id, error = %err, "could not load a user's groups; their group pushes wait for a sync");
-                    return;
+                    tracing::error!(%user_id, error = %err, "could not load a user's groups; ending the session");
+                    return Err(());
                 }
             };
             // The user went offline meanwhile, or is counted in already by the changes.
-            let Some(mut user) = self.user_groups.get_mut(&user_id) else { return };
+            let Some(mut user) = self.user_groups.get_mut(&user_id) else { return Ok(()) };
             if !user.online {
-                return;
+                return Ok(());
             }
             if user.changes != seen {
                 continue;
@@ -201,9 +207,10 @@ impl Gateway {
                     self.add_member(group, user_id);
                 }
             }
-            return;
+            return Ok(());
         }
-        tracing::warn!(%user_id, "a user's groups kept changing while loading; their group pushes wait for a sync");
+        tracing::error!(%user_id, "a user's groups kept changing while loading; ending the session");
+        Err(())
     }
 
     /// Counts `user_id` in `group`'s online members here (a user not online here is skipped).

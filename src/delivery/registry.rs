@@ -33,6 +33,9 @@ pub enum Ending {
     SlowConsumer,
     /// It kept sending past its rate limit.
     Abuse,
+    /// The server could not make it whole (its user's groups could not be read): the client
+    /// should reconnect, and sync.
+    Unavailable,
 }
 
 /// One live session, shared by its socket task, its request tasks and the registry.

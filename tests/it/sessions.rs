@@ -10,7 +10,11 @@ use serde_json::json;
 use crate::harness::{Api, Backend, Server, Via, Wire, Ws, user};
 use crate::on_both;
 
-on_both!(logins_cut_off_mid_flight_leave_no_session, two_devices_racing_leave_exact_presence);
+on_both!(
+    logins_cut_off_mid_flight_leave_no_session,
+    two_devices_racing_leave_exact_presence,
+    unreadable_groups_end_the_session_loudly
+);
 
 /// Within how long a dropped session must have left the registry and the presence.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -78,4 +82,26 @@ async fn two_devices_racing_leave_exact_presence(backend: Backend) {
     let online = server.metric(r#"chatgate_presence_changes_total{state="online"}"#).await;
     let offline = server.metric(r#"chatgate_presence_changes_total{state="offline"}"#).await;
     assert_eq!((online, offline), (100.0, 100.0), "one transition each way per pair");
+}
+
+/// A session whose user's groups cannot be read would miss every group push while claiming to
+/// be ready: it is ended with 1011 instead (and `/user/auth` answers `unavailable`), so that the
+/// client reconnects and syncs.
+async fn unreadable_groups_end_the_session_loudly(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (api, _) = user(&server, Via::Http, "unreadable").await;
+    let token = api.token.clone().unwrap();
+    server.execute_sql("ALTER TABLE group_member RENAME TO group_member_away").await;
+
+    let mut ws = Ws::connect(&server, Wire::Json, "", Some(&token)).await.unwrap();
+    assert_eq!(ws.closed().await.code, Some(1011));
+    let mut ws = Ws::open(&server, Wire::MsgPack).await;
+    let reply = ws.request("/user/auth", json!({"token": token})).await;
+    assert_eq!(reply["error"], "unavailable", "{reply}");
+    assert_eq!(ws.closed().await.code, Some(1011));
+
+    server.execute_sql("ALTER TABLE group_member_away RENAME TO group_member").await;
+    let mut ws = Ws::connect(&server, Wire::Json, "", Some(&token)).await.unwrap();
+    ws.push("session.ready").await;
+    assert_eq!(server.metric("chatgate_sessions").await, 1.0);
 }

@@ -259,6 +259,10 @@ impl Live {
             }
             // A peer that does not read would block any further write: close at once.
             Turn::End(Ending::SlowConsumer) => close(CloseCode::Policy, "slow consumer: outbound queue full"),
+            Turn::End(Ending::Unavailable) => {
+                let _ = tokio::time::timeout(INFLIGHT_GRACE, self.finish_inflight(ws)).await;
+                close(CloseCode::Error, "server could not load the session; reconnect")
+            }
             Turn::End(Ending::Abuse) => {
                 let _ = tokio::time::timeout(INFLIGHT_GRACE, self.finish_inflight(ws)).await;
                 close(CloseCode::Policy, "rate limit exceeded")
@@ -309,9 +313,11 @@ async fn serve_request(
         Ok(outcome) => {
             if let Some(identity) = outcome.bind {
                 let user_id = identity.user_id;
-                if app.gateway.bind(session, identity).await {
-                    announce_ready(app, session, user_id);
+                if !app.gateway.bind(session, identity).await {
+                    session.send(encode_reply(Some(&id), Err(Error::Unavailable), format));
+                    return;
                 }
+                announce_ready(app, session, user_id);
             }
             Ok(outcome.data)
         }
