@@ -141,6 +141,11 @@ impl Api {
             routes::Access::Anyone => None,
             routes::Access::User => Some(self.identity(caller).await?),
         };
+        // A socket's frames were charged to their user above; an HTTP call only now that its
+        // token names one.
+        if let (Auth::Token(_), Some(who)) = (&caller.auth, &who) {
+            self.domain.limits.user_request(who.user_id)?;
+        }
         let cx = Ctx { caller, who, bound: OnceLock::new() };
         let data = handler(self, &cx, data).await?;
         Ok(Outcome { data, bind: cx.bound.into_inner() })

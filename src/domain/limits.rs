@@ -82,6 +82,12 @@ impl Limits {
         }
     }
 
+    /// One HTTP request made with a user's token, once the token is known to be theirs: it
+    /// counts against the same per-user bucket as their sockets' frames.
+    pub fn user_request(&self, user: UserId) -> Result<()> {
+        check(&self.user, &user)
+    }
+
     /// Whether a session that was just refused has been refused too often: it is then closed.
     pub fn abusive(&self, session: SessionId) -> bool {
         self.abuse.check_key(&session).is_err()

@@ -5,6 +5,7 @@ mod harness;
 
 mod access;
 mod browser;
+mod buckets;
 mod cluster;
 mod conversations;
 mod deploy;

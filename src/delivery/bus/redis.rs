@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,9 @@ use crate::model::{UserId, now_ms};
 
 /// Envelopes waiting to be published, per node.
 const PUBLISH_QUEUE: usize = 65_536;
+/// Bytes of envelopes waiting to be published, per node: past it, envelopes are dropped (and
+/// counted) rather than held, and the other nodes' clients fill the gap by sync.
+const PUBLISH_QUEUE_BYTES: usize = 64 << 20;
 /// Subscription changes waiting, per node.
 const CONTROL_QUEUE: usize = 65_536;
 /// Most envelopes sent in one Redis pipeline.
@@ -31,6 +35,8 @@ enum Control {
 /// (`chatgate:online:<user>`: node → expiry in ms) that expires unless refreshed.
 pub struct RedisBus {
     publish: mpsc::Sender<(String, Bytes)>,
+    /// Bytes in `publish` now.
+    queued: Arc<AtomicUsize>,
     control: mpsc::Sender<Control>,
     conn: ConnectionManager,
     metrics: Arc<Metrics>,
@@ -81,9 +87,10 @@ impl RedisBus {
         let conn = ConnectionManager::new_with_config(client, config).await?;
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
-        tokio::spawn(publisher(conn.clone(), publish_rx, metrics.clone()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(publisher(conn.clone(), publish_rx, queued.clone(), metrics.clone()));
         tokio::spawn(controller(conn.clone(), control_rx, node.to_owned()));
-        Ok((RedisBus { publish, control, conn, metrics }, inbound))
+        Ok((RedisBus { publish, queued, control, conn, metrics }, inbound))
     }
 
     fn control(&self, c: Control) {
@@ -95,9 +102,15 @@ impl RedisBus {
 }
 
 /// Publishes what is queued, a pipeline per batch: one round trip for many envelopes.
-async fn publisher(mut conn: ConnectionManager, mut queue: mpsc::Receiver<(String, Bytes)>, metrics: Arc<Metrics>) {
+async fn publisher(
+    mut conn: ConnectionManager,
+    mut queue: mpsc::Receiver<(String, Bytes)>,
+    queued: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        queued.fetch_sub(batch.iter().map(|(_, envelope)| envelope.len()).sum(), Ordering::Relaxed);
         let mut pipe = redis::pipe();
         for (channel, envelope) in &batch {
             pipe.cmd("PUBLISH").arg(format!("{PREFIX}{channel}")).arg(envelope.as_ref()).ignore();
@@ -169,7 +182,14 @@ async fn write_presence(conn: &mut ConnectionManager, node: &str, users: &[UserI
 #[async_trait]
 impl Bus for RedisBus {
     fn publish(&self, channel: String, envelope: Bytes) {
+        let len = envelope.len();
+        if self.queued.fetch_add(len, Ordering::Relaxed) + len > PUBLISH_QUEUE_BYTES {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.metrics.redis_publish_failures.inc();
+            return;
+        }
         if self.publish.try_send((channel, envelope)).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
             self.metrics.redis_publish_failures.inc();
         }
     }
