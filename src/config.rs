@@ -104,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: u64,
 
+    /// Bytes of uploads one user may keep stored (default 1 GiB); an upload past it is refused
+    /// with `quota.exceeded` and leaves nothing behind.
+    #[arg(long, env = "CHATGATE_STORAGE_QUOTA_BYTES", default_value_t = 1 << 30)]
+    pub storage_quota_bytes: u64,
+
     /// Where uploads are stored: `s3://bucket[/prefix]` on an S3-compatible store that every
     /// node shares, with its endpoint, region and credentials from the standard `AWS_*`
     /// variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -222,8 +227,8 @@ impl Config {
         if !(2..=100_000).contains(&self.group_max_members) {
             bail!("--group-max-members must be between 2 and 100000");
         }
-        if self.max_text_chars == 0 || self.max_upload_bytes == 0 {
-            bail!("--max-text-chars and --max-upload-bytes must be positive");
+        if self.max_text_chars == 0 || self.max_upload_bytes == 0 || self.storage_quota_bytes == 0 {
+            bail!("--max-text-chars, --max-upload-bytes and --storage-quota-bytes must be positive");
         }
         if self.auth_grace_secs == 0 || self.max_connections == 0 || self.max_sessions_per_user == 0 {
             bail!("--auth-grace-secs, --max-connections and --max-sessions-per-user must be positive");

@@ -44,6 +44,12 @@ pub enum Error {
         /// The limit.
         max_bytes: u64,
     },
+    /// An upload that would take its user past their storage quota.
+    #[error("the upload would pass your storage quota of {quota_bytes} bytes")]
+    QuotaExceeded {
+        /// The quota.
+        quota_bytes: u64,
+    },
     /// The group has no room for the members being added.
     #[error("the group is full")]
     GroupFull,
@@ -104,6 +110,7 @@ impl Error {
             Error::UserExists => "user.exists",
             Error::GroupFull => "group.full",
             Error::FileTooLarge { .. } => "file.too_large",
+            Error::QuotaExceeded { .. } => "quota.exceeded",
             Error::NotFound => "not_found",
             Error::Forbidden => "forbidden",
             Error::Muted => "group.muted",
@@ -136,7 +143,7 @@ impl Error {
             Error::NotFound | Error::UnknownRoute => 404,
             Error::MethodNotAllowed => 405,
             Error::UserExists | Error::GroupFull => 409,
-            Error::FileTooLarge { .. } => 413,
+            Error::FileTooLarge { .. } | Error::QuotaExceeded { .. } => 413,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,
             Error::Unavailable => 503,

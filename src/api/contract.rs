@@ -121,6 +121,7 @@ fn error_catalogue_is_complete() {
         Error::Forbidden,
         Error::Muted,
         Error::FileTooLarge { max_bytes: 1 },
+        Error::QuotaExceeded { quota_bytes: 1 },
         Error::RateLimited { retry_after_ms: 1 },
         Error::MalformedFrame(String::new()),
         Error::UnknownFrameType,
@@ -143,6 +144,7 @@ fn error_catalogue_is_complete() {
         | Error::Forbidden
         | Error::Muted
         | Error::FileTooLarge { .. }
+        | Error::QuotaExceeded { .. }
         | Error::RateLimited { .. }
         | Error::MalformedFrame(_)
         | Error::UnknownFrameType

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{Api, Caller};
 pub use crate::domain::Download;
 use crate::error::{Error, Result};
-use crate::model::{FileId, FileMeta};
+use crate::model::{FileId, FileMeta, Identity};
 
 /// `{fileId, url, size, mime, sha256}` of an upload.
 #[derive(Debug, Serialize)]
@@ -30,7 +30,7 @@ impl Api {
         S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let who = self.identity(caller).await?;
+        let who = self.charged_identity(caller).await?;
         let meta = self.domain.media.upload(&who, body).await?;
         let reply = UploadReply {
             url: format!("/file/{}", meta.id),
@@ -44,12 +44,21 @@ impl Api {
 
     /// `GET /file/{fileId}`: the file's metadata, for any logged-in caller.
     pub async fn file(&self, caller: &Caller, id: String) -> Result<FileMeta> {
-        self.identity(caller).await?;
+        self.charged_identity(caller).await?;
         self.domain.media.meta(&FileId(id)).await
     }
 
     /// The bytes of a file [`Api::file`] found, or a range of them.
     pub async fn download(&self, meta: FileMeta, range: Option<std::ops::Range<u64>>) -> Result<Download> {
         self.domain.media.download(meta, range).await
+    }
+
+    /// The caller, once their address's bucket and then their own have been charged: file
+    /// routes count against the same limits as every other HTTP call.
+    async fn charged_identity(&self, caller: &Caller) -> Result<Identity> {
+        self.domain.limits.request(None, None, caller.origin.ip.parse().ok())?;
+        let who = self.identity(caller).await?;
+        self.domain.limits.user_request(who.user_id)?;
+        Ok(who)
     }
 }

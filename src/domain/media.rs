@@ -60,6 +60,7 @@ pub struct Media {
     objects: Arc<dyn ObjectStore>,
     part_bytes: usize,
     max_bytes: u64,
+    quota_bytes: u64,
 }
 
 /// A stored file's bytes, or a range of them, as a stream.
@@ -83,9 +84,15 @@ fn sniff(head: &[u8]) -> String {
 
 impl Media {
     /// A media service storing in `objects` in parts of `part_bytes`, refusing uploads over
-    /// `max_bytes`.
-    pub fn new(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>, part_bytes: usize, max_bytes: u64) -> Self {
-        Media { store, objects, part_bytes, max_bytes }
+    /// `max_bytes`, and those that would take their user's stored bytes past `quota_bytes`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        objects: Arc<dyn ObjectStore>,
+        part_bytes: usize,
+        max_bytes: u64,
+        quota_bytes: u64,
+    ) -> Self {
+        Media { store, objects, part_bytes, max_bytes, quota_bytes }
     }
 
     /// Streams an upload into storage and records it.
@@ -94,12 +101,19 @@ impl Media {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        // Counted before the first byte is read; uploads racing each other may pass the quota by
+        // what they carry between them, at most one upload limit each.
+        let stored = u64::try_from(self.store.stored_bytes(who.user_id).await?).unwrap_or(0);
+        let room = self.quota_bytes.saturating_sub(stored);
+        if room == 0 {
+            return Err(Error::QuotaExceeded { quota_bytes: self.quota_bytes });
+        }
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
         let id = FileId(hex::encode(raw));
         let upload = self.objects.put_multipart(&Path::from(id.as_str())).await.map_err(Error::internal)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
-        let received = self.receive(&mut writer, &mut body).await;
+        let received = self.receive(&mut writer, &mut body, room).await;
         let (size, sha256, head) = match received {
             Ok(done) => done,
             Err(err) => {
@@ -116,7 +130,14 @@ impl Media {
         Ok(meta)
     }
 
-    async fn receive<S, E>(&self, writer: &mut WriteMultipart, body: &mut S) -> Result<(u64, String, Vec<u8>)>
+    /// Streams `body` into `writer`, stopping at the size limit or at `room`, the user's quota
+    /// left, whichever is first: the rest of the body is never read.
+    async fn receive<S, E>(
+        &self,
+        writer: &mut WriteMultipart,
+        body: &mut S,
+        room: u64,
+    ) -> Result<(u64, String, Vec<u8>)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -129,6 +150,9 @@ impl Media {
             size += chunk.len() as u64;
             if size > self.max_bytes {
                 return Err(Error::FileTooLarge { max_bytes: self.max_bytes });
+            }
+            if size > room {
+                return Err(Error::QuotaExceeded { quota_bytes: self.quota_bytes });
             }
             if head.len() < SNIFF_BYTES {
                 let take = (SNIFF_BYTES - head.len()).min(chunk.len());

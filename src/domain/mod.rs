@@ -90,7 +90,7 @@ impl Domain {
             users,
             groups: Groups::new(store.clone(), events.clone(), messages.clone(), config.group_max_members),
             conversations: Conversations::new(store.clone(), events),
-            media: Media::new(store.clone(), objects, part_bytes, config.max_upload_bytes),
+            media: Media::new(store.clone(), objects, part_bytes, config.max_upload_bytes, config.storage_quota_bytes),
             messages,
             presence,
             limits,

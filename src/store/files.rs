@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{FileId, FileMeta};
+use crate::model::{FileId, FileMeta, UserId};
 
 /// Where file metadata lives.
 #[async_trait]
@@ -12,4 +12,6 @@ pub trait FileStore: Send + Sync {
     async fn create_file(&self, file: &FileMeta) -> Result<()>;
     /// An uploaded file's metadata.
     async fn file(&self, id: &FileId) -> Result<Option<FileMeta>>;
+    /// Bytes of the files `owner` uploaded.
+    async fn stored_bytes(&self, owner: UserId) -> Result<i64>;
 }

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::harness::{Backend, Process, S3, Server, Via, postgres_database, register_at, user};
 use crate::on_both;
 
-on_both!(upload_sniff_and_ranges, oversized_upload_is_refused_whole);
+on_both!(upload_sniff_and_ranges, oversized_upload_is_refused_whole, uploads_stop_at_the_storage_quota);
 
 const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
 
@@ -234,4 +234,29 @@ async fn nodes_share_uploads_through_s3() {
     let refused = http.post(format!("{}/file/upload", a.base)).bearer_auth(&token).body(png(12 << 20)).send().await;
     assert_eq!(refused.unwrap().status(), 413);
     assert_eq!(s3.contents(), (vec![format!("uploads/{id}")], vec![]), "the refused upload left nothing");
+}
+
+async fn uploads_stop_at_the_storage_quota(backend: Backend) {
+    let server = Server::start_with(backend, &["--storage-quota-bytes", "700000"]).await;
+    let (alice, _) = user(&server, Via::Http, "media-quota").await;
+    let (bob, _) = user(&server, Via::Http, "media-quota-bob").await;
+    let http = reqwest::Client::new();
+    let upload = |token: String, len: usize| {
+        let request = http.post(server.url("/file/upload")).bearer_auth(token).body(png(len));
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let alice_token = alice.token.clone().unwrap();
+    assert_eq!(upload(alice_token.clone(), 400_000).await.0, 200);
+    // 400,000 + 400,000 passes 700,000: refused mid-stream, and the partial file is gone.
+    let (status, body) = upload(alice_token.clone(), 400_000).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("quota.exceeded")), "{body}");
+    let stored = std::fs::read_dir(server.dir.path().join("files")).unwrap().count();
+    assert_eq!(stored, 1, "only the first upload is stored");
+    // What still fits is taken; the quota is the user's own, not shared.
+    assert_eq!(upload(alice_token.clone(), 250_000).await.0, 200);
+    assert_eq!(upload(alice_token, 60_000).await.1["error"], "quota.exceeded");
+    assert_eq!(upload(bob.token.clone().unwrap(), 400_000).await.0, 200);
 }

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::SqlStore;
 use crate::error::Result;
-use crate::model::{FileId, FileMeta};
+use crate::model::{FileId, FileMeta, UserId};
 use crate::store::FileStore;
 
 #[async_trait]
@@ -39,5 +39,13 @@ impl FileStore for SqlStore {
             })
         })
         .transpose()
+    }
+
+    async fn stored_bytes(&self, owner: UserId) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM file WHERE owner_id = $1")
+            .bind(owner)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
     }
 }
