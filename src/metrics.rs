@@ -62,6 +62,8 @@ pub struct Metrics {
     pub redis_reconnects: Counter,
     /// Inbound bus envelopes dropped because this node could not keep up.
     pub bus_dropped: Counter,
+    /// 1 while the bus (Redis) answers, 0 while this node runs degraded without it.
+    pub bus_up: Gauge,
     /// Request latency by route, in seconds.
     pub request_seconds: Family<RouteLabel, Histogram>,
     /// Requests by route, status class and reason.
@@ -88,6 +90,7 @@ impl Default for Metrics {
             redis_publish_failures: Counter::default(),
             redis_reconnects: Counter::default(),
             bus_dropped: Counter::default(),
+            bus_up: Gauge::default(),
             request_seconds: request_seconds.clone(),
             requests: Family::default(),
             hashing: Family::default(),
@@ -103,6 +106,11 @@ impl Default for Metrics {
         registry.register("redis_publish_failures", "Envelopes not published", metrics.redis_publish_failures.clone());
         registry.register("redis_reconnects", "Redis connection losses", metrics.redis_reconnects.clone());
         registry.register("bus_dropped", "Inbound bus envelopes dropped", metrics.bus_dropped.clone());
+        registry.register(
+            "bus_up",
+            "Whether the bus answers (1) or the node runs degraded (0)",
+            metrics.bus_up.clone(),
+        );
         registry.register("request_seconds", "Request latency by route", request_seconds);
         registry.register("requests", "Requests by route, status class and reason", metrics.requests.clone());
         registry.register("password_hashes", "Password hashing jobs by pool and outcome", metrics.hashing.clone());

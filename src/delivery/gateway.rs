@@ -15,8 +15,9 @@
 //!   once its user's groups are known here: from then on it misses no group push. A membership
 //!   change that races the loading of a user's groups makes the loading read them again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -62,6 +63,26 @@ struct LocalUser {
     changes: u64,
 }
 
+/// How often the bus is asked whether it answers, for the `bus_up` gauge.
+const BUS_PROBE: Duration = Duration::from_secs(5);
+
+/// How long after a kick a newly bound session of the user has its token checked again: longer
+/// than any authentication takes (the database timeout bounds it).
+const KICK_RACE: Duration = Duration::from_secs(30);
+
+/// Users whose kicks are remembered at most; past it the oldest are forgotten first.
+const KICKS_REMEMBERED: usize = 100_000;
+
+/// Keeps the `bus_up` gauge current while the gateway lives.
+async fn probe_bus(gateway: std::sync::Weak<Gateway>) {
+    let mut every = tokio::time::interval(BUS_PROBE);
+    loop {
+        every.tick().await;
+        let Some(gateway) = gateway.upgrade() else { return };
+        gateway.ready().await;
+    }
+}
+
 /// Reads of a user's groups tried before giving up, when membership keeps changing meanwhile.
 const LOAD_ATTEMPTS: usize = 5;
 
@@ -78,6 +99,9 @@ pub struct Gateway {
     group_members: DashMap<GroupId, HashSet<UserId>>,
     /// Sessions one user may hold here.
     max_sessions_per_user: usize,
+    /// Users kicked here lately, and when: a session that binds soon after may have been
+    /// authenticated before the kick and missed it.
+    recent_kicks: std::sync::Mutex<HashMap<UserId, Instant>>,
 }
 
 impl Gateway {
@@ -100,6 +124,7 @@ impl Gateway {
             user_groups: DashMap::new(),
             group_members: DashMap::new(),
             max_sessions_per_user,
+            recent_kicks: std::sync::Mutex::default(),
         });
         let weak = Arc::downgrade(&gateway);
         tokio::spawn(async move {
@@ -108,6 +133,7 @@ impl Gateway {
                 gateway.receive(&bytes);
             }
         });
+        tokio::spawn(probe_bus(Arc::downgrade(&gateway)));
         gateway
     }
 
@@ -136,6 +162,9 @@ impl Gateway {
             session.end(Ending::Unavailable);
             return false;
         }
+        if self.kicked_lately(user_id) && !self.still_valid(session).await {
+            return false;
+        }
         let sessions = self.registry.sessions(user_id);
         if let Some(excess) = sessions.len().checked_sub(self.max_sessions_per_user) {
             // The oldest sessions make room: a new login never fails for being one too many.
@@ -144,6 +173,47 @@ impl Gateway {
             }
         }
         true
+    }
+
+    /// Whether `user_id` was kicked here within [`KICK_RACE`].
+    fn kicked_lately(&self, user_id: UserId) -> bool {
+        let kicks = self.recent_kicks.lock().unwrap_or_else(|e| e.into_inner());
+        kicks.get(&user_id).is_some_and(|at| at.elapsed() < KICK_RACE)
+    }
+
+    /// Notes a kick of `user_id`, for sessions that bind while it is being processed.
+    fn remember_kick(&self, user_id: UserId) {
+        let mut kicks = self.recent_kicks.lock().unwrap_or_else(|e| e.into_inner());
+        kicks.retain(|_, at| at.elapsed() < KICK_RACE);
+        if kicks.len() >= KICKS_REMEMBERED
+            && let Some(oldest) = kicks.iter().min_by_key(|(_, at)| **at).map(|(user, _)| *user)
+        {
+            kicks.remove(&oldest);
+        }
+        kicks.insert(user_id, Instant::now());
+    }
+
+    /// Checks a just-bound session's token against the store again, now that the session is in
+    /// the registry where any later kick finds it: one authenticated before a kick it missed
+    /// (a logout or a password reset) is ended here. A store error keeps the session: the
+    /// check at authentication held.
+    async fn still_valid(&self, session: &Session) -> bool {
+        let Some(identity) = session.identity() else { return false };
+        match self.store.token_state(identity.user_id, &identity.jti).await {
+            Ok(Some(state)) if !state.revoked && state.version == identity.version => true,
+            Ok(state) => {
+                let reason = match state {
+                    Some(state) if state.revoked => KickReason::Logout,
+                    _ => KickReason::PasswordReset,
+                };
+                session.end(Ending::Kicked(reason));
+                false
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not check a new session's token again");
+                true
+            }
+        }
     }
 
     /// Forgets a closing session for good.
@@ -276,6 +346,7 @@ impl Gateway {
     }
 
     pub(super) fn kick(&self, user_id: UserId, jti: Option<&str>, reason: KickReason) {
+        self.remember_kick(user_id);
         for session in self.registry.sessions(user_id) {
             let matches = match (jti, session.identity()) {
                 (None, _) => true,
@@ -358,8 +429,10 @@ impl Gateway {
         !self.registry.sessions(user_id).is_empty()
     }
 
-    /// Whether the bus reaches the other nodes (`/readyz`).
+    /// Whether the bus reaches the other nodes (`/healthz`); also sets the `bus_up` gauge.
     pub async fn ready(&self) -> bool {
-        self.bus.ready().await
+        let up = self.bus.ready().await;
+        self.metrics.bus_up.set(i64::from(up));
+        up
     }
 }

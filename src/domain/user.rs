@@ -252,7 +252,13 @@ impl Users {
 }
 
 fn identity(claims: TokenClaims) -> Identity {
-    Identity { user_id: claims.user_id, jti: claims.jti, expires_at: claims.expires_at, session: None }
+    Identity {
+        user_id: claims.user_id,
+        jti: claims.jti,
+        expires_at: claims.expires_at,
+        version: claims.version,
+        session: None,
+    }
 }
 
 fn sha256_hex(secret: &str) -> String {

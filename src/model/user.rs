@@ -178,6 +178,8 @@ pub struct Identity {
     pub jti: Arc<str>,
     /// Token expiry, Unix ms.
     pub expires_at: i64,
+    /// The user's token version the token was issued under; a password reset bumps it.
+    pub version: i64,
     /// The node-local session the call came over, if any: pushes about the caller's own action
     /// skip it, since it has the reply.
     pub session: Option<SessionId>,

@@ -103,11 +103,23 @@ fn body_data(body: &[u8], format: Format) -> Result<Map<String, Value>, Error> {
     }
 }
 
-/// `GET /readyz`: 200 when the database, and the bus if there is one, answer.
+/// `GET /readyz`: whether this node can serve, for the load balancer: its database answers and
+/// it is not shutting down. A bus (Redis) outage does not count: messages are still stored and
+/// acknowledged, and delivery catches up by sync, so a Redis blip never takes every node out
+/// of the balancer at once. It shows in `/healthz` and in the `bus_up` gauge instead.
 pub(super) async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let database = app.api.ready().await;
-    let bus = app.gateway.ready().await;
-    let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({"database": database, "bus": bus, "node": app.gateway.node()})))
-        .into_response()
+    let (database, bus) = tokio::join!(app.api.ready(), app.gateway.ready());
+    let draining = app.shutdown.is_cancelled();
+    let status = if database && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({"database": database, "bus": bus, "draining": draining, "node": app.gateway.node()});
+    (status, axum::Json(body)).into_response()
+}
+
+/// `GET /healthz`: 200 while the process serves HTTP at all, with what it depends on:
+/// `status` is `degraded` while the database or the bus does not answer.
+pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let (database, bus) = tokio::join!(app.api.ready(), app.gateway.ready());
+    let status = if database && bus { "ok" } else { "degraded" };
+    let body = serde_json::json!({"status": status, "database": database, "bus": bus, "node": app.gateway.node()});
+    (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -11,7 +11,7 @@ use super::{App, files, http, web, ws};
 pub fn app(state: Arc<App>) -> axum::Router {
     let limit = state.config.max_frame_bytes;
     axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(|State(app): State<Arc<App>>| async move { app.metrics.render() }))
         .route("/ws", get(ws::upgrade))

@@ -179,18 +179,34 @@ async fn a_redis_outage_loses_nothing_and_heals_itself() {
         alice.call("/message/send", send(&carol_id, n)).await.ok();
         message_with(&mut carol_a, &format!("o{carol_id}-{n}")).await;
     }
+    // A Redis outage takes no node out of the load balancer: it still stores and acknowledges.
     let ready = reqwest::get(a.url("/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.status(), 200);
     assert_eq!(ready.json::<Value>().await.unwrap()["bus"], false);
+    let health: Value = reqwest::get(a.url("/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (&health["status"], &health["bus"], &health["database"]),
+        (&json!("degraded"), &json!(false), &json!(true))
+    );
+    assert_eq!(a.metric("chatgate_bus_up").await, 0.0);
+    // What needs Redis answers an error in bounded time instead of hanging.
+    let started = tokio::time::Instant::now();
+    alice.call("/user/online", json!({"ids": bob_id})).await.fails("unavailable");
+    assert!(started.elapsed() < Duration::from_secs(4), "/user/online took {:?}", started.elapsed());
 
     redis.restart().await;
     // The nodes reconnect and resubscribe by themselves.
     redis.wait_subscribers(&format!("u:{bob_id}"), 1).await;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while reqwest::get(a.url("/readyz")).await.unwrap().status() != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "node A never became ready again");
+    loop {
+        let health: Value = reqwest::get(a.url("/healthz")).await.unwrap().json().await.unwrap();
+        if health["status"] == "ok" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node A never saw Redis again: {health}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(a.metric("chatgate_bus_up").await, 1.0);
     alice.call("/message/send", send(&bob_id, 6)).await.ok();
     acked.push(6);
     message_with(&mut bob_b, &format!("o{bob_id}-6")).await;

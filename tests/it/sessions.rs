@@ -13,7 +13,8 @@ use crate::on_both;
 on_both!(
     logins_cut_off_mid_flight_leave_no_session,
     two_devices_racing_leave_exact_presence,
-    unreadable_groups_end_the_session_loudly
+    unreadable_groups_end_the_session_loudly,
+    sessions_racing_a_reset_do_not_survive_it
 );
 
 /// Within how long a dropped session must have left the registry and the presence.
@@ -104,4 +105,39 @@ async fn unreadable_groups_end_the_session_loudly(backend: Backend) {
     let mut ws = Ws::connect(&server, Wire::Json, "", Some(&token)).await.unwrap();
     ws.push("session.ready").await;
     assert_eq!(server.metric("chatgate_sessions").await, 1.0);
+}
+
+/// 300 sockets authenticate with a token while its user's password is reset: each is refused,
+/// or closed with 4001, however its authentication and the reset's kick interleave.
+async fn sessions_racing_a_reset_do_not_survive_it(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (api, _) = user(&server, Via::Http, "race-reset").await;
+    let token = api.token.clone().unwrap();
+    let mut anyone = Api::new(&server, Via::Http).await;
+    anyone.call("/user/changePassword", json!({"username": "race-reset"})).await.ok();
+    let secret = server.outbox(1).await[0]["resetToken"].as_str().unwrap().to_owned();
+
+    let connects = (0..300u64).map(|i| {
+        let (server, token) = (&server, &token);
+        async move {
+            // Spread over 90 ms; the reset lands about a sixth of the way in.
+            tokio::time::sleep(Duration::from_micros(i * 300)).await;
+            Ws::connect(server, Wire::Json, "", Some(token)).await.ok()
+        }
+    });
+    let reset = async {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let data = json!({"resetToken": secret, "password": "the password after"});
+        Api::new(&server, Via::Http).await.call("/user/resetPassword", data).await.ok();
+    };
+    let (sockets, ()) = tokio::join!(join_all(connects), reset);
+    let opened = sockets.iter().filter(|s| s.is_some()).count();
+    for mut ws in sockets.into_iter().flatten() {
+        assert_eq!(ws.closed().await.code, Some(4001), "a session on the old token survived the reset");
+    }
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while server.metric("chatgate_sessions").await != 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "{opened} opened; sessions are left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

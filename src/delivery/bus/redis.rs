@@ -22,6 +22,8 @@ const PUBLISH_QUEUE: usize = 65_536;
 const PUBLISH_QUEUE_BYTES: usize = 64 << 20;
 /// Subscription changes waiting, per node.
 const CONTROL_QUEUE: usize = 65_536;
+/// The longest any request-path Redis call may take before it answers an error.
+const REDIS_CALL: Duration = Duration::from_secs(2);
 /// Most envelopes sent in one Redis pipeline.
 const PUBLISH_BATCH: usize = 512;
 
@@ -212,7 +214,11 @@ impl Bus for RedisBus {
             pipe.hgetall(presence_key(user));
         }
         let mut conn = self.conn.clone();
-        let entries: Vec<HashMap<String, i64>> = pipe.query_async(&mut conn).await?;
+        // Bounded whatever the connection manager is doing meanwhile (reconnecting, say).
+        let entries: Vec<HashMap<String, i64>> =
+            tokio::time::timeout(REDIS_CALL, pipe.query_async(&mut conn))
+                .await
+                .map_err(|_| anyhow::anyhow!("Redis did not answer within {REDIS_CALL:?}"))??;
         let now = now_ms();
         // A crashed node's entries stay in the hash until it expires, but their own expiry
         // times say they are stale.
@@ -225,7 +231,7 @@ impl Bus for RedisBus {
 
     async fn ready(&self) -> bool {
         let mut conn = self.conn.clone();
-        tokio::time::timeout(Duration::from_secs(2), redis::cmd("PING").query_async::<String>(&mut conn))
+        tokio::time::timeout(REDIS_CALL, redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .is_ok_and(|r| r.is_ok())
     }
