@@ -151,7 +151,7 @@ async fn all_messages(base: &str, token: &str) -> BTreeMap<String, i64> {
 /// the unanswered requests (never read) are safe to retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_answers_every_request_and_keeps_every_ack() {
-    let mut node = Process::start(
+    let node = Process::start(
         &["--log", "warn", "--hash-concurrency", "1", "--rate-session", "100000", "--rate-user", "100000"],
         &[],
     )
@@ -165,13 +165,22 @@ async fn graceful_stop_answers_every_request_and_keeps_every_ack() {
             "chatType": "single", "to": bob, "kind": "text", "content": {"text": format!("m{i}")}, "clientMsgId": format!("s{i}")}});
         sink.send(Message::Text(frame.to_string().into())).await.unwrap();
     }
-    let stopping = tokio::spawn(async move { node.terminate(Duration::from_secs(20)).await.map(|s| (s, node)) });
     let mut acked = BTreeMap::new();
     let mut failed = Vec::new();
+    let mut stopping = None;
+    let mut node = Some(node);
     let close = loop {
         match tokio::time::timeout(WAIT, stream.next()).await.expect("the socket went quiet") {
             Some(Ok(Message::Text(text))) => {
                 let frame: Value = serde_json::from_str(&text).unwrap();
+                // Stop once the node answers the burst (on a loaded machine it may not have read
+                // a frame yet when the burst is sent), with most of it still in flight.
+                if frame["type"] == "res"
+                    && let Some(mut node) = node.take()
+                {
+                    let stop = async move { node.terminate(Duration::from_secs(20)).await.map(|s| (s, node)) };
+                    stopping = Some(tokio::spawn(stop));
+                }
                 if frame["type"] == "res" {
                     if frame["code"] == 0 {
                         let m = &frame["data"]["message"];
@@ -188,6 +197,7 @@ async fn graceful_stop_answers_every_request_and_keeps_every_ack() {
     };
     // Answer the close, as a client does; the server waits for it before it lets go.
     let _ = sink.close().await;
+    let stopping = stopping.expect("the node answered nothing before closing");
     let (status, mut node) = stopping.await.unwrap().expect("the node did not exit after SIGTERM");
     assert!(status.success(), "exit status {status}");
     assert_eq!(close, Some(1001));
