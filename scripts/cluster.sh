@@ -57,6 +57,7 @@ start)
     CHATGATE_JWT_SECRET=$secret nohup "$bin" --listen "127.0.0.1:$port" --data-dir "$dir/data" \
       --database-url "postgres://postgres@127.0.0.1:$pg_port/chatgate" \
       --redis-url "redis://127.0.0.1:$redis_port" --node-id "node-$i" --log-format json \
+      --trusted-proxy 127.0.0.1 \
       >"$dir/node-$i.log" 2>&1 &
     echo $! >"$dir/node-$i.pid"
     echo "$port" >"$dir/node-$i.port"
@@ -78,6 +79,8 @@ defaults
     timeout tunnel 1h
     option redispatch
     retries 3
+    # Nodes trust 127.0.0.1 (haproxy) to name the client; clients bind 127.0.0.2 and up.
+    option forwardfor
 frontend chat
     bind 127.0.0.1:$lb_port
     default_backend gateways

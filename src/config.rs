@@ -7,6 +7,14 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text} is neither an address nor a CIDR network"))
+}
+
 /// Signing keys published in docs and example files, which anyone can sign tokens with.
 const EXAMPLE_SECRETS: &[&str] = &["trial-only-signing-key-change-me-0123456789"];
 
@@ -125,6 +133,14 @@ pub struct Config {
     /// browser) is allowed. Default: the origin of `--public-url`.
     #[arg(long, env = "CHATGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// Load balancers whose word on the client's address is taken: an address or CIDR,
+    /// repeatable or comma-separated; none by default. From such a peer the client address is
+    /// read from `Forwarded` or `X-Forwarded-For` (the rightmost entry that is not itself a
+    /// trusted proxy); from anyone else those headers are ignored. Every per-address limit and
+    /// the login log use that address.
+    #[arg(long = "trusted-proxy", env = "CHATGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// WebSocket connections one node accepts; beyond it, handshakes get HTTP 503.
     #[arg(long, env = "CHATGATE_MAX_CONNECTIONS", default_value_t = 18_000)]
@@ -340,6 +356,10 @@ mod tests {
         assert!(bad(&["--max-frame-bytes", "10"]));
         assert!(bad(&["--jwt-secret", "short"]));
         assert!(bad(&["--jwt-secret", EXAMPLE_SECRETS[0]]));
+        let proxies =
+            Config::parse_from(["chatgate", "--trusted-proxy", "10.0.0.0/8,127.0.0.1", "--trusted-proxy", "::1"]);
+        assert_eq!(proxies.trusted_proxies.len(), 3);
+        assert!(Config::try_parse_from(["chatgate", "--trusted-proxy", "haproxy"]).is_err());
         assert!(!bad(&["--jwt-secret", EXAMPLE_SECRETS[0], "--dev"]));
         assert!(bad(&["--database-url", "mysql://x"]));
         assert!(bad(&["--notify-webhook", "ftp://x"]));

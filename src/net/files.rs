@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::http::{query_data, respond};
-use super::{App, bearer, user_agent};
+use super::{App, bearer, client_ip, user_agent};
 use crate::api::frame::Format;
 use crate::api::{Auth, Caller};
 use crate::error::Error;
@@ -17,12 +17,16 @@ use crate::model::{Origin, Transport};
 
 /// Who calls, from the `Authorization` header or a `token` query parameter (what an `<img>`
 /// can carry).
-fn caller_of(peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Caller {
+fn caller_of(app: &App, peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Caller {
     let param =
         query_data(uri.query()).ok().and_then(|mut q| q.remove("token")).and_then(|t| t.as_str().map(str::to_owned));
     Caller {
         auth: bearer(headers).or(param).map_or(Auth::Anonymous, Auth::Token),
-        origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(headers), transport: Transport::Http },
+        origin: Origin {
+            ip: client_ip(app, peer, headers).to_string(),
+            user_agent: user_agent(headers),
+            transport: Transport::Http,
+        },
     }
 }
 
@@ -32,7 +36,7 @@ pub(super) async fn upload(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let caller = caller_of(peer, request.headers(), request.uri());
+    let caller = caller_of(&app, peer, request.headers(), request.uri());
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -67,7 +71,7 @@ pub(super) async fn download(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    let caller = caller_of(peer, headers, request.uri());
+    let caller = caller_of(&app, peer, headers, request.uri());
     let meta = match app.api.file(&caller, id).await {
         Ok(meta) => meta,
         Err(err) => return respond(Format::Json, Err(err)),

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, 
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::{App, bearer, user_agent};
+use super::{App, bearer, client_ip, user_agent};
 use crate::api::frame::{self, Format, Payload, Reply};
 use crate::api::{Auth, Caller, Method, route_label};
 use crate::error::Error;
@@ -76,7 +76,11 @@ pub(super) async fn route(
     };
     let caller = Caller {
         auth,
-        origin: Origin { ip: peer.ip().to_string(), user_agent: user_agent(&headers), transport: Transport::Http },
+        origin: Origin {
+            ip: client_ip(&app, peer, &headers).to_string(),
+            user_agent: user_agent(&headers),
+            transport: Transport::Http,
+        },
     };
     let started = std::time::Instant::now();
     let result = app.api.dispatch(&caller, method, uri.path(), Value::Object(data)).await;

@@ -12,7 +12,7 @@ pub mod web;
 pub mod ws;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -81,7 +81,95 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     Some(token.trim().to_owned())
 }
 
+/// The client's address: the peer's, unless the peer is a trusted proxy (`--trusted-proxy`),
+/// in which case the rightmost address of `Forwarded` (or else `X-Forwarded-For`) that is not
+/// itself a trusted proxy. Anything a client wrote into those headers sits left of what the
+/// proxies appended, so it is never reached.
+fn client_ip(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = |ip: &IpAddr| app.config.trusted_proxies.iter().any(|net| net.contains(ip));
+    let peer = peer.ip().to_canonical();
+    if !trusted(&peer) {
+        return peer;
+    }
+    let chain = forwarded_chain(headers);
+    for hop in chain.iter().rev() {
+        match hop {
+            Some(ip) if trusted(ip) => continue,
+            Some(ip) => return *ip,
+            // An entry that does not parse (`unknown`, an obfuscated name): nothing left of it
+            // can be trusted, and the last proxy's view is the best there is.
+            None => break,
+        }
+    }
+    peer
+}
+
+/// The addresses the proxies recorded, oldest first: `Forwarded`'s `for=` values if the header
+/// is there, else `X-Forwarded-For`'s, across every line of the header. `None` for an entry
+/// that is not an address.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let lines = |name: &str| -> Vec<String> {
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+    };
+    let forwarded = lines("forwarded");
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .flat_map(|line| line.split(','))
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    key.trim().eq_ignore_ascii_case("for").then(|| parse_hop(value))
+                })
+            })
+            .collect();
+    }
+    lines("x-forwarded-for").iter().flat_map(|line| line.split(',')).map(parse_hop).collect()
+}
+
+/// One hop: `192.0.2.1`, `192.0.2.1:4711`, `"[2001:db8::1]:4711"` or `2001:db8::1`.
+fn parse_hop(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Ok(socket) = text.parse::<SocketAddr>() {
+        return Some(socket.ip().to_canonical());
+    }
+    text.strip_prefix('[')?.split(']').next()?.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
 /// The client's user agent, or empty.
 fn user_agent(headers: &HeaderMap) -> String {
     headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn chain(pairs: &[(&'static str, &'static str)]) -> Vec<Option<IpAddr>> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        forwarded_chain(&headers)
+    }
+
+    #[test]
+    fn forwarded_chains_are_read_in_order() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            chain(&[("x-forwarded-for", "1.2.3.4, 10.0.0.1"), ("x-forwarded-for", "127.0.0.2")]),
+            vec![ip("1.2.3.4"), ip("10.0.0.1"), ip("127.0.0.2")]
+        );
+        assert_eq!(
+            chain(&[("forwarded", r#"for=192.0.2.60;proto=http, For="[2001:db8:cafe::17]:4711""#)]),
+            vec![ip("192.0.2.60"), ip("2001:db8:cafe::17")]
+        );
+        assert_eq!(chain(&[("x-forwarded-for", "unknown, 198.51.100.7:1234")]), vec![None, ip("198.51.100.7")]);
+        assert_eq!(chain(&[("forwarded", "for=_hidden"), ("x-forwarded-for", "1.2.3.4")]), vec![None]);
+    }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -13,6 +14,7 @@ use crate::harness::WAIT;
 struct Cluster {
     dir: tempfile::TempDir,
     lb: String,
+    nodes: Vec<String>,
 }
 
 fn script() -> PathBuf {
@@ -29,9 +31,11 @@ impl Cluster {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         // Built before the checks so that a failed start is still stopped on drop.
-        let mut cluster = Cluster { lb: String::new(), dir };
+        let mut cluster = Cluster { lb: String::new(), dir, nodes: Vec::new() };
         assert!(out.status.success(), "cluster.sh start failed: {text}{}", String::from_utf8_lossy(&out.stderr));
         cluster.lb = text.lines().find_map(|l| l.strip_prefix("LB_URL=")).expect("LB_URL").to_owned();
+        let nodes = text.lines().find_map(|l| l.strip_prefix("NODE_URLS=")).expect("NODE_URLS");
+        cluster.nodes = nodes.split_whitespace().map(str::to_owned).collect();
         cluster
     }
 
@@ -149,4 +153,54 @@ async fn a_killed_node_loses_nothing_its_clients_reconnect_and_catch_up() {
         assert_eq!(seqs, vec![1, 2, 3, 4]);
     }
     assert!(dropped >= 1, "the balancer put no socket on node 1");
+}
+
+/// An HTTP client whose connections leave from `address` (127.0.0.2, 127.0.0.3, ...).
+fn from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(address)).build().unwrap()
+}
+
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut request = http.post(url).json(&body).header("x-forwarded-for", "203.0.113.9");
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Behind the shipped haproxy, each client is known by its own address: the login log records
+/// it, per-address limits are its own, and a forged `X-Forwarded-For` changes nothing, through
+/// the balancer or straight to a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_balancer_passes_on_each_clients_own_address() {
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(2)).await.unwrap();
+    let (two, three) = (from([127, 0, 0, 2]), from([127, 0, 0, 3]));
+    let lb = |route: &str| format!("{}{route}", cluster.lb);
+    let credentials = |name: &str| json!({"username": name, "password": "a long enough password"});
+    let mut tokens = Vec::new();
+    for (http, name) in [(&two, "addr-two"), (&three, "addr-three")] {
+        let reply = post(http, lb("/user/register"), None, credentials(name)).await;
+        tokens.push(reply["data"]["token"].as_str().expect("registered").to_owned());
+    }
+    let direct = format!("{}/user/login", cluster.nodes[0]);
+    assert_eq!(post(&two, direct, None, credentials("addr-two")).await["code"], 0);
+    for (http, token, ip) in [(&two, &tokens[0], "127.0.0.2"), (&three, &tokens[1], "127.0.0.3")] {
+        let request = http.get(lb("/user/loginLog")).bearer_auth(token).header("x-forwarded-for", "203.0.113.9");
+        let log: Value = request.send().await.unwrap().json().await.unwrap();
+        let ips: Vec<&str> =
+            log["data"]["logs"].as_array().unwrap().iter().map(|l| l["ip"].as_str().unwrap()).collect();
+        assert!(!ips.is_empty() && ips.iter().all(|i| *i == ip), "{ip}: {log}");
+    }
+
+    // 127.0.0.2 runs through its own per-address buckets (50/s, bursts of 100, on each node);
+    // 127.0.0.3 is not touched by it.
+    let flood = futures::stream::iter(0..600)
+        .map(|_| post(&two, lb("/no/such/route"), None, json!({})))
+        .buffer_unordered(16)
+        .collect::<Vec<Value>>()
+        .await;
+    let limited = flood.iter().filter(|r| r["error"] == "rate_limited").count();
+    assert!(limited > 0, "600 requests from one address were never limited");
+    let other = post(&three, lb("/no/such/route"), None, json!({})).await;
+    assert_eq!(other["error"], "route.unknown", "127.0.0.3 was limited with 127.0.0.2: {other}");
 }

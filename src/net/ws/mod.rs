@@ -18,7 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::{App, bearer, http, user_agent};
+use super::{App, bearer, client_ip, http, user_agent};
 use crate::api::frame::Format;
 use crate::error::Error;
 use crate::model::{Origin, Transport};
@@ -96,7 +96,11 @@ pub async fn upgrade(
         },
         None => None,
     };
-    let origin = Origin { ip: peer.ip().to_string(), user_agent: user_agent(headers), transport: Transport::Ws };
+    let origin = Origin {
+        ip: client_ip(&app, peer, headers).to_string(),
+        user_agent: user_agent(headers),
+        transport: Transport::Ws,
+    };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = app.sessions.clone();
