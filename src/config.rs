@@ -96,6 +96,12 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_PING_TIMEOUT_SECS", default_value_t = 30)]
     pub ping_timeout_secs: u64,
 
+    /// Seconds between checks of every live session's token against the database, which end
+    /// the sessions of tokens revoked meanwhile: a kick lost with the bus (a Redis outage) takes
+    /// effect within this bound. Also run when the bus comes back.
+    #[arg(long, env = "CHATGATE_REVALIDATE_SECS", default_value_t = 60)]
+    pub revalidate_secs: u64,
+
     /// Largest `maxMembers` a group may have; also the default for new groups.
     #[arg(long, env = "CHATGATE_GROUP_MAX_MEMBERS", default_value_t = 2000)]
     pub group_max_members: i64,
@@ -234,8 +240,8 @@ impl Config {
         if self.outbound_queue == 0 || self.session_inflight == 0 {
             bail!("--outbound-queue and --session-inflight must be positive");
         }
-        if self.token_ttl_secs == 0 {
-            bail!("--token-ttl-secs must be positive");
+        if self.token_ttl_secs == 0 || self.revalidate_secs == 0 {
+            bail!("--token-ttl-secs and --revalidate-secs must be positive");
         }
         if self.ping_interval_secs == 0 || self.ping_timeout_secs == 0 {
             bail!("--ping-interval-secs and --ping-timeout-secs must be positive");

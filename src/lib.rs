@@ -70,15 +70,7 @@ pub async fn run(
             (Arc::new(bus), inbound)
         }
     };
-    let gateway = Gateway::start(
-        node.clone(),
-        registry.clone(),
-        bus,
-        inbound,
-        store.clone(),
-        metrics.clone(),
-        config.max_sessions_per_user,
-    );
+    let gateway = Gateway::start(node.clone(), registry.clone(), bus, inbound, store.clone(), metrics.clone(), &config);
     let notices = Arc::new(Notifier::new(config.notify_webhook.as_deref(), config.data_dir.join("outbox.jsonl"))?);
     let outlets = Outlets { events: gateway.clone(), presence: gateway.clone(), notices, metrics: metrics.clone() };
     let domain = Domain::new(&config, store, outlets)?;

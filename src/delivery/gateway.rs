@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use super::bus::{Bus, group_channel, user_channel};
 use super::registry::{Ending, Registry, Session};
 use crate::api::push::Push;
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{Audience, GroupId, Identity, KickReason, SessionId, UserId};
 use crate::store::Store;
@@ -73,13 +74,21 @@ const KICK_RACE: Duration = Duration::from_secs(30);
 /// Users whose kicks are remembered at most; past it the oldest are forgotten first.
 const KICKS_REMEMBERED: usize = 100_000;
 
-/// Keeps the `bus_up` gauge current while the gateway lives.
-async fn probe_bus(gateway: std::sync::Weak<Gateway>) {
-    let mut every = tokio::time::interval(BUS_PROBE);
+/// Keeps the `bus_up` gauge current while the gateway lives, and revalidates every session
+/// every `revalidate` and whenever the bus comes back (what it carried meanwhile is lost).
+async fn probe_bus(gateway: std::sync::Weak<Gateway>, revalidate: Duration) {
+    let mut every = tokio::time::interval(BUS_PROBE.min(revalidate));
+    let mut was_up = true;
+    let mut last = Instant::now();
     loop {
         every.tick().await;
         let Some(gateway) = gateway.upgrade() else { return };
-        gateway.ready().await;
+        let up = gateway.ready().await;
+        if (up && !was_up) || last.elapsed() >= revalidate {
+            gateway.revalidate().await;
+            last = Instant::now();
+        }
+        was_up = up;
     }
 }
 
@@ -105,7 +114,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway for node `node`; `inbound` carries the envelopes other nodes send it.
+    /// A gateway for node `node`; `inbound` carries the envelopes other nodes send it. From
+    /// `config`: the sessions one user may hold here, and how often sessions are revalidated.
     pub fn start(
         node: String,
         registry: Arc<Registry>,
@@ -113,8 +123,9 @@ impl Gateway {
         mut inbound: mpsc::Receiver<Bytes>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
-        max_sessions_per_user: usize,
+        config: &Config,
     ) -> Arc<Gateway> {
+        let revalidate = Duration::from_secs(config.revalidate_secs);
         let gateway = Arc::new(Gateway {
             node,
             registry,
@@ -123,7 +134,7 @@ impl Gateway {
             metrics,
             user_groups: DashMap::new(),
             group_members: DashMap::new(),
-            max_sessions_per_user,
+            max_sessions_per_user: config.max_sessions_per_user,
             recent_kicks: std::sync::Mutex::default(),
         });
         let weak = Arc::downgrade(&gateway);
@@ -133,7 +144,7 @@ impl Gateway {
                 gateway.receive(&bytes);
             }
         });
-        tokio::spawn(probe_bus(Arc::downgrade(&gateway)));
+        tokio::spawn(probe_bus(Arc::downgrade(&gateway), revalidate));
         gateway
     }
 
@@ -213,6 +224,32 @@ impl Gateway {
                 tracing::warn!(error = %err, "could not check a new session's token again");
                 true
             }
+        }
+    }
+
+    /// Checks every live session's token against the store in a few queries, ending those
+    /// revoked or outdated meanwhile: kicks the bus lost still take effect.
+    pub(super) async fn revalidate(&self) {
+        let sessions: Vec<(Arc<Session>, Identity)> =
+            self.registry.all_sessions().into_iter().filter_map(|s| s.identity().map(|i| (s, i))).collect();
+        if sessions.is_empty() {
+            return;
+        }
+        let tokens: Vec<(UserId, Arc<str>)> = sessions.iter().map(|(_, i)| (i.user_id, i.jti.clone())).collect();
+        let states = match self.store.token_states(&tokens).await {
+            Ok(states) => states,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not revalidate sessions; trying again later");
+                return;
+            }
+        };
+        for ((session, identity), state) in sessions.iter().zip(states) {
+            let reason = match state {
+                Some(state) if state.revoked => KickReason::Logout,
+                Some(state) if state.version == identity.version => continue,
+                _ => KickReason::PasswordReset,
+            };
+            session.end(Ending::Kicked(reason));
         }
     }
 

@@ -230,6 +230,11 @@ impl Registry {
         self.users.get(&user_id).map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Every bound session of this node, copied out.
+    pub fn all_sessions(&self) -> Vec<Arc<Session>> {
+        self.users.iter().flat_map(|entry| entry.value().clone()).collect()
+    }
+
     /// Calls `f` on each live session of `user_id` without copying them out: the fan-out path.
     /// The map's shard is read-locked meanwhile, so `f` must not block (`Session::send` does
     /// not: it never waits).

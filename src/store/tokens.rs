@@ -1,5 +1,7 @@
 //! What a token check asks: the token version of its user, and whether it logged out.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::Result;
@@ -10,6 +12,9 @@ use crate::model::{TokenState, UserId};
 pub trait TokenStore: Send + Sync {
     /// The user's token version and whether `jti` is revoked; `None` if the user is gone.
     async fn token_state(&self, user_id: UserId, jti: &str) -> Result<Option<TokenState>>;
+    /// [`TokenStore::token_state`] of many tokens at once, in order, in a few queries whatever
+    /// their number: the periodic revalidation of every live session.
+    async fn token_states(&self, tokens: &[(UserId, Arc<str>)]) -> Result<Vec<Option<TokenState>>>;
     /// Revokes one token until its expiry.
     async fn revoke_token(&self, jti: &str, user_id: UserId, expires_at: i64) -> Result<()>;
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Api, Redis, Server, Via, WAIT, Wire, Ws, device, postgres_database, user};
+use crate::harness::{Api, Redis, Server, Via, WAIT, Wire, Ws, device, postgres_database, register_at, user};
 
 /// A Redis and `n` nodes on one fresh database.
 async fn cluster(n: usize) -> (Redis, Vec<Server>) {
@@ -249,4 +249,28 @@ async fn a_redis_outage_loses_nothing_and_heals_itself() {
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }
+}
+
+/// A logout whose kick is published while Redis is down never reaches the other node's bus;
+/// that node's revalidation (here every 2 s) still ends the session within its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_lost_in_a_redis_outage_still_takes_effect() {
+    let mut redis = Redis::start().await;
+    let url = postgres_database().await;
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(Server::node(&url, &["--redis-url", &redis.url(), "--revalidate-secs", "2"]).await);
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (token, _) = register_at(&a.url(""), "lost-kick").await;
+    let mut on_b = Ws::connect(b, Wire::Json, "", Some(&token)).await.unwrap();
+    on_b.push("session.ready").await;
+
+    redis.kill();
+    Api::with_token(a, token.clone()).call("/user/logout", json!({})).await.ok();
+    let started = tokio::time::Instant::now();
+    let closed = on_b.closed().await;
+    assert_eq!(closed.code, Some(4001), "{closed:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "closed after {:?}", started.elapsed());
+    redis.restart().await;
 }

@@ -1,12 +1,18 @@
 //! [`TokenStore`] on SQL.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::SqlStore;
+use super::{SqlStore, placeholders, sql};
 use crate::error::Result;
 use crate::model::{TokenState, UserId, now_ms};
 use crate::store::TokenStore;
+
+/// Tokens checked per pair of queries: well under SQLite's and PostgreSQL's parameter limits.
+const BATCH: usize = 500;
 
 #[async_trait]
 impl TokenStore for SqlStore {
@@ -20,6 +26,36 @@ impl TokenStore for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| Ok(TokenState { version: row.try_get(0)?, revoked: row.try_get::<i64, _>(1)? > 0 })).transpose()
+    }
+
+    async fn token_states(&self, tokens: &[(UserId, Arc<str>)]) -> Result<Vec<Option<TokenState>>> {
+        let mut versions: HashMap<UserId, i64> = HashMap::new();
+        let mut revoked: HashSet<String> = HashSet::new();
+        for chunk in tokens.chunks(BATCH) {
+            let users: BTreeSet<UserId> = chunk.iter().map(|(user, _)| *user).collect();
+            let text = format!("SELECT id, token_version FROM users WHERE id IN ({})", placeholders(1, users.len()));
+            let mut query = sqlx::query(sql(text));
+            for user in &users {
+                query = query.bind(*user);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                versions.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+            let text = format!("SELECT jti FROM revoked_token WHERE jti IN ({})", placeholders(1, chunk.len()));
+            let mut query = sqlx::query(sql(text));
+            for (_, jti) in chunk {
+                query = query.bind(jti.to_string());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                revoked.insert(row.try_get(0)?);
+            }
+        }
+        Ok(tokens
+            .iter()
+            .map(|(user, jti)| {
+                versions.get(user).map(|&version| TokenState { version, revoked: revoked.contains(&**jti) })
+            })
+            .collect())
     }
 
     async fn revoke_token(&self, jti: &str, user_id: UserId, expires_at: i64) -> Result<()> {
