@@ -64,6 +64,8 @@ pub struct Metrics {
     pub bus_dropped: Counter,
     /// 1 while the bus (Redis) answers, 0 while this node runs degraded without it.
     pub bus_up: Gauge,
+    /// Times every live session's token was checked against the database.
+    pub revalidations: Counter,
     /// Request latency by route, in seconds.
     pub request_seconds: Family<RouteLabel, Histogram>,
     /// Requests by route, status class and reason.
@@ -91,6 +93,7 @@ impl Default for Metrics {
             redis_reconnects: Counter::default(),
             bus_dropped: Counter::default(),
             bus_up: Gauge::default(),
+            revalidations: Counter::default(),
             request_seconds: request_seconds.clone(),
             requests: Family::default(),
             hashing: Family::default(),
@@ -106,6 +109,11 @@ impl Default for Metrics {
         registry.register("redis_publish_failures", "Envelopes not published", metrics.redis_publish_failures.clone());
         registry.register("redis_reconnects", "Redis connection losses", metrics.redis_reconnects.clone());
         registry.register("bus_dropped", "Inbound bus envelopes dropped", metrics.bus_dropped.clone());
+        registry.register(
+            "revalidations",
+            "Checks of every session against the database",
+            metrics.revalidations.clone(),
+        );
         registry.register(
             "bus_up",
             "Whether the bus answers (1) or the node runs degraded (0)",

@@ -227,9 +227,14 @@ impl Gateway {
         }
     }
 
-    /// Checks every live session's token against the store in a few queries, ending those
-    /// revoked or outdated meanwhile: kicks the bus lost still take effect.
+    /// Checks every live session's token against the store, in a few queries: sessions
+    /// revoked or outdated meanwhile end, so that kicks the bus lost still take effect.
     pub(super) async fn revalidate(&self) {
+        self.revalidate_tokens().await;
+        self.metrics.revalidations.inc();
+    }
+
+    async fn revalidate_tokens(&self) {
         let sessions: Vec<(Arc<Session>, Identity)> =
             self.registry.all_sessions().into_iter().filter_map(|s| s.identity().map(|i| (s, i))).collect();
         if sessions.is_empty() {
