@@ -179,6 +179,12 @@ async fn a_redis_outage_loses_nothing_and_heals_itself() {
         alice.call("/message/send", send(&carol_id, n)).await.ok();
         message_with(&mut carol_a, &format!("o{carol_id}-{n}")).await;
     }
+    // What node A could not publish is given up within the Redis call bound, not held.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.metric("chatgate_redis_publish_failures_total").await == 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "node A held its envelopes through the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A Redis outage takes no node out of the load balancer: it still stores and acknowledges.
     let ready = reqwest::get(a.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);

@@ -117,7 +117,13 @@ async fn publisher(
         for (channel, envelope) in &batch {
             pipe.cmd("PUBLISH").arg(format!("{PREFIX}{channel}")).arg(envelope.as_ref()).ignore();
         }
-        match pipe.query_async::<()>(&mut conn).await {
+        // Bounded like every other Redis call: during an outage the connection manager would
+        // hold the batch until Redis is back, and the queue behind it would only fill.
+        let sent = match tokio::time::timeout(REDIS_CALL, pipe.query_async::<()>(&mut conn)).await {
+            Ok(result) => result.map_err(|err| err.to_string()),
+            Err(_) => Err(format!("no answer within {REDIS_CALL:?}")),
+        };
+        match sent {
             Ok(()) => {
                 metrics.redis_publishes.inc_by(batch.len() as u64);
             }
