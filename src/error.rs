@@ -128,6 +128,9 @@ impl Error {
     /// The reason with every `validation.<field>` folded into `validation`: a fixed set, for
     /// metric labels.
     pub fn family(&self) -> &'static str {
+        if matches!(self, Error::Validation { .. }) {
+            return "validation";
+        }
         match self.reason() {
             Cow::Borrowed(reason) => reason,
             Cow::Owned(_) => "validation",

@@ -468,7 +468,7 @@ impl Gateway {
 
     /// Whether `user_id` has a session on this node.
     pub(super) fn has_sessions(&self, user_id: UserId) -> bool {
-        !self.registry.sessions(user_id).is_empty()
+        self.registry.has_sessions(user_id)
     }
 
     /// Whether the bus reaches the other nodes (`/healthz`); also sets the `bus_up` gauge.

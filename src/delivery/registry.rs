@@ -225,6 +225,11 @@ impl Registry {
         });
     }
 
+    /// Whether `user_id` has a live session here, without copying them out.
+    pub fn has_sessions(&self, user_id: UserId) -> bool {
+        self.users.get(&user_id).is_some_and(|sessions| !sessions.is_empty())
+    }
+
     /// The live sessions of `user_id`, copied out so no lock outlives this call.
     pub fn sessions(&self, user_id: UserId) -> Vec<Arc<Session>> {
         self.users.get(&user_id).map(|s| s.clone()).unwrap_or_default()

@@ -119,15 +119,14 @@ pub const MAX_CONTENT_DEPTH: usize = 32;
 fn nests_deeper_than(value: &Value, max: usize) -> bool {
     let mut pending = vec![(value, 1)];
     while let Some((value, depth)) = pending.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(fields) => Box::new(fields.values()),
-            _ => continue,
-        };
-        if depth > max {
+        if (value.is_array() || value.is_object()) && depth > max {
             return true;
         }
-        pending.extend(children.map(|child| (child, depth + 1)));
+        match value {
+            Value::Array(items) => pending.extend(items.iter().map(|child| (child, depth + 1))),
+            Value::Object(fields) => pending.extend(fields.values().map(|child| (child, depth + 1))),
+            _ => {}
+        }
     }
     false
 }
