@@ -69,7 +69,7 @@ impl Report {
         let met = match met {
             Some(true) => "yes".to_owned(),
             Some(false) => "**no**".to_owned(),
-            None => "-".to_owned(),
+            None => "n/a".to_owned(),
         };
         let [ours, baseline, ratio] = cells;
         self.rows.push(Row { id, what: what.to_owned(), ours, baseline, ratio, target: target.to_owned(), met });
@@ -111,6 +111,9 @@ impl Report {
         self.detail(&line);
     }
 }
+
+/// The target column of a figure no issue sets a target for: it is reported, not judged.
+const NO_TARGET: &str = "none set (figure only)";
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0)

@@ -3,7 +3,7 @@
 
 use super::JWT_SECRET;
 use crate::common::{self, Postgres, chatgate, redis, run_bots, socketio, state_dir};
-use crate::{Report, Sizes, f, ratio, thousands};
+use crate::{NO_TARGET, Report, Sizes, f, ratio, thousands};
 
 /// A fan-out measurement: deliveries/s while sending, the server's share of a core meanwhile,
 /// p99 at 100 messages/s, and the size of the frames delivered.
@@ -137,7 +137,7 @@ pub fn s4(report: &mut Report, z: &Sizes) {
             format!("{:.1} ms (bare)", ceiling.p99_at_rate),
             ratio(ours.p99_at_rate, ceiling.p99_at_rate),
         ],
-        "-",
+        NO_TARGET,
         None,
     );
 }
@@ -270,7 +270,7 @@ fn s5_socketio(report: &mut Report, z: &Sizes, redis_url: &str, pad: usize, spli
             format!("{}/s (socket.io split; {}/s on one node)", thousands(io_split), thousands(io_single)),
             ratio(split, io_split),
         ],
-        "-",
+        NO_TARGET,
         None,
     );
 }

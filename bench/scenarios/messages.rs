@@ -2,7 +2,7 @@
 
 use super::JWT_SECRET;
 use crate::common::{Postgres, chatgate, run_bots, state_dir};
-use crate::{Report, Sizes, f, ratio, thousands};
+use crate::{NO_TARGET, Report, Sizes, f, ratio, thousands};
 
 fn direct_runs(report: &mut Report, z: &Sizes, label: &str, url: &str, bot_state: &str) -> (f64, Vec<(f64, f64, f64)>) {
     let seconds = z.seconds.to_string();
@@ -81,7 +81,7 @@ pub fn s3(report: &mut Report, z: &Sizes) {
         "S3",
         "one-to-one, PostgreSQL: max persisted msg/s",
         [format!("{}/s", thousands(max)), "-".into(), "-".into()],
-        "-",
+        NO_TARGET,
         None,
     );
     for (rate, p50, p99) in &fixed {
