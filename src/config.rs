@@ -123,6 +123,12 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_STORAGE_QUOTA_BYTES", default_value_t = 1 << 30)]
     pub storage_quota_bytes: u64,
 
+    /// Longest life of a signed file link, in seconds (at most 900, the default). A link lives
+    /// between two thirds of this and all of it: links minted close together are the same URL,
+    /// so browsers cache one file once.
+    #[arg(long, env = "CHATGATE_FILE_LINK_SECS", default_value_t = 900)]
+    pub file_link_secs: u64,
+
     /// Where uploads are stored: `s3://bucket[/prefix]` on an S3-compatible store that every
     /// node shares, with its endpoint, region and credentials from the standard `AWS_*`
     /// variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -251,6 +257,9 @@ impl Config {
         }
         if self.max_text_chars == 0 || self.max_upload_bytes == 0 || self.storage_quota_bytes == 0 {
             bail!("--max-text-chars, --max-upload-bytes and --storage-quota-bytes must be positive");
+        }
+        if !(3..=900).contains(&self.file_link_secs) {
+            bail!("--file-link-secs must be between 3 and 900");
         }
         if self.auth_grace_secs == 0 || self.max_connections == 0 || self.max_sessions_per_user == 0 {
             bail!("--auth-grace-secs, --max-connections and --max-sessions-per-user must be positive");

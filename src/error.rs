@@ -24,6 +24,12 @@ pub enum Error {
     /// A password-reset secret that is unknown, spent or expired.
     #[error("reset token is invalid, used or expired")]
     ResetTokenInvalid,
+    /// A signed file link that is malformed, forged or expired.
+    #[error("the file link is invalid or expired; ask for a new one")]
+    LinkInvalid,
+    /// A socket ticket that is unknown, used or expired.
+    #[error("the socket ticket is invalid, used or expired; ask for a new one")]
+    TicketInvalid,
     /// A request field failed validation; `field` names it in the reason `validation.<field>`.
     #[error("{message}")]
     Validation {
@@ -106,6 +112,8 @@ impl Error {
             Error::InvalidCredentials => "auth.invalid_credentials",
             Error::TokenInvalid => "auth.token_invalid",
             Error::ResetTokenInvalid => "auth.reset_token_invalid",
+            Error::TicketInvalid => "auth.ticket_invalid",
+            Error::LinkInvalid => "file.link_invalid",
             Error::Validation { field, .. } => return Cow::Owned(format!("validation.{field}")),
             Error::UserExists => "user.exists",
             Error::GroupFull => "group.full",
@@ -141,8 +149,12 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::Validation { .. } | Error::MalformedFrame(_) | Error::UnknownFrameType | Error::SocketOnly => 400,
-            Error::AuthRequired | Error::InvalidCredentials | Error::TokenInvalid | Error::ResetTokenInvalid => 401,
-            Error::Forbidden | Error::Muted => 403,
+            Error::AuthRequired
+            | Error::InvalidCredentials
+            | Error::TokenInvalid
+            | Error::ResetTokenInvalid
+            | Error::TicketInvalid => 401,
+            Error::Forbidden | Error::Muted | Error::LinkInvalid => 403,
             Error::NotFound | Error::UnknownRoute => 404,
             Error::MethodNotAllowed => 405,
             Error::UserExists | Error::GroupFull => 409,

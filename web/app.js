@@ -261,19 +261,28 @@ function show(m, { prepend = false } = {}) {
   }
 }
 
+/** Points `el[attr]` at a signed link to the file `url` names, once the server has minted it. */
+function showFile(el, attr, url) {
+  state.client.fileLink(url).then((link) => { el[attr] = link; }).catch(() => {});
+}
+
 function body(m) {
   const c = m.content;
   if (m.kind === "text") return Object.assign(document.createElement("span"), { textContent: c.text, className: "text" });
   if (m.kind === "image") {
     const img = document.createElement("img");
-    img.src = state.client.fileUrl(c.url);
+    showFile(img, "src", c.url);
     img.alt = "picture";
     img.dataset.testid = "image";
     img.width = Math.min(240, c.width || 240);
     return img;
   }
   if (m.kind === "file") {
-    const a = Object.assign(document.createElement("a"), { href: state.client.fileUrl(c.url), textContent: c.name, target: "_blank", rel: "noopener" });
+    const a = Object.assign(document.createElement("a"), { textContent: c.name, target: "_blank", rel: "noopener" });
+    showFile(a, "href", c.url);
+    // Signed links expire: one about to be followed is renewed first (cached while fresh).
+    a.addEventListener("pointerenter", () => showFile(a, "href", c.url));
+    a.addEventListener("focus", () => showFile(a, "href", c.url));
     a.className = "file";
     a.dataset.testid = "file-link";
     return a;

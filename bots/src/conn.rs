@@ -22,7 +22,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// chatgate: `/ws?token=`, `session.ready`, request and push frames.
+    /// chatgate: `/ws` with `Authorization: Bearer`, `session.ready`, request and push frames.
     Chatgate,
     /// socket.io 4 over its WebSocket transport (Engine.IO v4 framing).
     Socketio,
@@ -48,6 +48,7 @@ pub async fn dial(
     server: SocketAddr,
     source: Option<IpAddr>,
     path: &str,
+    bearer: Option<&str>,
     rcvbuf: Option<u32>,
 ) -> Result<Socket, String> {
     let socket = TcpSocket::new_v4().map_err(|e| reason_of_io(&e))?;
@@ -59,7 +60,11 @@ pub async fn dial(
     }
     let stream = socket.connect(server).await.map_err(|e| reason_of_io(&e))?;
     stream.set_nodelay(true).map_err(|e| reason_of_io(&e))?;
-    let request = format!("ws://{server}{path}").into_client_request().map_err(|e| format!("request: {e}"))?;
+    let mut request = format!("ws://{server}{path}").into_client_request().map_err(|e| format!("request: {e}"))?;
+    if let Some(token) = bearer {
+        let value = format!("Bearer {token}").parse().map_err(|_| "the token is not a header value".to_owned())?;
+        request.headers_mut().insert("authorization", value);
+    }
     match client_async_with_config(request, stream, Some(client_config())).await {
         Ok((ws, _)) => Ok(ws),
         Err(WsError::Http(response)) => Err(format!("http_{}", response.status().as_u16())),
@@ -88,14 +93,14 @@ pub async fn open(
             // Without a token the socket stays anonymous (what a flood uses).
             Protocol::Chatgate => match token {
                 Some(token) => {
-                    let mut ws = dial(server, source, &format!("/ws?token={token}"), rcvbuf).await?;
+                    let mut ws = dial(server, source, "/ws", Some(token), rcvbuf).await?;
                     wait_for(&mut ws, |t| t.starts_with(r#"{"type":"push","event":"session.ready""#)).await?;
                     Ok(ws)
                 }
-                None => dial(server, source, "/ws", rcvbuf).await,
+                None => dial(server, source, "/ws", None, rcvbuf).await,
             },
             Protocol::Socketio => {
-                let mut ws = dial(server, source, "/socket.io/?EIO=4&transport=websocket", rcvbuf).await?;
+                let mut ws = dial(server, source, "/socket.io/?EIO=4&transport=websocket", None, rcvbuf).await?;
                 wait_for(&mut ws, |t| t.starts_with('0')).await?;
                 ws.send(Message::Text("40".into())).await.map_err(|e| format!("send: {e}"))?;
                 wait_for(&mut ws, |t| t.starts_with("40")).await?;
@@ -103,7 +108,7 @@ pub async fn open(
             }
             Protocol::Soketi => {
                 let path = "/app/app-key?protocol=7&client=chatgate-bots&version=1.0&flash=false";
-                let mut ws = dial(server, source, path, rcvbuf).await?;
+                let mut ws = dial(server, source, path, None, rcvbuf).await?;
                 let hello = wait_for(&mut ws, |t| t.contains("pusher:connection_established")).await?;
                 let socket_id = pusher_socket_id(&hello).ok_or("no socket_id")?;
                 let subscribe = format!(
@@ -114,7 +119,7 @@ pub async fn open(
                 wait_for(&mut ws, |t| t.contains("pusher_internal:subscription_succeeded")).await?;
                 Ok(ws)
             }
-            Protocol::Bare => dial(server, source, "/", rcvbuf).await,
+            Protocol::Bare => dial(server, source, "/", None, rcvbuf).await,
         }
     };
     tokio::time::timeout(OPEN_TIMEOUT, opening).await.unwrap_or_else(|_| Err("open_timeout".into()))

@@ -77,7 +77,10 @@ export interface Built {
 
 export interface Upload {
   fileId: string;
+  /** `/file/{fileId}`: what a message's content names the file by. */
   url: string;
+  /** A signed link (10 to 15 min) to show it by at once. */
+  link: string;
   size: number;
   mime: string;
   sha256: string;
@@ -146,6 +149,7 @@ export type Route =
   | "/user/info"
   | "/user/online"
   | "/user/logout"
+  | "/user/ticket"
   | "/user/loginLog"
   | "/group/room/add"
   | "/group/room/join"
@@ -170,7 +174,8 @@ export type Route =
   | "/conversation/info"
   | "/conversation/update"
   | "/conversation/read"
-  | "/conversation/unread";
+  | "/conversation/unread"
+  | "/file/link";
 
 export class Chatgate {
   constructor(options: Options);
@@ -222,5 +227,6 @@ export class Chatgate {
   dismiss(groupId: string): Promise<Record<string, never>>;
 
   upload(file: Blob | Uint8Array, options?: { onProgress?: (sent: number, total: number) => void }): Promise<Upload>;
-  fileUrl(url: string): string;
+  /** A URL an `<img>` or a link can use: a signed link of 10 to 15 min for `/file/…`, reused while fresh. */
+  fileLink(url: string): Promise<string>;
 }

@@ -58,6 +58,8 @@ export class Chatgate {
     this._known = new Map();
     this._early = new Map();
     this._filling = new Set();
+    // Signed file links by file id, with their expiry, so that re-rendering reuses one URL.
+    this._links = new Map();
   }
 
   // ---- events ----
@@ -161,18 +163,45 @@ export class Chatgate {
     this._setState("closed");
   }
 
-  _wsUrl() {
+  // The socket URL carries a single-use ticket of about 30 s, never the token: URLs are copied,
+  // logged and cached, and a browser cannot put the token in a header of the handshake.
+  async _wsUrl() {
+    const { ticket } = await this._http("POST", "/user/ticket");
     const base = this.url.replace(/^http/, "ws");
     const format = this.format === "msgpack" ? "&format=msgpack" : "";
-    return `${base}/ws?token=${encodeURIComponent(this.token)}${format}`;
+    return `${base}/ws?ticket=${encodeURIComponent(ticket)}${format}`;
   }
 
-  _open() {
+  async _open() {
     this._setState(this._everReady ? "reconnecting" : "connecting");
+    // Holds the place of the socket while the ticket is fetched, so that nothing opens a second.
+    const opening = { readyState: 0, close() {} };
+    this._ws = opening;
+    let url;
+    try {
+      url = await this._wsUrl();
+    } catch (err) {
+      if (this._ws !== opening) return;
+      this._ws = null;
+      // A refused token will not be accepted later: stop, as when kicked.
+      if (err instanceof ChatgateError && err.reason?.startsWith("auth.")) {
+        this._wantOpen = false;
+        this._setState("closed");
+        this._rejectWaiters(err);
+        return;
+      }
+      this._scheduleReconnect();
+      return;
+    }
+    if (this._ws !== opening || !this._wantOpen) {
+      if (this._ws === opening) this._ws = null;
+      return;
+    }
     let ws;
     try {
-      ws = new this.WebSocket(this._wsUrl());
+      ws = new this.WebSocket(url);
     } catch (err) {
+      this._ws = null;
       this._scheduleReconnect();
       return;
     }
@@ -628,9 +657,20 @@ export class Chatgate {
     });
   }
 
-  /** The URL of an uploaded file that an `<img>` or a link can use (the token rides along). */
-  fileUrl(url) {
+  /**
+   * Resolves to a URL that an `<img>` or a link can use for `url`: for an uploaded file
+   * (`/file/{fileId}`), a signed link of 10 to 15 minutes, reused until a minute before it
+   * expires; any other URL as it is.
+   */
+  async fileLink(url) {
     if (!url || !url.startsWith("/file/")) return url;
-    return `${this.url}${url}?token=${encodeURIComponent(this.token)}`;
+    const fileId = url.slice("/file/".length);
+    const cached = this._links.get(fileId);
+    if (cached && cached.expiresAt - Date.now() > 60_000) return cached.url;
+    const link = await this._http("POST", "/file/link", { fileId });
+    const full = { url: `${this.url}${link.url}`, expiresAt: link.expiresAt };
+    if (this._links.size >= 1000) this._links.delete(this._links.keys().next().value);
+    this._links.set(fileId, full);
+    return full.url;
   }
 }

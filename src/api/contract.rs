@@ -114,6 +114,8 @@ fn error_catalogue_is_complete() {
         Error::InvalidCredentials,
         Error::TokenInvalid,
         Error::ResetTokenInvalid,
+        Error::TicketInvalid,
+        Error::LinkInvalid,
         Error::validation("x", "x"),
         Error::UserExists,
         Error::GroupFull,
@@ -137,6 +139,8 @@ fn error_catalogue_is_complete() {
         | Error::InvalidCredentials
         | Error::TokenInvalid
         | Error::ResetTokenInvalid
+        | Error::TicketInvalid
+        | Error::LinkInvalid
         | Error::Validation { .. }
         | Error::UserExists
         | Error::GroupFull

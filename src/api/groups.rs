@@ -319,7 +319,13 @@ pub(super) async fn create(api: &Api, cx: &Ctx<'_>, req: CreateGroup) -> Result<
         intro: req.intro,
         max_members: req.max_members.unwrap_or_else(|| groups.max_members_cap()),
     };
-    Ok(group(groups.create(cx.who()?, new, &req.members).await?))
+    let who = cx.who()?;
+    let avatar = api.domain.media.avatar_file(who, Some(&new.avatar)).await?;
+    let created = groups.create(who, new, &req.members).await?;
+    if let Some(file) = avatar {
+        api.domain.media.share_publicly(&file).await?;
+    }
+    Ok(group(created))
 }
 
 /// `POST /group/room/join`.
@@ -345,8 +351,14 @@ pub(super) async fn kick(api: &Api, cx: &Ctx<'_>, req: GroupUsers) -> Result<Gro
 
 /// `POST /group/room/update`.
 pub(super) async fn update(api: &Api, cx: &Ctx<'_>, req: UpdateGroup) -> Result<GroupReply> {
-    let id = req.group_id.get()?;
-    Ok(group(api.domain.groups.update(cx.who()?, id, req.into_patch()?).await?))
+    let (id, who) = (req.group_id.get()?, cx.who()?);
+    let patch = req.into_patch()?;
+    let avatar = api.domain.media.avatar_file(who, patch.avatar.as_deref()).await?;
+    let updated = api.domain.groups.update(who, id, patch).await?;
+    if let Some(file) = avatar {
+        api.domain.media.share_publicly(&file).await?;
+    }
+    Ok(group(updated))
 }
 
 /// `POST /group/room/role`.

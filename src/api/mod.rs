@@ -156,6 +156,13 @@ impl Api {
         self.domain.users.authenticate(token).await
     }
 
+    /// Spends a socket ticket (used by the WebSocket handshake), once the address's bucket is
+    /// charged: each attempt costs a database write.
+    pub async fn redeem_ticket(&self, ticket: &str, origin: &Origin) -> Result<Identity> {
+        self.domain.limits.request(None, None, origin.ip.parse().ok())?;
+        self.domain.users.redeem_ticket(ticket).await
+    }
+
     /// Whether a session that was just refused for its rate has been refused too often.
     pub fn abusive(&self, session: SessionId) -> bool {
         self.domain.limits.abusive(session)

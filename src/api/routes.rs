@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::conversations::{self, *};
 use super::groups::{self, *};
+use super::media::{self, LinkReply, LinkRequest};
 use super::messages::{self, *};
 use super::users::{self, *};
 use super::wire::{Done, Empty};
@@ -129,6 +130,7 @@ pub static ROUTES: &[Route] = &[
     route!(Post "/user/info", User, Client, InfoUpdate => UserInfoReply, users::update_info, Socket::When("userinfo")),
     route!(Get "/user/online", User, Client, OnlineQuery => OnlineReply, users::online),
     route!(Post "/user/logout", User, Client, IgnoredAny => Done, users::logout),
+    route!(Post "/user/ticket", User, Client, IgnoredAny => TicketReply, users::ticket),
     route!(Get "/user/loginLog", User, Client, LoginLogQuery => LoginLogReply, users::login_log),
     route!(Post "/group/room/add", User, Client, CreateGroup => GroupReply, groups::create),
     route!(Post "/group/room/join", User, Client, GroupRef => GroupReply, groups::join),
@@ -154,6 +156,7 @@ pub static ROUTES: &[Route] = &[
     route!(Post "/conversation/update", User, Client, ConversationUpdate => ConversationReply, conversations::update),
     route!(Post "/conversation/read", User, Client, ReadRequest => ConversationReply, conversations::read),
     route!(Get "/conversation/unread", User, Client, Empty => UnreadReply, conversations::unread),
+    route!(Post "/file/link", User, Client, LinkRequest => LinkReply, media::link),
     Route {
         method: Method::Post,
         path: "/file/upload",

@@ -342,7 +342,12 @@ pub(super) async fn update_info(api: &Api, cx: &Ctx<'_>, req: InfoUpdate) -> Res
             return Err(Error::validation("username", "the username cannot be changed"));
         }
     }
-    Ok(UserInfoReply { userinfo: api.domain.users.update_profile(who, patch).await?.into() })
+    let avatar = api.domain.media.avatar_file(who, patch.avatar.as_deref()).await?;
+    let user = api.domain.users.update_profile(who, patch).await?;
+    if let Some(file) = avatar {
+        api.domain.media.share_publicly(&file).await?;
+    }
+    Ok(UserInfoReply { userinfo: user.into() })
 }
 
 /// `GET /user/online`.
@@ -355,6 +360,22 @@ pub(super) async fn online(api: &Api, _: &Ctx<'_>, req: OnlineQuery) -> Result<O
         Error::Unavailable
     })?;
     Ok(OnlineReply { online: req.ids.iter().map(|id| id.to_string()).zip(online).collect() })
+}
+
+/// `{ticket, expiresAt}` of /user/ticket.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketReply {
+    /// Opens one socket as `GET /ws?ticket=…`.
+    pub ticket: String,
+    /// When it stops working, Unix ms (30 s from now).
+    pub expires_at: i64,
+}
+
+/// `POST /user/ticket`: a single-use socket ticket for the caller's token.
+pub(super) async fn ticket(api: &Api, cx: &Ctx<'_>, _: IgnoredAny) -> Result<TicketReply> {
+    let (ticket, expires_at) = api.domain.users.issue_ticket(cx.who()?).await?;
+    Ok(TicketReply { ticket, expires_at })
 }
 
 /// `POST /user/logout`.

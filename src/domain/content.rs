@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::text::checked_url;
 use crate::error::{Error, Result};
+use crate::model::FileId;
 
 /// Reads one content object, field by field, refusing fields it was not asked about.
 struct Fields {
@@ -161,6 +162,28 @@ fn text_fields(f: &mut Fields, max_text: usize) -> Result<()> {
         f.out.insert("replyTo".into(), Value::String(id.to_string()));
     }
     Ok(())
+}
+
+/// The fields of content that may hold a URL.
+const URL_FIELDS: [&str; 3] = ["url", "thumbnail", "cover"];
+
+/// The uploaded files that validated `content` references: its `/file/{fileId}` URLs. A
+/// `/file/` URL that names no possible file is refused.
+pub fn referenced_files(content: &Value) -> Result<Vec<FileId>> {
+    let mut files = Vec::new();
+    for field in URL_FIELDS {
+        let Some(rest) = content.get(field).and_then(Value::as_str).and_then(|u| u.strip_prefix("/file/")) else {
+            continue;
+        };
+        let file = FileId(rest.to_owned());
+        if !file.is_well_formed() {
+            return Err(Error::validation(field, format!("{field} must name an uploaded file")));
+        }
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    Ok(files)
 }
 
 /// Validates `content` for `kind` and returns it normalized (ids as strings).

@@ -6,7 +6,10 @@
 //!   complete and within the size limit. A failed or oversized upload is aborted and leaves
 //!   nothing.
 //! - The media type is sniffed from the content's first bytes, never taken from the client.
-//! - A file id is 128 random bits (hex), so ids cannot be guessed.
+//! - A file id is 128 random bits (hex), so ids cannot be guessed; even so, knowing one is not
+//!   enough. A file is read by its uploader, by the participants of a conversation a message
+//!   of which references it, or by anyone once it is an avatar; or through a signed link
+//!   ([`super::links`]), which is minted only for those.
 //!
 //! Storage is an [`ObjectStore`]: by default a directory (`<data-dir>/files`), or an
 //! S3-compatible bucket (`--media-url s3://bucket/prefix`) that several nodes share.
@@ -26,6 +29,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::links::{FileLink, LinkSigner};
 use crate::error::{Error, Result};
 use crate::model::{FileId, FileMeta, Identity, now_ms};
 use crate::store::Store;
@@ -61,6 +65,7 @@ pub struct Media {
     part_bytes: usize,
     max_bytes: u64,
     quota_bytes: u64,
+    links: LinkSigner,
 }
 
 /// A stored file's bytes, or a range of them, as a stream.
@@ -84,15 +89,16 @@ fn sniff(head: &[u8]) -> String {
 
 impl Media {
     /// A media service storing in `objects` in parts of `part_bytes`, refusing uploads over
-    /// `max_bytes`, and those that would take their user's stored bytes past `quota_bytes`.
+    /// `max_bytes`, and those that would take their user's stored bytes past `quota_bytes`;
+    /// its links are signed by `links`.
     pub fn new(
         store: Arc<dyn Store>,
         objects: Arc<dyn ObjectStore>,
         part_bytes: usize,
-        max_bytes: u64,
-        quota_bytes: u64,
+        (max_bytes, quota_bytes): (u64, u64),
+        links: LinkSigner,
     ) -> Self {
-        Media { store, objects, part_bytes, max_bytes, quota_bytes }
+        Media { store, objects, part_bytes, max_bytes, quota_bytes, links }
     }
 
     /// Streams an upload into storage and records it.
@@ -170,12 +176,50 @@ impl Media {
         Ok((size, hex::encode(hasher.finalize()), head))
     }
 
-    /// A file's metadata, for authenticated callers.
-    pub async fn meta(&self, id: &FileId) -> Result<FileMeta> {
-        if !id.is_well_formed() {
+    /// A file's metadata, if `who` may read it; `not_found` alike when it does not exist and
+    /// when it is not theirs to read.
+    pub async fn readable(&self, who: &Identity, id: &FileId) -> Result<FileMeta> {
+        if !id.is_well_formed() || self.store.readable_files(who.user_id, std::slice::from_ref(id)).await?.is_empty() {
             return Err(Error::NotFound);
         }
         self.store.file(id).await?.ok_or(Error::NotFound)
+    }
+
+    /// A signed link to a file `who` may read.
+    pub async fn link(&self, who: &Identity, id: &FileId) -> Result<FileLink> {
+        self.readable(who, id).await?;
+        Ok(self.links.sign(id, now_ms()))
+    }
+
+    /// A signed link to a file just uploaded, for its uploader.
+    pub fn link_to_upload(&self, meta: &FileMeta) -> FileLink {
+        self.links.sign(&meta.id, now_ms())
+    }
+
+    /// The metadata of the file a signed link (`exp`, `sig`) opens.
+    pub async fn by_link(&self, id: &FileId, exp: &str, sig: &str) -> Result<FileMeta> {
+        if !id.is_well_formed() {
+            return Err(Error::NotFound);
+        }
+        self.links.verify(id, exp, sig, now_ms())?;
+        self.store.file(id).await?.ok_or(Error::NotFound)
+    }
+
+    /// The file an avatar URL names, if it names one, checked: only a file `who` may read can
+    /// become an avatar. Nothing is shared yet; [`Media::share_publicly`] does that once the
+    /// change it belongs to is made.
+    pub async fn avatar_file(&self, who: &Identity, url: Option<&str>) -> Result<Option<FileId>> {
+        let Some(rest) = url.and_then(|u| u.strip_prefix("/file/")) else { return Ok(None) };
+        let id = FileId(rest.to_owned());
+        if !id.is_well_formed() || self.store.readable_files(who.user_id, std::slice::from_ref(&id)).await?.is_empty() {
+            return Err(Error::validation("avatar", "an avatar's /file/ URL must name a file you can read"));
+        }
+        Ok(Some(id))
+    }
+
+    /// Lets every logged-in user read a file: it became an avatar, which anyone may see.
+    pub async fn share_publicly(&self, id: &FileId) -> Result<()> {
+        self.store.share_file_publicly(id).await
     }
 
     /// Streams a file's bytes, or the `range` of them, of a file `meta` found.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use serde_json::Value;
 
-use super::content::validate_content;
+use super::content::{referenced_files, validate_content};
 use super::ports::Events;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -85,6 +85,12 @@ impl Messages {
     /// Checks that `who` may send `out` and returns the message to store.
     async fn prepare(&self, who: &Identity, out: Outgoing, client_msg_id: String) -> Result<NewMessage> {
         let content = validate_content(&out.kind, out.content, self.limits.max_text)?;
+        // Sharing a file grants its reading to the conversation: only a file the sender may
+        // read can be shared, or knowing an id would be enough to read it.
+        let files = referenced_files(&content)?;
+        if !files.is_empty() && self.store.readable_files(who.user_id, &files).await?.len() < files.len() {
+            return Err(Error::validation("url", "a /file/ URL must name a file you can read"));
+        }
         let (conversation_id, participants) = match out.to {
             Recipient::User(peer) => {
                 if peer == who.user_id {
@@ -122,6 +128,7 @@ impl Messages {
             sent_at: now_ms(),
             participants,
             session: who.session,
+            files,
         })
     }
 
@@ -139,6 +146,7 @@ impl Messages {
             sent_at: now_ms(),
             participants: Vec::new(),
             session: None,
+            files: Vec::new(),
         };
         Ok(self.store.append_message(new).await?.0)
     }

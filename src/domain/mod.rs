@@ -9,6 +9,7 @@ pub mod content;
 pub mod conversation;
 pub mod group;
 pub mod limits;
+pub mod links;
 pub mod media;
 pub mod message;
 pub mod ports;
@@ -90,7 +91,13 @@ impl Domain {
             users,
             groups: Groups::new(store.clone(), events.clone(), messages.clone(), config.group_max_members),
             conversations: Conversations::new(store.clone(), events),
-            media: Media::new(store.clone(), objects, part_bytes, config.max_upload_bytes, config.storage_quota_bytes),
+            media: Media::new(
+                store.clone(),
+                objects,
+                part_bytes,
+                (config.max_upload_bytes, config.storage_quota_bytes),
+                links::LinkSigner::new(&key, config.file_link_secs),
+            ),
             messages,
             presence,
             limits,

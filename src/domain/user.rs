@@ -7,6 +7,8 @@
 //!   and is delivered to the user's notification channel, never to the caller.
 //! - A token is accepted only if its signature holds, it is not revoked by logout, and its
 //!   token version matches the user's (a reset bumps the version).
+//! - A socket ticket stands for the token it was asked with: it opens one socket within 30 s,
+//!   on any node, and the session it opens is that token's, checked as the token would be.
 
 use std::sync::Arc;
 
@@ -19,13 +21,15 @@ use super::ports::{Events, Notices};
 use super::text::{checked_text, checked_url};
 use crate::error::{Error, Result};
 use crate::model::{
-    Event, Identity, KickReason, LoginAttempt, LoginId, LoginRecord, Lookup, Origin, ProfilePatch, ResetNotice, User,
-    UserId, now_ms,
+    Event, Identity, KickReason, LoginAttempt, LoginId, LoginRecord, Lookup, Origin, ProfilePatch, ResetNotice, Ticket,
+    User, UserId, now_ms,
 };
 use crate::store::Store;
 
 /// How long a reset secret stays usable.
 const RESET_TTL_MS: i64 = 30 * 60 * 1000;
+/// How long a socket ticket stays usable.
+const TICKET_TTL_MS: i64 = 30 * 1000;
 /// Largest page of login history.
 const MAX_LOG_PAGE: i64 = 100;
 
@@ -89,6 +93,48 @@ impl Users {
                 Ok((token, identity(claims), account.user))
             }
             _ => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// A single-use ticket that opens one socket as `who`'s token, and its expiry (Unix ms):
+    /// what a browser, which cannot set a header on a WebSocket handshake, puts in the URL.
+    pub async fn issue_ticket(&self, who: &Identity) -> Result<(String, i64)> {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let ticket = hex::encode(raw);
+        let expires_at = now_ms() + TICKET_TTL_MS;
+        let stored = Ticket {
+            digest: sha256_hex(&ticket),
+            user_id: who.user_id,
+            jti: who.jti.clone(),
+            token_version: who.version,
+            token_expires_at: who.expires_at,
+            expires_at,
+        };
+        self.store.create_ticket(&stored).await?;
+        Ok((ticket, expires_at))
+    }
+
+    /// Spends a ticket: the identity of the token it stands for, if the ticket is unspent and
+    /// unexpired and that token is still valid.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Identity> {
+        if ticket.len() != 64 || !ticket.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::TicketInvalid);
+        }
+        let stored = self.store.take_ticket(&sha256_hex(ticket)).await?.ok_or(Error::TicketInvalid)?;
+        let now = now_ms();
+        if stored.expires_at <= now || stored.token_expires_at <= now {
+            return Err(Error::TicketInvalid);
+        }
+        match self.store.token_state(stored.user_id, &stored.jti).await? {
+            Some(state) if !state.revoked && state.version == stored.token_version => Ok(Identity {
+                user_id: stored.user_id,
+                jti: stored.jti,
+                expires_at: stored.token_expires_at,
+                version: stored.token_version,
+                session: None,
+            }),
+            _ => Err(Error::TicketInvalid),
         }
     }
 

@@ -3,7 +3,7 @@
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::ids::{ConversationId, GroupId, MessageId, SessionId, UserId};
+use super::ids::{ConversationId, FileId, GroupId, MessageId, SessionId, UserId};
 
 /// One-to-one or group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +140,9 @@ pub struct NewMessage {
     pub participants: Vec<UserId>,
     /// The session that sent it, if any: its reply carries the message, so no push goes to it.
     pub session: Option<SessionId>,
+    /// The uploaded files its content references: stored with it, they become readable by
+    /// every participant of the conversation.
+    pub files: Vec<FileId>,
 }
 
 /// What a client asks to send.

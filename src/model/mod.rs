@@ -16,7 +16,7 @@ pub use group::{Group, GroupPatch, JoinPolicy, Member, MemberAction, NewGroup, R
 pub use ids::{ConversationId, ConversationRef, FileId, GroupId, LoginId, MessageId, SessionId, UserId};
 pub use message::{ChatType, Message, NewMessage, Outgoing, Recipient, Status, SyncedConversation};
 pub use user::{
-    Account, Gender, Identity, LoginAttempt, LoginRecord, Lookup, Origin, Profile, ProfilePatch, ResetNotice,
+    Account, Gender, Identity, LoginAttempt, LoginRecord, Lookup, Origin, Profile, ProfilePatch, ResetNotice, Ticket,
     TokenState, Transport, User,
 };
 

@@ -205,6 +205,24 @@ pub struct TokenState {
     pub revoked: bool,
 }
 
+/// A single-use socket ticket as stored (by its digest): the login token it stands for, so that
+/// the session it opens is that token's, revoked with it.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// Hex SHA-256 of the ticket; the ticket itself is never stored.
+    pub digest: String,
+    /// Whose session it opens.
+    pub user_id: UserId,
+    /// The login token's id.
+    pub jti: Arc<str>,
+    /// The login token's version.
+    pub token_version: i64,
+    /// The login token's expiry, Unix ms.
+    pub token_expires_at: i64,
+    /// The ticket's expiry, Unix ms.
+    pub expires_at: i64,
+}
+
 /// A password-reset notification, to be delivered out of band.
 #[derive(Debug, Clone)]
 pub struct ResetNotice {

@@ -1,4 +1,8 @@
 //! The file routes, which stream: uploads into storage, downloads with ranges.
+//!
+//! A download is authorized by a signed link (`?exp=…&sig=…`, from `/file/link` or an upload's
+//! reply), which is what an `<img>` carries, or by `Authorization: Bearer` and the caller's
+//! right to read the file. Files are served sandboxed, and only media inline.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,20 +17,32 @@ use super::{App, bearer, client_ip, user_agent};
 use crate::api::frame::Format;
 use crate::api::{Auth, Caller};
 use crate::error::Error;
-use crate::model::{Origin, Transport};
+use crate::model::{FileMeta, Origin, Transport};
 
-/// Who calls, from the `Authorization` header or a `token` query parameter (what an `<img>`
-/// can carry).
-fn caller_of(app: &App, peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Caller {
-    let param =
-        query_data(uri.query()).ok().and_then(|mut q| q.remove("token")).and_then(|t| t.as_str().map(str::to_owned));
+/// Who calls, from the `Authorization` header: never from the URL.
+fn caller_of(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Caller {
     Caller {
-        auth: bearer(headers).or(param).map_or(Auth::Anonymous, Auth::Token),
+        auth: bearer(headers).map_or(Auth::Anonymous, Auth::Token),
         origin: Origin {
             ip: client_ip(app, peer, headers).to_string(),
             user_agent: user_agent(headers),
             transport: Transport::Http,
         },
+    }
+}
+
+/// How a download proves it may read the file: a signed link's `exp` and `sig`, or else the
+/// caller's token. A `?token=` is refused.
+async fn readable(app: &App, caller: &Caller, id: String, uri: &Uri) -> Result<FileMeta, Error> {
+    let mut query = query_data(uri.query())?;
+    if query.contains_key("token") {
+        return Err(super::token_in_url());
+    }
+    let mut take = |name: &str| query.remove(name).and_then(|v| v.as_str().map(str::to_owned));
+    match (take("exp"), take("sig")) {
+        (Some(exp), Some(sig)) => app.api.file_by_link(caller, id, &exp, &sig).await,
+        (None, None) => app.api.file(caller, id).await,
+        _ => Err(Error::LinkInvalid),
     }
 }
 
@@ -36,7 +52,7 @@ pub(super) async fn upload(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let caller = caller_of(&app, peer, request.headers(), request.uri());
+    let caller = caller_of(&app, peer, request.headers());
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -71,8 +87,8 @@ pub(super) async fn download(
     request: Request,
 ) -> Response {
     let headers = request.headers();
-    let caller = caller_of(&app, peer, headers, request.uri());
-    let meta = match app.api.file(&caller, id).await {
+    let caller = caller_of(&app, peer, headers);
+    let meta = match readable(&app, &caller, id, request.uri()).await {
         Ok(meta) => meta,
         Err(err) => return respond(Format::Json, Err(err)),
     };
@@ -82,6 +98,10 @@ pub(super) async fn download(
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        // A user's file is never a page of ours: opened directly, it runs no script, submits no
+        // form and reaches no cookie of this origin.
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
+        .header(header::REFERRER_POLICY, "no-referrer")
         .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable");
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
         return response.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_else(|_| fallback());

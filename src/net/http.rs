@@ -65,12 +65,14 @@ pub(super) async fn route(
         HttpMethod::POST => (Method::Post, body_data(&body, format)),
         _ => return respond(format, Err(Error::MethodNotAllowed)),
     };
-    let mut data = match data {
+    let data = match data {
         Ok(data) => data,
         Err(err) => return respond(format, Err(err)),
     };
-    let param_token = data.remove("token").and_then(|t| t.as_str().map(str::to_owned));
-    let auth = match bearer(&headers).or(param_token) {
+    if method == Method::Get && data.contains_key("token") {
+        return respond(format, Err(super::token_in_url()));
+    }
+    let auth = match bearer(&headers) {
         Some(token) => Auth::Token(token),
         None => Auth::Anonymous,
     };

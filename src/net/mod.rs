@@ -81,6 +81,16 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     Some(token.trim().to_owned())
 }
 
+/// The answer to a long-lived token in a URL, where it would be copied, logged and cached:
+/// refused, rather than ignored, so that the caller learns what to do instead.
+fn token_in_url() -> crate::error::Error {
+    crate::error::Error::validation(
+        "token",
+        "tokens are not accepted in URLs: send Authorization: Bearer, open sockets with a /user/ticket \
+         and show files by /file/link",
+    )
+}
+
 /// The client's address: the peer's, unless the peer is a trusted proxy (`--trusted-proxy`),
 /// in which case the rightmost address of `Forwarded` (or else `X-Forwarded-For`) that is not
 /// itself a trusted proxy. Anything a client wrote into those headers sits left of what the

@@ -18,6 +18,8 @@ pub fn app(state: Arc<App>) -> axum::Router {
         // Uploads stream to storage, so the frame limit does not apply; the media service
         // enforces its own.
         .route("/file/upload", axum::routing::post(files::upload).layer(DefaultBodyLimit::disable()))
+        // `/file/link` is a table route; naming it keeps it from matching `/file/{id}`.
+        .route("/file/link", axum::routing::post(http::route))
         .route("/file/{id}", get(files::download))
         .merge(web::routes())
         .fallback(http::route)

@@ -95,6 +95,10 @@ async function person(label, viewport) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on("pageerror", (err) => console.error(`[${name}] page error:`, err));
+  // Every URL the page asks for, sockets included: the token must be in none of them.
+  const urls = [];
+  page.on("request", (r) => urls.push(r.url()));
+  page.on("websocket", (ws) => urls.push(ws.url()));
   await page.goto(server.base);
   await page.getByTestId("username").fill(name);
   await page.getByTestId("password").fill("a long enough password");
@@ -102,7 +106,7 @@ async function person(label, viewport) {
   await page.getByTestId("me").waitFor();
   const token = await page.evaluate(() => localStorage.getItem("chatgate.token"));
   const me = await (await fetch(`${server.base}/user/info`, { headers: { authorization: `Bearer ${token}` } })).json();
-  return { name, page, context, token, id: me.data.userinfo.id };
+  return { name, page, context, token, id: me.data.userinfo.id, urls };
 }
 
 async function dialog(page, first, second) {
@@ -218,6 +222,12 @@ test("an uploaded image renders in the peer's view, and a file comes as a link",
   assert.equal(await link.textContent(), "notes.txt");
   const fetched = await bob.page.evaluate(async (href) => (await fetch(href)).text(), await link.getAttribute("href"));
   assert.equal(fetched, "some notes");
+  for (const who of [alice, bob]) {
+    assert.ok(who.urls.some((u) => u.includes("/ws?ticket=")), `${who.name} opened no socket by ticket`);
+    assert.ok(who.urls.some((u) => /\/file\/[0-9a-f]{32}\?exp=\d+&sig=/.test(u)), `${who.name} fetched no signed link`);
+    const leaked = who.urls.filter((u) => u.includes(who.token) || u.includes("token="));
+    assert.deepEqual(leaked, [], `${who.name}'s token went into a URL`);
+  }
   await shot(bob.page, "image-peer");
   await alice.context.close();
   await bob.context.close();

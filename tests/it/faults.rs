@@ -64,8 +64,7 @@ async fn acknowledged_messages_survive_sigkill() {
     .await;
     let (alice, _) = register_at(&node.base, "crash-alice").await;
     let (_, bob) = register_at(&node.base, "crash-bob").await;
-    let url = format!("ws://{}/ws?token={alice}", node.addr);
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(as_bearer(node.addr, &alice)).await.unwrap();
     let (mut sink, mut stream) = ws.split();
     let acked = tokio::spawn(async move {
         let mut acked = BTreeMap::new();
@@ -158,7 +157,7 @@ async fn graceful_stop_answers_every_request_and_keeps_every_ack() {
     .await;
     let (alice, _) = register_at(&node.base, "stop-alice").await;
     let (_, bob) = register_at(&node.base, "stop-bob").await;
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?token={alice}", node.addr)).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(as_bearer(node.addr, &alice)).await.unwrap();
     let (mut sink, mut stream) = ws.split();
     for i in 0..300 {
         let frame = json!({"type": "req", "id": i, "route": "/message/send", "data": {
@@ -206,4 +205,12 @@ async fn graceful_stop_answers_every_request_and_keeps_every_ack() {
     node.restart().await;
     let stored = all_messages(&node.base, &alice).await;
     assert_eq!(stored, acked, "what is stored is exactly what was acknowledged");
+}
+
+/// The handshake of a socket to `addr` authenticated by `token` in its header.
+fn as_bearer(addr: std::net::SocketAddr, token: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }

@@ -128,7 +128,7 @@ async fn ping_and_pushes_in_the_session_format(backend: Backend) {
     }
     // Bad handshakes: an unknown format, a bad token.
     assert!(Ws::connect(&server, Wire::Json, "format=xml", None).await.is_err());
-    assert!(Ws::connect(&server, Wire::Json, "token=abc.def.ghi", None).await.is_err());
+    assert!(Ws::connect(&server, Wire::Json, "", Some("abc.def.ghi")).await.is_err());
 }
 
 async fn shutdown_closes_sessions_1001(backend: Backend) {

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Backend, Process, S3, Server, Via, postgres_database, register_at, user};
+use crate::harness::{Backend, Process, S3, Server, Via, postgres_database, register_at, upload_at, user};
 use crate::on_both;
 
 on_both!(upload_sniff_and_ranges, oversized_upload_is_refused_whole, uploads_stop_at_the_storage_quota);
@@ -41,13 +41,17 @@ async fn upload_sniff_and_ranges(backend: Backend) {
     let url = data["url"].as_str().unwrap().to_owned();
     assert_eq!(url, format!("/file/{}", data["fileId"].as_str().unwrap()));
 
-    // Any logged-in user may fetch it, by header or by ?token= (what an <img> can carry).
-    let r = http.get(server.url(&url)).bearer_auth(bob.token.as_ref().unwrap()).send().await.unwrap();
+    // The uploader may fetch it by header; another user may not until it is shared with them.
+    let r = http.get(server.url(&url)).bearer_auth(&token).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "image/png"));
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["content-security-policy"], "sandbox");
     assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
-    let r =
-        http.get(server.url(&format!("{url}?token={token}"))).header("range", "bytes=1000-1999").send().await.unwrap();
+    let r = http.get(server.url(&url)).bearer_auth(bob.token.as_ref().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // The upload's signed link is what an <img> carries: no token at all.
+    let link = data["link"].as_str().unwrap();
+    let r = http.get(server.url(link)).header("range", "bytes=1000-1999").send().await.unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 1000-1999/300000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[1000..2000]);
@@ -199,16 +203,7 @@ async fn nodes_share_uploads_through_s3() {
 
     // Over 5 MiB: at least two parts of a multipart upload.
     let body = png(7 << 20);
-    let up: Value = http
-        .post(format!("{}/file/upload", a.base))
-        .bearer_auth(&token)
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let up = upload_at(&a.base, &token, body.clone()).await;
     let data = &up["data"];
     assert_eq!((data["mime"].as_str(), data["size"].as_u64()), (Some("image/png"), Some(7 << 20)), "{up}");
     let url = data["url"].as_str().unwrap().to_owned();

@@ -27,10 +27,13 @@ async fn no_secret_reaches_the_log() {
         .unwrap();
     let token = reg["data"]["token"].as_str().unwrap().to_owned();
     post("/user/login", json!({"username": "secretive", "password": "Wr0ng-Secret-Passw0rd"})).await.unwrap();
-    // The token in the query string, as browsers send it.
-    http.get(format!("{base}/user/info?token={token}")).send().await.unwrap();
-    let mut request = format!("ws://127.0.0.1:{port}/ws?token={token}").into_client_request().unwrap();
+    // A token in a query string is refused, and must not be logged on its way out either.
+    let refused = http.get(format!("{base}/user/info?token={token}")).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?token={token}")).await.is_err());
+    let mut request = format!("ws://127.0.0.1:{port}/ws").into_client_request().unwrap();
     request.headers_mut().insert("user-agent", "secret-scan".parse().unwrap());
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     ws.send(Message::Text(
         json!({"type": "req", "id": 1, "route": "/user/auth", "data": {"token": token}}).to_string().into(),

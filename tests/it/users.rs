@@ -124,7 +124,7 @@ async fn reset_and_logout_revoke_tokens(backend: Backend) {
 
         // The old token is dead everywhere; the old password too.
         carol.call("/user/info", json!({})).await.fails("auth.token_invalid");
-        assert!(Ws::connect(&server, Wire::Json, &format!("token={old_token}"), None).await.is_err());
+        assert!(Ws::connect(&server, Wire::Json, "", Some(&old_token)).await.is_err());
         let mut again = Api::new(&server, via).await;
         again
             .call("/user/login", json!({"username": name, "password": "first password"}))
@@ -240,9 +240,10 @@ async fn socket_revocation_kicks_sessions(backend: Backend) {
     frank.register("frank", "franks password").await;
     let token = frank.token.clone().unwrap();
 
-    // Two sockets on one token (handshake header and ?token=), one on another token.
+    // Two sockets on one token (handshake header and a ticket of it), one on another token.
     let mut same_a = Ws::connect(&server, Wire::Json, "", Some(&token)).await.unwrap();
-    let mut same_b = Ws::connect(&server, Wire::MsgPack, &format!("token={token}"), None).await.unwrap();
+    let ticket = frank.call("/user/ticket", json!({})).await.ok()["ticket"].as_str().unwrap().to_owned();
+    let mut same_b = Ws::connect(&server, Wire::MsgPack, &format!("ticket={ticket}"), None).await.unwrap();
     let mut other = Ws::open(&server, Wire::Json).await;
     other.request("/user/login", json!({"username": "frank", "password": "franks password"})).await;
     // Each socket is bound: an authenticated route answers.

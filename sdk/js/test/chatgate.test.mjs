@@ -17,7 +17,21 @@ class FakeServer {
     this.handler = handler;
     this.sockets = [];
     this.requests = [];
+    this.tickets = 0;
     const server = this;
+    // What the SDK asks over HTTP: the socket ticket.
+    this.links = 0;
+    this.fetch = async (url, init) => {
+      assert.equal(init.headers.authorization, "Bearer t");
+      if (url.endsWith("/file/link")) {
+        server.links += 1;
+        const { fileId } = JSON.parse(init.body);
+        return { status: 200, json: async () => ({ code: 0, data: { url: `/file/${fileId}?exp=9&sig=s${server.links}`, expiresAt: Date.now() + 600000 } }) };
+      }
+      assert.ok(url.endsWith("/user/ticket") && init.method === "POST", `unexpected fetch of ${url}`);
+      server.tickets += 1;
+      return { status: 200, json: async () => ({ code: 0, data: { ticket: `ticket${server.tickets}`, expiresAt: Date.now() + 30000 } }) };
+    };
     this.WebSocket = class {
       constructor(url) {
         this.url = url;
@@ -114,7 +128,7 @@ test("replies are matched to their requests, in any order, and time out", async 
     if (route === "/refused") return new Error("forbidden");
     return undefined;
   });
-  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, requestTimeout: 100 });
+  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, fetch: server.fetch, requestTimeout: 100 });
   await client.connect();
   const [slow, fast] = await Promise.all([client.request("/slow", { n: 1 }), client.request("/fast", { n: 2 })]);
   assert.deepEqual([slow.n, fast.n], [1, 2]);
@@ -133,7 +147,7 @@ test("each message is handed over once, in order, gaps filled from history", asy
       return { messages: page.slice(0, 2), hasMore: page.length > 2 };
     }
   });
-  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket });
+  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, fetch: server.fetch });
   const seen = [];
   client.on("message", (m) => seen.push(m.seq));
   await client.connect();
@@ -168,7 +182,7 @@ test("after a reconnection, what was missed comes once, by sync, and sends are r
     }
   });
   for (const seq of [1, 2]) stored.push(message("s:1:2", seq));
-  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, backoff: { initial: 5, max: 20 } });
+  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, fetch: server.fetch, backoff: { initial: 5, max: 20 } });
   const seen = [];
   const states = [];
   client.on("message", (m) => seen.push(m.seq));
@@ -186,6 +200,9 @@ test("after a reconnection, what was missed comes once, by sync, and sends are r
   assert.equal(keys.length, 2);
   assert.equal(keys[0], keys[1], "a retry keeps its clientMsgId");
   assert.ok(states.includes("reconnecting") && states.at(-1) === "open", states.join(","));
+  // Each socket opened with a ticket of its own; the token never went into a URL.
+  assert.deepEqual(server.sockets.map((s) => new URL(s.url).searchParams.get("ticket")), ["ticket1", "ticket2"]);
+  assert.ok(server.sockets.every((s) => !s.url.includes("token")), server.sockets.map((s) => s.url).join(" "));
   client.close();
 });
 
@@ -194,7 +211,7 @@ test("a kicked session does not reconnect; a refused send is not retried", async
     if (route === "/conversation/list") return emptyList;
     if (route === "/message/send") return new Error("validation.text");
   });
-  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, backoff: { initial: 5, max: 5 } });
+  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, fetch: server.fetch, backoff: { initial: 5, max: 5 } });
   const kicked = [];
   client.on("kicked", (k) => kicked.push(k.reason));
   await client.connect();
@@ -206,4 +223,15 @@ test("a kicked session does not reconnect; a refused send is not retried", async
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(server.sockets.length, 1, "no reconnection after a kick");
   assert.equal(client.state, "closed");
+});
+
+test("file links are signed by the server, reused while fresh, and other URLs pass through", async () => {
+  const server = new FakeServer(() => undefined);
+  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, fetch: server.fetch });
+  const first = await client.fileLink("/file/abc");
+  assert.equal(first, "http://x/file/abc?exp=9&sig=s1");
+  assert.equal(await client.fileLink("/file/abc"), first, "a fresh link is reused");
+  assert.equal(server.links, 1);
+  assert.equal(await client.fileLink("https://cdn.test/a.png"), "https://cdn.test/a.png");
+  assert.ok(!first.includes("token"));
 });

@@ -1,6 +1,10 @@
 //! The WebSocket transport: the handshake at `GET /ws`, then one session per socket
 //! ([`session`]).
 //!
+//! A client authenticates at the handshake with `Authorization: Bearer`, or (a browser, which
+//! cannot set that header) with `?ticket=` from `/user/ticket`, or later with `/user/auth`.
+//! A `?token=` is refused: long-lived tokens never go in URLs.
+//!
 //! Close codes: 1001 server shutting down; 1007 invalid UTF-8; 1008 slow consumer, rate abuse
 //! or authentication timeout; 1009 frame too large; 1002 protocol error; 4001 kicked (logout,
 //! password reset, token expiry or the session limit, after a `session.kicked` push).
@@ -89,17 +93,23 @@ pub async fn upgrade(
             return http::respond(Format::Json, Err(Error::validation("format", "format must be json or msgpack")));
         }
     };
-    let identity = match bearer(headers).or_else(|| param("token")) {
-        Some(token) => match app.api.authenticate(&token).await {
-            Ok(identity) => Some(identity),
-            Err(err) => return http::respond(Format::Json, Err(err)),
-        },
-        None => None,
-    };
+    if param("token").is_some() {
+        return http::respond(Format::Json, Err(super::token_in_url()));
+    }
     let origin = Origin {
         ip: client_ip(&app, peer, headers).to_string(),
         user_agent: user_agent(headers),
         transport: Transport::Ws,
+    };
+    // Browsers cannot set a header on the handshake: they bring a single-use ticket.
+    let identity = match (bearer(headers), param("ticket")) {
+        (Some(token), _) => app.api.authenticate(&token).await.map(Some),
+        (None, Some(ticket)) => app.api.redeem_ticket(&ticket, &origin).await.map(Some),
+        (None, None) => Ok(None),
+    };
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(err) => return http::respond(Format::Json, Err(err)),
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);

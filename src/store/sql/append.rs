@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Backend;
 use super::rows::{self, MESSAGE_COLUMNS};
 use crate::error::{Error, Result};
-use crate::model::{ConversationId, Message, MessageId, NewMessage, Recipient, Status, UserId};
+use crate::model::{ConversationId, FileId, Message, MessageId, NewMessage, Recipient, Status, UserId};
 use crate::store::CommitHook;
 
 /// Messages stored by one transaction at most. Ten values each keeps a full batch far below
@@ -219,6 +219,7 @@ async fn store_batch(
     if !counts.is_empty() {
         let next = allocate_seqs(&mut tx, backend, batch, &counts, &mut fates).await?;
         ids = insert_messages(&mut tx, backend, batch, &fates).await?;
+        share_files(&mut tx, backend, batch, &fates).await?;
         finish_conversations(&mut tx, backend, &counts, &next, &ids).await?;
     }
     tx.commit().await?;
@@ -413,6 +414,31 @@ async fn insert_messages(tx: &mut Tx<'_>, backend: Backend, batch: &[&NewMessage
     Ok(ids)
 }
 
+/// Makes the files the batch's new messages reference readable in their conversations: one
+/// statement, only when some message references a file.
+async fn share_files(tx: &mut Tx<'_>, backend: Backend, batch: &[&NewMessage], fates: &[Fate]) -> Result<()> {
+    let mut refs: Vec<(&FileId, &ConversationId)> = Vec::new();
+    for (fate, new) in fates.iter().zip(batch) {
+        if matches!(fate, Fate::New(_)) {
+            for file in &new.files {
+                if !refs.contains(&(file, &new.conversation_id)) {
+                    refs.push((file, &new.conversation_id));
+                }
+            }
+        }
+    }
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let mut insert = Statement::new(backend, "INSERT INTO file_ref (file_id, scope) VALUES ");
+    for (i, (file, conversation)) in refs.into_iter().enumerate() {
+        insert.sql(if i == 0 { "(" } else { ", (" });
+        insert.bind(file.clone())?.sql(", ").bind(conversation.clone())?.sql(")");
+    }
+    insert.sql(" ON CONFLICT (file_id, scope) DO NOTHING");
+    insert.run(tx).await
+}
+
 /// Points each conversation at its newest message, and un-hides it for every participant.
 async fn finish_conversations(
     tx: &mut Tx<'_>,
@@ -495,6 +521,7 @@ mod tests {
             sent_at: 1,
             participants: vec![from, to],
             session: None,
+            files: Vec::new(),
         }
     }
 

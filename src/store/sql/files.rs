@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::SqlStore;
+use super::{SqlStore, placeholders, sql};
 use crate::error::Result;
 use crate::model::{FileId, FileMeta, UserId};
 use crate::store::FileStore;
@@ -48,4 +48,35 @@ impl FileStore for SqlStore {
             .await?;
         Ok(row.try_get(0)?)
     }
+
+    async fn readable_files(&self, user: UserId, ids: &[FileId]) -> Result<Vec<FileId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = format!(
+            "SELECT f.id FROM file f WHERE (f.owner_id = $1 OR EXISTS (\
+             SELECT 1 FROM file_ref r LEFT JOIN conversation_member m \
+             ON m.conversation_id = r.scope AND m.user_id = $1 \
+             WHERE r.file_id = f.id AND (r.scope = '{PUBLIC_SCOPE}' OR m.user_id IS NOT NULL))) \
+             AND f.id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let mut query = sqlx::query(sql(text)).bind(user);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.fetch_all(&self.pool).await?.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    async fn share_file_publicly(&self, id: &FileId) -> Result<()> {
+        sqlx::query("INSERT INTO file_ref (file_id, scope) VALUES ($1, $2) ON CONFLICT (file_id, scope) DO NOTHING")
+            .bind(id)
+            .bind(PUBLIC_SCOPE)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 }
+
+/// The `file_ref` scope of a file every logged-in user may read.
+const PUBLIC_SCOPE: &str = "public";

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::{SqlStore, placeholders, sql};
 use crate::error::Result;
-use crate::model::{TokenState, UserId, now_ms};
+use crate::model::{Ticket, TokenState, UserId, now_ms};
 use crate::store::TokenStore;
 
 /// Tokens checked per pair of queries: well under SQLite's and PostgreSQL's parameter limits.
@@ -56,6 +56,44 @@ impl TokenStore for SqlStore {
                 versions.get(user).map(|&version| TokenState { version, revoked: revoked.contains(&**jti) })
             })
             .collect())
+    }
+
+    async fn create_ticket(&self, ticket: &Ticket) -> Result<()> {
+        sqlx::query("DELETE FROM ws_ticket WHERE expires_at < $1").bind(now_ms()).execute(&self.writer).await?;
+        sqlx::query(
+            "INSERT INTO ws_ticket (digest, user_id, jti, token_version, token_expires_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&ticket.digest)
+        .bind(ticket.user_id)
+        .bind(&*ticket.jti)
+        .bind(ticket.token_version)
+        .bind(ticket.token_expires_at)
+        .bind(ticket.expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_ticket(&self, digest: &str) -> Result<Option<Ticket>> {
+        let row = sqlx::query(
+            "DELETE FROM ws_ticket WHERE digest = $1 \
+             RETURNING digest, user_id, jti, token_version, token_expires_at, expires_at",
+        )
+        .bind(digest)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|row| {
+            Ok(Ticket {
+                digest: row.try_get(0)?,
+                user_id: row.try_get(1)?,
+                jti: row.try_get::<String, _>(2)?.into(),
+                token_version: row.try_get(3)?,
+                token_expires_at: row.try_get(4)?,
+                expires_at: row.try_get(5)?,
+            })
+        })
+        .transpose()
     }
 
     async fn revoke_token(&self, jti: &str, user_id: UserId, expires_at: i64) -> Result<()> {

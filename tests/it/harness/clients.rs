@@ -317,6 +317,12 @@ pub async fn register_at(base: &str, name: &str) -> (String, String) {
     (data["token"].as_str().expect("token").to_owned(), data["userinfo"]["id"].as_str().expect("id").to_owned())
 }
 
+/// Uploads `bytes` to the server at `base` as the user of `token`; answers the whole reply.
+pub async fn upload_at(base: &str, token: &str, bytes: Vec<u8>) -> Value {
+    let request = reqwest::Client::new().post(format!("{base}/file/upload")).bearer_auth(token).body(bytes);
+    request.send().await.expect("upload").json().await.expect("upload reply")
+}
+
 /// Registers `name` over `via` and returns the client and the user's id.
 pub async fn user(server: &Server, via: Via, name: &str) -> (Api, String) {
     let mut api = Api::new(server, via).await;
