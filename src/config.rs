@@ -96,9 +96,10 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_PING_TIMEOUT_SECS", default_value_t = 30)]
     pub ping_timeout_secs: u64,
 
-    /// Seconds between checks of every live session's token against the database, which end
-    /// the sessions of tokens revoked meanwhile: a kick lost with the bus (a Redis outage) takes
-    /// effect within this bound. Also run when the bus comes back.
+    /// Seconds between checks of every live session's token, and every online user's groups,
+    /// against the database: sessions of tokens revoked meanwhile end, and group fan-out here
+    /// follows the stored membership, so a kick or membership change lost with the bus (a Redis
+    /// outage) takes effect within this bound. Also run when the bus comes back.
     #[arg(long, env = "CHATGATE_REVALIDATE_SECS", default_value_t = 60)]
     pub revalidate_secs: u64,
 

@@ -227,11 +227,54 @@ impl Gateway {
         }
     }
 
-    /// Checks every live session's token against the store, in a few queries: sessions
-    /// revoked or outdated meanwhile end, so that kicks the bus lost still take effect.
+    /// Checks every live session's token and every online user's groups against the store, in
+    /// a few queries: sessions revoked or outdated meanwhile end, and this node's view of who
+    /// is in which group is corrected, so that kicks and membership changes the bus lost (a
+    /// Redis outage) still take effect within the revalidation bound.
     pub(super) async fn revalidate(&self) {
         self.revalidate_tokens().await;
+        self.revalidate_groups().await;
         self.metrics.revalidations.inc();
+    }
+
+    /// Reads every online user's groups again and brings this node's view in line. A user
+    /// whose membership changed while the store was read (an envelope landed) is left to the
+    /// next round; a user corrected here counts as changed, so a load of their groups still
+    /// running starts again instead of undoing the correction.
+    async fn revalidate_groups(&self) {
+        let seen: Vec<(UserId, u64)> =
+            self.user_groups.iter().filter(|u| u.online).map(|u| (*u.key(), u.changes)).collect();
+        if seen.is_empty() {
+            return;
+        }
+        let users: Vec<UserId> = seen.iter().map(|(user, _)| *user).collect();
+        let mut truth: HashMap<UserId, HashSet<GroupId>> = HashMap::new();
+        match self.store.group_ids_of_users(&users).await {
+            Ok(pairs) => pairs.into_iter().for_each(|(user, group)| {
+                truth.entry(user).or_default().insert(group);
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not revalidate group memberships; trying again later");
+                return;
+            }
+        }
+        for (user_id, changes) in seen {
+            let Some(mut user) = self.user_groups.get_mut(&user_id) else { continue };
+            let groups = truth.remove(&user_id).unwrap_or_default();
+            if !user.online || user.changes != changes || user.groups == groups {
+                continue;
+            }
+            user.changes += 1;
+            for group in user.groups.difference(&groups).copied().collect::<Vec<_>>() {
+                user.groups.remove(&group);
+                self.remove_member(group, user_id);
+            }
+            for group in groups {
+                if user.groups.insert(group) {
+                    self.add_member(group, user_id);
+                }
+            }
+        }
     }
 
     async fn revalidate_tokens(&self) {

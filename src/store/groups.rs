@@ -43,6 +43,9 @@ pub trait GroupStore: Send + Sync {
     async fn mute_member(&self, group_id: GroupId, user_id: UserId, until: i64, now: i64) -> Result<Group>;
     /// The ids of the (not dismissed) groups a user is in.
     async fn group_ids_of(&self, user_id: UserId) -> Result<Vec<GroupId>>;
+    /// [`GroupStore::group_ids_of`] of many users, as `(user, group)` pairs, in a few queries
+    /// whatever their number: the periodic revalidation of every live session's groups.
+    async fn group_ids_of_users(&self, users: &[UserId]) -> Result<Vec<(UserId, GroupId)>>;
     /// The groups a user is in, most recently changed first.
     async fn groups_of(&self, user_id: UserId) -> Result<Vec<Group>>;
     /// Members with user id above `after`, by user id.

@@ -8,11 +8,19 @@ use crate::harness::{Api, Redis, Server, Via, WAIT, Wire, Ws, device, postgres_d
 
 /// A Redis and `n` nodes on one fresh database.
 async fn cluster(n: usize) -> (Redis, Vec<Server>) {
+    cluster_with(n, &[]).await
+}
+
+/// [`cluster`] with `extra` flags for every node.
+async fn cluster_with(n: usize, extra: &[&str]) -> (Redis, Vec<Server>) {
     let redis = Redis::start().await;
     let url = postgres_database().await;
+    let redis_url = redis.url();
+    let mut args = vec!["--redis-url", &redis_url];
+    args.extend_from_slice(extra);
     let mut nodes = Vec::new();
     for _ in 0..n {
-        nodes.push(Server::node(&url, &["--redis-url", &redis.url()]).await);
+        nodes.push(Server::node(&url, &args).await);
     }
     (redis, nodes)
 }
@@ -261,12 +269,7 @@ async fn a_redis_outage_loses_nothing_and_heals_itself() {
 /// that node's revalidation (here every 2 s) still ends the session within its bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kick_lost_in_a_redis_outage_still_takes_effect() {
-    let mut redis = Redis::start().await;
-    let url = postgres_database().await;
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        nodes.push(Server::node(&url, &["--redis-url", &redis.url(), "--revalidate-secs", "2"]).await);
-    }
+    let (mut redis, nodes) = cluster_with(2, &["--revalidate-secs", "2"]).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let (token, _) = register_at(&a.url(""), "lost-kick").await;
     let mut on_b = Ws::connect(b, Wire::Json, "", Some(&token)).await.unwrap();
@@ -279,4 +282,56 @@ async fn a_kick_lost_in_a_redis_outage_still_takes_effect() {
     assert_eq!(closed.code, Some(4001), "{closed:?}");
     assert!(started.elapsed() < Duration::from_secs(8), "closed after {:?}", started.elapsed());
     redis.restart().await;
+}
+
+/// Membership changes published while Redis is down never reach the other node's bus; that
+/// node's revalidation corrects its view: a member kicked meanwhile stops receiving the
+/// group's pushes, and one invited meanwhile starts, without reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_lost_in_a_redis_outage_still_take_effect() {
+    let (mut redis, nodes) = cluster_with(2, &["--revalidate-secs", "2"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (mut owner, _) = user(a, Via::Http, "lost-owner").await;
+    let (kicked, kicked_id) = user(b, Via::Http, "lost-kicked").await;
+    let (invited, invited_id) = user(b, Via::Http, "lost-invited").await;
+    let group = owner.call("/group/room/add", json!({"name": "Outage", "members": [kicked_id]})).await.ok();
+    let gid = group["group"]["id"].as_str().unwrap().to_owned();
+    let mut kicked_b = device(b, &kicked, Wire::Json).await;
+    let mut invited_b = device(b, &invited, Wire::Json).await;
+    redis.wait_subscribers(&format!("g:{gid}"), 1).await;
+    owner.call("/message/send", group_send(&gid, "before", "before")).await.ok();
+    message_with(&mut kicked_b, "before").await;
+
+    redis.kill();
+    let failures = a.metric("chatgate_redis_publish_failures_total").await;
+    owner.call("/group/room/kick", json!({"groupId": gid, "members": [kicked_id]})).await.ok();
+    owner.call("/group/room/invite", json!({"groupId": gid, "members": [invited_id]})).await.ok();
+    // Node A gave the envelopes of both changes up: node B can only learn them from the store.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.metric("chatgate_redis_publish_failures_total").await <= failures {
+        assert!(tokio::time::Instant::now() < deadline, "node A never gave up an envelope");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart().await;
+    let revalidated = b.metric("chatgate_revalidations_total").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.metric("chatgate_revalidations_total").await < revalidated + 2.0 {
+        assert!(tokio::time::Instant::now() < deadline, "node B stopped revalidating");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.wait_subscribers(&format!("u:{kicked_id}"), 1).await;
+
+    // The invited member gets the group's next message; the kicked one gets only the direct
+    // message sent after it, which would come after the group's if it had been delivered.
+    owner.call("/message/send", group_send(&gid, "after", "after")).await.ok();
+    message_with(&mut invited_b, "after").await;
+    let direct = json!({"chatType": "single", "to": kicked_id, "kind": "text", "content": {"text": "direct"}, "clientMsgId": "direct"});
+    owner.call("/message/send", direct).await.ok();
+    loop {
+        let m = kicked_b.push("message.new").await["data"]["message"].clone();
+        assert_ne!(m["clientMsgId"], "after", "a member kicked during the outage still got the group's message");
+        if m["clientMsgId"] == "direct" {
+            break;
+        }
+    }
 }

@@ -309,6 +309,26 @@ impl GroupStore for SqlStore {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    async fn group_ids_of_users(&self, users: &[UserId]) -> Result<Vec<(UserId, GroupId)>> {
+        let mut pairs = Vec::new();
+        // Well under both databases' limits on bound values.
+        for chunk in users.chunks(500) {
+            let text = format!(
+                "SELECT m.user_id, m.group_id FROM group_member m JOIN chat_group g ON g.id = m.group_id \
+                 WHERE m.user_id IN ({}) AND g.dismissed_at IS NULL",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sql(text));
+            for user in chunk {
+                query = query.bind(*user);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                pairs.push((row.try_get(0)?, row.try_get(1)?));
+            }
+        }
+        Ok(pairs)
+    }
+
     async fn groups_of(&self, user_id: UserId) -> Result<Vec<Group>> {
         let text = format!(
             "SELECT {GROUP_COLUMNS} FROM chat_group g JOIN group_member m ON m.group_id = g.id \
