@@ -1,6 +1,5 @@
 //! The file routes, which stream: uploads into storage, downloads with ranges.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -9,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::http::{query_data, respond};
+use super::proxy::Peer;
 use super::{App, bearer, client_ip, user_agent};
 use crate::api::frame::Format;
 use crate::api::{Auth, Caller};
@@ -17,7 +17,7 @@ use crate::model::{Origin, Transport};
 
 /// Who calls, from the `Authorization` header or a `token` query parameter (what an `<img>`
 /// can carry).
-fn caller_of(app: &App, peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Caller {
+fn caller_of(app: &App, peer: Peer, headers: &HeaderMap, uri: &Uri) -> Caller {
     let param =
         query_data(uri.query()).ok().and_then(|mut q| q.remove("token")).and_then(|t| t.as_str().map(str::to_owned));
     Caller {
@@ -33,7 +33,7 @@ fn caller_of(app: &App, peer: SocketAddr, headers: &HeaderMap, uri: &Uri) -> Cal
 /// `POST /file/upload`: a raw body with its type, or the first file of a multipart form.
 pub(super) async fn upload(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     request: Request,
 ) -> Response {
     let caller = caller_of(&app, peer, request.headers(), request.uri());
@@ -66,7 +66,7 @@ pub(super) async fn upload(
 /// support (video seeking).
 pub(super) async fn download(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
