@@ -22,6 +22,7 @@ mod messages;
 mod metrics;
 mod moderation;
 mod poison;
+mod proxy;
 mod secrets;
 mod sessions;
 mod users;
