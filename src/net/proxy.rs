@@ -38,7 +38,9 @@ const FIXED: usize = 16;
 /// to spare for the TLVs a balancer may append (TLS details, a unique id, an authority).
 pub const MAX_HEADER: usize = 4096;
 
-/// How long a trusted peer has to send its whole header once its connection is accepted.
+/// How long a trusted peer has to send its whole header once its connection is accepted. A
+/// trusted peer that sends nothing at all in that time is dropped too: until its first bytes
+/// there is no telling whether a header is coming.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the start of a header that arrived split is looked at again: a peek answers at

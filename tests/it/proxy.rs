@@ -160,9 +160,9 @@ async fn an_untrusted_peer_s_header_is_not_read(backend: Backend) {
 }
 
 /// A trusted proxy's connections with a garbage header, one too short for its addresses, a
-/// truncated one and one stalled inside the signature: each is dropped on its own (the broken
-/// ones at once, the others at the 5 s header timeout), and meanwhile other clients are served
-/// at once.
+/// truncated one, one stalled inside the signature and one that sends nothing: each is dropped
+/// on its own (the broken ones at once, the others at the 5 s header timeout), and meanwhile
+/// other clients are served at once.
 async fn broken_and_stalled_headers_hold_up_nobody(backend: Backend) {
     let server = Server::start_with(backend, &["--trusted-proxy", "127.0.0.1/32"]).await;
     let (token, _) = register_at(&server.url(""), "pp-carol").await;
@@ -176,6 +176,7 @@ async fn broken_and_stalled_headers_hold_up_nobody(backend: Backend) {
     truncated.write_all(&proxied("203.0.113.7:4711".parse().unwrap(), server.addr)[..20]).await.unwrap();
     let mut stalled = connect(&server, None).await;
     stalled.write_all(&SIGNATURE[..7]).await.unwrap();
+    let mut silent = connect(&server, None).await;
 
     // Others are served meanwhile, with or without a header of their own.
     let mut prompt = connect(&server, None).await;
@@ -193,7 +194,7 @@ async fn broken_and_stalled_headers_hold_up_nobody(backend: Backend) {
         ended(stream).await;
     }
     assert!(started.elapsed() < Duration::from_secs(3), "a broken header was dropped late");
-    for stream in [&mut truncated, &mut stalled] {
+    for stream in [&mut truncated, &mut stalled, &mut silent] {
         ended(stream).await;
     }
     let elapsed = started.elapsed();
