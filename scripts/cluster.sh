@@ -62,7 +62,7 @@ start)
     echo $! >"$dir/node-$i.pid"
     echo "$port" >"$dir/node-$i.port"
     urls+=("http://127.0.0.1:$port")
-    servers+="    server node-$i 127.0.0.1:$port check inter 500ms fall 2 rise 2"$'\n'
+    servers+="    server node-$i 127.0.0.1:$port check send-proxy-v2 check-send-proxy inter 500ms fall 2 rise 2"$'\n'
   done
   for url in "${urls[@]}"; do wait_http "$url/readyz"; done
 
@@ -79,8 +79,6 @@ defaults
     timeout tunnel 1h
     option redispatch
     retries 3
-    # Nodes trust 127.0.0.1 (haproxy) to name the client; clients bind 127.0.0.2 and up.
-    option forwardfor
 frontend chat
     bind 127.0.0.1:$lb_port
     default_backend gateways
@@ -88,6 +86,8 @@ backend gateways
     balance leastconn
     option httpchk GET /readyz
     http-check expect status 200
+    # Each connection starts with a PROXY v2 header naming the client (health checks: LOCAL).
+    # Nodes trust 127.0.0.1 (haproxy) to send it; clients bind 127.0.0.2 and up.
 $servers
 CFG
   haproxy -f "$dir/haproxy.cfg" -D -p "$dir/haproxy.pid"

@@ -148,10 +148,11 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
 
     /// Load balancers whose word on the client's address is taken: an address or CIDR,
-    /// repeatable or comma-separated; none by default. From such a peer the client address is
-    /// read from `Forwarded` or `X-Forwarded-For` (the rightmost entry that is not itself a
-    /// trusted proxy); from anyone else those headers are ignored. Every per-address limit and
-    /// the login log use that address.
+    /// repeatable or comma-separated; none by default. Such a peer may start a connection with
+    /// a PROXY protocol v2 header (haproxy's `send-proxy-v2`), which names the client; without
+    /// one, the client address is read from `Forwarded` or `X-Forwarded-For` (the rightmost
+    /// entry that is not itself a trusted proxy). From anyone else neither is read. Every
+    /// per-address limit and the login log use that address.
     #[arg(long = "trusted-proxy", env = "CHATGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 

@@ -4,7 +4,6 @@
 //! reply), which is what an `<img>` carries, or by `Authorization: Bearer` and the caller's
 //! right to read the file. Files are served sandboxed, and only media inline.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -13,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::http::{query_data, respond};
+use super::proxy::Peer;
 use super::{App, bearer, client_ip, user_agent};
 use crate::api::frame::Format;
 use crate::api::{Auth, Caller};
@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::model::{FileMeta, Origin, Transport};
 
 /// Who calls, from the `Authorization` header: never from the URL.
-fn caller_of(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Caller {
+fn caller_of(app: &App, peer: Peer, headers: &HeaderMap) -> Caller {
     Caller {
         auth: bearer(headers).map_or(Auth::Anonymous, Auth::Token),
         origin: Origin {
@@ -49,7 +49,7 @@ async fn readable(app: &App, caller: &Caller, id: String, uri: &Uri) -> Result<F
 /// `POST /file/upload`: a raw body with its type, or the first file of a multipart form.
 pub(super) async fn upload(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     request: Request,
 ) -> Response {
     let caller = caller_of(&app, peer, request.headers());
@@ -82,7 +82,7 @@ pub(super) async fn upload(
 /// support (video seeking).
 pub(super) async fn download(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {

@@ -6,7 +6,6 @@
 //! `token` parameter. The body is the same object a socket reply carries, minus `type` and `id`,
 //! with the status the error catalogue gives.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -15,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, 
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::proxy::Peer;
 use super::{App, bearer, client_ip, user_agent};
 use crate::api::frame::{self, Format, Payload, Reply};
 use crate::api::{Auth, Caller, Method, route_label};
@@ -45,7 +45,7 @@ pub fn respond(format: Format, result: Result<Value, Error>) -> Response {
 
 pub(super) async fn route(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     method: HttpMethod,
     uri: Uri,
     headers: HeaderMap,

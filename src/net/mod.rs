@@ -1,12 +1,14 @@
 //! The network edge: HTTP ([`http`], with the streaming [`files`] routes and the static [`web`]
 //! client), the WebSocket ([`ws`]), the [`router`] that puts them on their paths, and serving
-//! them on a listener until shutdown.
+//! them on a listener until shutdown, through [`proxy`], which reads the PROXY v2 header of
+//! trusted load balancers.
 //!
 //! Transports decode frames, say who is calling, hand the call to the [`Api`] and encode its
 //! answer. They know no domain rule and no store.
 
 pub mod files;
 pub mod http;
+pub mod proxy;
 pub mod router;
 pub mod web;
 pub mod ws;
@@ -26,6 +28,7 @@ use crate::api::Api;
 use crate::config::Config;
 use crate::delivery::{Gateway, Registry};
 use crate::metrics::Metrics;
+use proxy::{Peer, ProxyListener};
 
 /// How long shutdown waits for sessions to say goodbye.
 const SESSION_DRAIN: Duration = Duration::from_secs(5);
@@ -60,7 +63,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cancel = app.shutdown.clone();
-    let service = router::app(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = ProxyListener::new(listener, app.config.trusted_proxies.clone())?;
+    let service = router::app(app.clone()).into_make_service_with_connect_info::<Peer>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -91,13 +95,19 @@ fn token_in_url() -> crate::error::Error {
     )
 }
 
-/// The client's address: the peer's, unless the peer is a trusted proxy (`--trusted-proxy`),
-/// in which case the rightmost address of `Forwarded` (or else `X-Forwarded-For`) that is not
-/// itself a trusted proxy. Anything a client wrote into those headers sits left of what the
-/// proxies appended, so it is never reached.
-fn client_ip(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    let trusted = |ip: &IpAddr| app.config.trusted_proxies.iter().any(|net| net.contains(ip));
-    let peer = peer.ip().to_canonical();
+/// The client's address, for per-address limits and the login log.
+///
+/// It starts from the [`Peer`]: the TCP peer, or the client a trusted proxy named in a PROXY
+/// v2 header, which then stands exactly where the TCP peer would. If that address is not a
+/// trusted proxy (`--trusted-proxy`), it is the answer, whatever `Forwarded` or
+/// `X-Forwarded-For` say. If it is, the answer is the rightmost address of `Forwarded` (or else
+/// `X-Forwarded-For`) that is not itself a trusted proxy. Anything a client wrote into those
+/// headers sits left of what the proxies appended, so it is never reached. So a client named
+/// by a PROXY header is the client, and its headers count only when it is itself a trusted
+/// proxy (a balancer behind another).
+fn client_ip(app: &App, peer: Peer, headers: &HeaderMap) -> IpAddr {
+    let trusted = |ip: &IpAddr| proxy::trusts(&app.config.trusted_proxies, *ip);
+    let peer = peer.0.ip().to_canonical();
     if !trusted(&peer) {
         return peer;
     }

@@ -56,7 +56,12 @@ fn compose_environment_names_real_settings() {
     // The nodes listen where the balancer and the health checks look.
     assert!(COMPOSE.contains("CHATGATE_LISTEN: 0.0.0.0:8080") && DOCKERFILE.contains("CHATGATE_LISTEN=0.0.0.0:8080"));
     for node in ["gateway-1", "gateway-2"] {
-        assert!(HAPROXY.contains(&format!("server {node} {node}:8080 check")), "haproxy lacks {node}");
+        let line = HAPROXY.lines().find(|l| l.trim_start().starts_with(&format!("server {node} {node}:8080 check")));
+        let line = line.unwrap_or_else(|| panic!("haproxy lacks {node}"));
+        // The nodes learn the client's address from the balancer's PROXY v2 header, health
+        // checks included (they trust it: CHATGATE_TRUSTED_PROXIES).
+        assert!(line.contains("send-proxy-v2") && line.contains("check-send-proxy"), "{line}");
     }
+    assert!(COMPOSE.contains("CHATGATE_TRUSTED_PROXIES: 172.28.0.10") && COMPOSE.contains("ipv4_address: 172.28.0.10"));
     assert!(HAPROXY.contains("GET /readyz") && COMPOSE.contains("/readyz") && DOCKERFILE.contains("/readyz"));
 }

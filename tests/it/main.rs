@@ -4,6 +4,7 @@
 mod harness;
 
 mod access;
+mod backpressure;
 mod browser;
 mod buckets;
 mod cluster;
@@ -23,6 +24,7 @@ mod messages;
 mod metrics;
 mod moderation;
 mod poison;
+mod proxy;
 mod secrets;
 mod sessions;
 mod tickets;

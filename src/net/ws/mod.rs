@@ -11,7 +11,6 @@
 
 mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -22,6 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::proxy::Peer;
 use super::{App, bearer, client_ip, http, user_agent};
 use crate::api::frame::Format;
 use crate::error::Error;
@@ -46,11 +46,7 @@ fn socket_config(max_frame: usize) -> WebSocketConfig {
 }
 
 /// `GET /ws`: checks the handshake and the token, answers 101 and starts the session.
-pub async fn upgrade(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
-) -> Response {
+pub async fn upgrade(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Peer>, mut req: Request) -> Response {
     let headers = req.headers();
     let has = |name: header::HeaderName, needle: &str| {
         headers

@@ -138,8 +138,7 @@ impl Server {
     /// The value of the metric series `series` (name with its labels, as /metrics writes it),
     /// or 0 when it is not there yet.
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = reqwest::get(self.url("/metrics")).await.expect("/metrics").text().await.expect("metrics body");
-        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+        metric_at(&self.url(""), series).await
     }
 
     /// The lines of the reset outbox, waiting until at least `count` exist.
@@ -256,12 +255,7 @@ impl Process {
 
     /// Its resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+        rss_kib(self.child.id()).expect("the VmRSS of a running server")
     }
 
     /// Kills it with SIGKILL and waits for it.
@@ -275,4 +269,20 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The value of the metric series `series` (name with its labels, as /metrics writes it) of
+/// the server at `base` (`http://host:port`), or 0 when it is not there yet.
+pub async fn metric_at(base: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics")).await.expect("/metrics").text().await.expect("metrics body");
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+/// The resident memory of process `pid`, in KiB; `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
