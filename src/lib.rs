@@ -84,6 +84,7 @@ pub async fn run(
         sessions: TaskTracker::new(),
         connections: Default::default(),
         allowed_origins: config.allowed_origins(),
+        tarpit: tokio::sync::Semaphore::new(net::http::TARPIT_SLOTS),
         config,
     });
     tracing::info!(addr = %listener.local_addr()?, node, "chatgate serving");

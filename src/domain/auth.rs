@@ -3,10 +3,12 @@
 //! Invariants:
 //! - Password hashing never runs on a tokio worker: it runs on fixed sets of hashing threads
 //!   behind short queues; a full queue answers `rate_limited` at once. New passwords hash at
-//!   the lowest priority, so registrations and resets can't slow logins.
+//!   the lowest priority, so registrations and resets can't slow logins. Checks of logins from
+//!   addresses that failed one lately queue apart and go last, so guessing can't slow others.
 //! - Tokens are HS256 only; `exp`, `iat`, `nbf`, `iss` and `sub` are required and checked.
 //!   Revocation (logout, reset) is not in the token: the user domain checks it in the store.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -87,7 +89,8 @@ impl Hasher {
 
 type Job = Box<dyn FnOnce(&mut Hasher) + Send>;
 
-/// Jobs one hashing thread may have waiting before more are refused with `rate_limited`.
+/// Jobs one hashing thread may have waiting in each lane before more are refused with
+/// `rate_limited`.
 const QUEUED_PER_THREAD: usize = 8;
 
 /// The `nice` of the threads that hash new passwords: below everything else, so that a flood
@@ -97,10 +100,20 @@ const NEW_PASSWORD_NICE: i32 = 19;
 /// How long a refused caller is told to wait before trying again.
 const BUSY_RETRY_MS: u64 = 1000;
 
+/// Which queue of a pool a job waits in: threads take every clean job before any suspect one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Everyone's.
+    Clean = 0,
+    /// From an address that failed a login lately.
+    Suspect = 1,
+}
+
 /// Hashes and checks passwords on dedicated threads, in two pools: checks of logins at normal
 /// priority, and hashes of new passwords (registration, reset) at the lowest, so that no flood
-/// of the latter can slow the former. Each pool's queue is short and full means `rate_limited`
-/// at once: excess work fails fast instead of piling up, and no tokio worker ever hashes.
+/// of the latter can slow the former. Each pool's queues are short and full means
+/// `rate_limited` at once: excess work fails fast instead of piling up, and no tokio worker
+/// ever hashes.
 pub struct Passwords {
     checks: Pool,
     new_passwords: Pool,
@@ -109,9 +122,46 @@ pub struct Passwords {
     dummy_hash: String,
 }
 
-/// A few threads, each with its own [`Hasher`], behind one bounded queue.
+/// The two lanes of waiting jobs of a pool.
+#[derive(Default)]
+struct Lanes {
+    waiting: [VecDeque<Job>; 2],
+    closed: bool,
+}
+
+/// What a pool's threads and its handle share.
+#[derive(Default)]
+struct Queue {
+    lanes: std::sync::Mutex<Lanes>,
+    ready: std::sync::Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next job, clean ones first; `None` once the pool is closed.
+    fn next(&self) -> Option<Job> {
+        let mut lanes = self.lock();
+        loop {
+            let [clean, suspect] = &mut lanes.waiting;
+            if let Some(job) = clean.pop_front().or_else(|| suspect.pop_front()) {
+                return Some(job);
+            }
+            if lanes.closed {
+                return None;
+            }
+            lanes = self.ready.wait(lanes).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A few threads, each with its own [`Hasher`], behind one bounded queue per lane.
 struct Pool {
-    jobs: tokio::sync::mpsc::Sender<Job>,
+    queue: Arc<Queue>,
+    /// Jobs each lane may hold waiting.
+    capacity: usize,
     /// `check` or `new`, for the metrics.
     name: &'static str,
     metrics: Arc<Metrics>,
@@ -120,8 +170,7 @@ struct Pool {
 impl Pool {
     fn start(name: &'static str, threads: usize, nice: Option<i32>, metrics: Arc<Metrics>) -> std::io::Result<Pool> {
         let threads = threads.max(1);
-        let (jobs, queue) = tokio::sync::mpsc::channel::<Job>(threads * QUEUED_PER_THREAD);
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let queue = Arc::new(Queue::default());
         for i in 0..threads {
             let queue = queue.clone();
             std::thread::Builder::new().name(format!("chatgate-{name}-{i}")).spawn(move || {
@@ -130,36 +179,46 @@ impl Pool {
                 }
                 // The 19 MiB working memory is taken at the first job, not at start-up.
                 let mut hasher: Option<Hasher> = None;
-                loop {
-                    // The lock is held only while this thread waits for the next job.
-                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
-                    match job {
-                        Some(job) => job(hasher.get_or_insert_with(Hasher::new)),
-                        None => return,
-                    }
+                while let Some(job) = queue.next() {
+                    job(hasher.get_or_insert_with(Hasher::new));
                 }
             })?;
         }
-        Ok(Pool { jobs, name, metrics })
+        Ok(Pool { queue, capacity: threads * QUEUED_PER_THREAD, name, metrics })
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        lane: Lane,
         work: impl FnOnce(&mut Hasher) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |hasher| {
             let _ = done.send(work(hasher));
         });
-        let queued = self.jobs.try_send(job);
-        self.metrics.hash_job(self.name, queued.is_ok());
-        queued.map_err(|err| match err {
-            tokio::sync::mpsc::error::TrySendError::Full(_) => Error::RateLimited { retry_after_ms: BUSY_RETRY_MS },
-            tokio::sync::mpsc::error::TrySendError::Closed(_) => {
-                Error::internal(anyhow::anyhow!("hashing threads are gone"))
+        let queued = {
+            let mut lanes = self.queue.lock();
+            let waiting = &mut lanes.waiting[lane as usize];
+            let room = waiting.len() < self.capacity;
+            if room {
+                waiting.push_back(job);
             }
-        })?;
+            room
+        };
+        self.metrics.hash_job(self.name, queued);
+        if !queued {
+            return Err(Error::RateLimited { retry_after_ms: BUSY_RETRY_MS });
+        }
+        self.queue.ready.notify_one();
         result.await.map_err(Error::internal)?.map_err(Error::Internal)
+    }
+}
+
+impl Drop for Pool {
+    /// Lets the threads finish what waits and end.
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.ready.notify_all();
     }
 }
 
@@ -186,14 +245,15 @@ impl Passwords {
 
     /// Hashes `password` into a PHC string.
     pub async fn hash(&self, password: String) -> Result<String> {
-        self.new_passwords.run(move |hasher| hasher.hash(&password)).await
+        self.new_passwords.run(Lane::Clean, move |hasher| hasher.hash(&password)).await
     }
 
-    /// Checks `password` against `hash`; with no hash, burns the same time and answers false.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+    /// Checks `password` against `hash` in `lane`; with no hash, burns the same time and
+    /// answers false.
+    pub async fn verify(&self, password: String, hash: Option<String>, lane: Lane) -> Result<bool> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let ok = self.checks.run(move |hasher| hasher.verify(&password, &hash)).await?;
+        let ok = self.checks.run(lane, move |hasher| hasher.verify(&password, &hash)).await?;
         Ok(ok && known)
     }
 }
@@ -338,6 +398,52 @@ mod tests {
         // The stock verifier agrees, so hashes stay portable.
         let parsed = PasswordHash::new(&phc).unwrap();
         assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+    }
+
+    #[tokio::test]
+    async fn clean_checks_go_before_suspect_ones_and_full_lanes_refuse() {
+        let pool = Arc::new(Pool::start("check", 1, None, Arc::new(Metrics::default())).unwrap());
+        // Hold the one thread, so that what follows waits.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(Lane::Clean, move |_| Ok(held.recv().ok())).await }
+        });
+        while !pool.queue.lock().waiting.iter().all(VecDeque::is_empty) {
+            tokio::task::yield_now().await;
+        }
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for (lane, tag) in [(Lane::Suspect, "suspect"), (Lane::Clean, "clean")] {
+            let (pool, order) = (pool.clone(), order.clone());
+            waiting.push(tokio::spawn(async move {
+                pool.run(lane, move |_| {
+                    order.lock().unwrap().push(tag);
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        while pool.queue.lock().waiting.iter().map(VecDeque::len).sum::<usize>() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // A lane holds 8 waiting jobs per thread; the ninth suspect one is refused at once,
+        // while the clean lane still has room.
+        let mut fillers = Vec::new();
+        for _ in 1..QUEUED_PER_THREAD {
+            let pool = pool.clone();
+            fillers.push(tokio::spawn(async move { pool.run(Lane::Suspect, |_| Ok(())).await }));
+        }
+        while pool.queue.lock().waiting[Lane::Suspect as usize].len() < QUEUED_PER_THREAD {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(pool.run(Lane::Suspect, |_| Ok(())).await, Err(Error::RateLimited { .. })));
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        for task in waiting.into_iter().chain(fillers) {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["clean", "suspect"]);
     }
 
     #[test]

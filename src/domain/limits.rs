@@ -1,13 +1,15 @@
 //! Rate limits: token buckets for requests (per session, per user, per address), login
-//! attempts (per username and per address) and password-reset requests (per account).
+//! attempts (per username and per address) and password-reset requests (per account); and the
+//! addresses with failed logins lately, whose password checks wait behind everyone else's.
 //!
 //! Every bucket map is swept of idle keys periodically ([`Limits::sweep`]), so an attacker
 //! cycling through names or addresses cannot grow memory without bound.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -18,6 +20,8 @@ use crate::model::{SessionId, UserId};
 /// Refusals a session may collect within [`ABUSE_WINDOW`] before it is closed.
 const ABUSE_REFUSALS: u32 = 20;
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+/// How long an address with a failed login stays suspect.
+const SUSPECT_WINDOW: Duration = Duration::from_secs(60);
 
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
@@ -42,6 +46,10 @@ pub struct Limits {
     login_address: DefaultKeyedRateLimiter<IpAddr>,
     reset: DefaultKeyedRateLimiter<UserId>,
     abuse: DefaultKeyedRateLimiter<SessionId>,
+    /// When each address last failed a login. Its entries come only from password checks,
+    /// which the login buckets and the hashing queues bound, and are swept after
+    /// [`SUSPECT_WINDOW`].
+    failed_logins: DashMap<IpAddr, Instant>,
 }
 
 fn check<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<()> {
@@ -64,6 +72,7 @@ impl Limits {
             )),
             reset: RateLimiter::keyed(per_period(config.resets_per_hour, Duration::from_secs(3600))),
             abuse: RateLimiter::keyed(per_period(ABUSE_REFUSALS, ABUSE_WINDOW)),
+            failed_logins: DashMap::new(),
         }
     }
 
@@ -102,6 +111,24 @@ impl Limits {
         }
     }
 
+    /// Notes a failed login from `address`.
+    pub fn login_failed(&self, address: &str) {
+        if let Ok(ip) = address.parse::<IpAddr>() {
+            self.failed_logins.insert(ip, Instant::now());
+        }
+    }
+
+    /// Whether `address` failed a login within the last minute: its password checks then go
+    /// behind those of everyone else, so that guessing from a few addresses can't make other
+    /// people's logins wait.
+    pub fn is_suspect(&self, address: &str) -> bool {
+        address
+            .parse::<IpAddr>()
+            .ok()
+            .and_then(|ip| self.failed_logins.get(&ip).map(|at| at.elapsed() < SUSPECT_WINDOW))
+            .unwrap_or(false)
+    }
+
     /// Whether another password reset may be sent to this account now.
     pub fn reset(&self, user_id: UserId) -> bool {
         self.reset.check_key(&user_id).is_ok()
@@ -116,5 +143,6 @@ impl Limits {
         self.login_address.retain_recent();
         self.reset.retain_recent();
         self.abuse.retain_recent();
+        self.failed_logins.retain(|_, at| at.elapsed() < SUSPECT_WINDOW);
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::auth::{Passwords, TokenClaims, Tokens};
+use super::auth::{Lane, Passwords, TokenClaims, Tokens};
 use super::limits::Limits;
 use super::ports::{Events, Notices};
 use super::text::{checked_text, checked_url};
@@ -84,7 +84,11 @@ impl Users {
         } else {
             None
         };
-        let ok = self.passwords.verify(password, account.as_ref().map(|a| a.password_hash.clone())).await?;
+        let lane = if self.limits.is_suspect(&origin.ip) { Lane::Suspect } else { Lane::Clean };
+        let ok = self.passwords.verify(password, account.as_ref().map(|a| a.password_hash.clone()), lane).await?;
+        if !ok {
+            self.limits.login_failed(&origin.ip);
+        }
         let user_id = account.as_ref().map(|a| a.user.id);
         self.log_attempt(user_id, username, origin, ok).await?;
         match account {

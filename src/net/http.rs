@@ -85,10 +85,33 @@ pub(super) async fn route(
         },
     };
     let started = std::time::Instant::now();
-    let result = app.api.dispatch(&caller, method, uri.path(), Value::Object(data)).await;
+    let mut result = app.api.dispatch(&caller, method, uri.path(), Value::Object(data)).await;
     let failure = result.as_ref().err().map(|e| (e.status(), e.family()));
     app.metrics.observe(route_label(uri.path()), started.elapsed().as_secs_f64(), failure);
+    if let Err(Error::RateLimited { retry_after_ms }) = &mut result {
+        let held = hold_refusal(&app, *retry_after_ms).await;
+        *retry_after_ms = retry_after_ms.saturating_sub(held).max(1);
+    }
     respond(format, result.map(|outcome| outcome.data))
+}
+
+/// Longest a refused request's answer is held back.
+const TARPIT_MAX_MS: u64 = 250;
+
+/// Refusals held back at once at most; past it they are answered at once.
+pub const TARPIT_SLOTS: usize = 4096;
+
+/// Holds a `rate_limited` answer for the wait it announces (at most [`TARPIT_MAX_MS`]), while
+/// a place is free, and answers how long it held it (the answer then announces only the rest).
+/// A client that would retry at once, as a flood does, sends no faster than its limit lets
+/// through anyway, and its connection costs no CPU while it waits; one that honours
+/// `retryAfter` loses nothing. So a closed-loop flood of refusals can't take the CPU that
+/// others' logins and messages need.
+async fn hold_refusal(app: &App, retry_after_ms: u64) -> u64 {
+    let Ok(_place) = app.tarpit.try_acquire() else { return 0 };
+    let held = retry_after_ms.min(TARPIT_MAX_MS);
+    tokio::time::sleep(std::time::Duration::from_millis(held)).await;
+    held
 }
 
 /// The query string's parameters as a `data` object.

@@ -53,6 +53,8 @@ pub struct App {
     pub connections: AtomicUsize,
     /// Browser origins allowed to open sockets (`None`: any).
     pub allowed_origins: Option<Vec<String>>,
+    /// Places for HTTP refusals held back before they are answered ([`http::TARPIT_SLOTS`]).
+    pub tarpit: tokio::sync::Semaphore,
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then closes every session with 1001,

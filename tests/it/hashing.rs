@@ -2,13 +2,20 @@
 //! never costs an argon2 run, and a flood of new-password hashing fails fast with
 //! `rate_limited` instead of queueing, while logins keep their own threads.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rand::Rng;
 use serde_json::json;
 
 use crate::harness::{Api, Backend, Server, Via, user};
 use crate::on_both;
 
-on_both!(refusals_come_before_hashing, a_hashing_flood_fails_fast_and_spares_logins);
+on_both!(
+    refusals_come_before_hashing,
+    a_hashing_flood_fails_fast_and_spares_logins,
+    password_guessing_from_a_few_addresses_keeps_others_logins_going
+);
 
 const NEW_QUEUED: &str = r#"chatgate_password_hashes_total{pool="new",outcome="queued"}"#;
 const NEW_REFUSED: &str = r#"chatgate_password_hashes_total{pool="new",outcome="refused"}"#;
@@ -68,4 +75,57 @@ async fn a_hashing_flood_fails_fast_and_spares_logins(backend: Backend) {
     assert_eq!(refused + registered, replies.len(), "each registration is done or refused as busy");
     assert!(refused > 0 && registered > 0, "{registered} registered, {refused} refused");
     assert_eq!(server.metric(NEW_REFUSED).await, refused as f64);
+}
+
+/// An HTTP client whose connections come from the address `from`.
+fn client_from(from: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(from)).build().unwrap()
+}
+
+/// A login at `base` by `http`; answers the reply's reason, or `None` on success.
+async fn login_at(http: &reqwest::Client, base: &str, username: &str, password: &str) -> Option<String> {
+    let login = http.post(format!("{base}/user/login")).json(&json!({"username": username, "password": password}));
+    let reply = crate::harness::json_reply(login).await;
+    reply["error"].as_str().map(str::to_owned)
+}
+
+async fn password_guessing_from_a_few_addresses_keeps_others_logins_going(backend: Backend) {
+    // One checking thread, so that guesses fill its queue; the suite's lifted login limits let
+    // them all through to it.
+    let server = Server::start_with(backend, &["--hash-concurrency", "1"]).await;
+    user(&server, Via::Http, "guess-victim").await;
+    user(&server, Via::Http, "guess-person").await;
+    // The guesser's first miss marks its address; then 64 guessers keep the queue full.
+    let base = server.url("");
+    assert_eq!(
+        login_at(&client_from([127, 0, 0, 2]), &base, "guess-victim", "a wrong guess").await.as_deref(),
+        Some("auth.invalid_credentials")
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let queue_full = Arc::new(tokio::sync::Notify::new());
+    let guessers: Vec<_> = (0..64)
+        .map(|_| {
+            let (base, stop, queue_full) = (base.clone(), stop.clone(), queue_full.clone());
+            tokio::spawn(async move {
+                let http = client_from([127, 0, 0, 2]);
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = login_at(&http, &base, "guess-victim", "a wrong guess").await;
+                    if answer.as_deref() == Some("rate_limited") {
+                        queue_full.notify_one();
+                    }
+                }
+            })
+        })
+        .collect();
+    queue_full.notified().await;
+    // Someone else, from another address, gets in at once, every time.
+    let (mut answers, person) = (Vec::new(), client_from([127, 0, 0, 3]));
+    for _ in 0..10 {
+        answers.push(login_at(&person, &base, "guess-person", "a long enough password").await);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for guesser in guessers {
+        guesser.await.unwrap();
+    }
+    assert_eq!(answers, vec![None; 10], "a person's logins while another address guesses");
 }

@@ -25,12 +25,15 @@ async fn statuses_and_methods(backend: Backend) {
 
     refusals_carry_their_status(&server, &token).await;
 
-    // The design's `token` parameter works in the query and in the body.
-    let r: Value =
-        http.get(server.url("/user/info")).query(&[("token", &token)]).send().await.unwrap().json().await.unwrap();
-    assert_eq!(r["data"]["userinfo"]["username"], "gina");
-    let r: Value =
-        post("/user/info", json!({"token": token, "userinfo": {"nickname": "G"}})).await.unwrap().json().await.unwrap();
+    // The design's `token` parameter is not taken: in the query it is refused (tokens stay
+    // out of URLs), and in a body it authenticates nobody. Only the header does.
+    let r = http.get(server.url("/user/info")).query(&[("token", &token)]).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "validation.token");
+    let r = post("/user/info", json!({"token": token, "userinfo": {"nickname": "G"}})).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let update = http.post(server.url("/user/info")).bearer_auth(&token).json(&json!({"userinfo": {"nickname": "G"}}));
+    let r = crate::harness::json_reply(update).await;
     assert_eq!(r["data"]["userinfo"]["nickname"], "G");
 
     // MessagePack in, MessagePack out.

@@ -69,13 +69,13 @@ fn contents(bob_id: &str) -> [(&'static str, Value); 7] {
         ("text", json!({"text": "hello", "mentions": [bob_id], "replyTo": null})),
         (
             "image",
-            json!({"url": "https://img.test/a.png", "width": 640, "height": 480, "size": 1234, "mime": "image/png", "thumbnail": "/file/abc"}),
+            json!({"url": "https://img.test/a.png", "width": 640, "height": 480, "size": 1234, "mime": "image/png", "thumbnail": "https://img.test/a-small.png"}),
         ),
         (
             "video",
-            json!({"url": "/file/v1", "duration": 12.5, "width": 1280, "height": 720, "size": 99999, "mime": "video/mp4"}),
+            json!({"url": "https://video.test/v1.mp4", "duration": 12.5, "width": 1280, "height": 720, "size": 99999, "mime": "video/mp4"}),
         ),
-        ("audio", json!({"url": "/file/a1", "duration": 3, "size": 2048, "mime": "audio/ogg"})),
+        ("audio", json!({"url": "https://audio.test/a1.ogg", "duration": 3, "size": 2048, "mime": "audio/ogg"})),
         (
             "file",
             json!({"url": "https://files.test/r.pdf", "name": "report.pdf", "size": 4096, "mime": "application/pdf"}),

@@ -317,6 +317,11 @@ pub async fn register_at(base: &str, name: &str) -> (String, String) {
     (data["token"].as_str().expect("token").to_owned(), data["userinfo"]["id"].as_str().expect("id").to_owned())
 }
 
+/// Sends `request` and reads its JSON reply.
+pub async fn json_reply(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("request").json().await.expect("JSON reply")
+}
+
 /// Uploads `bytes` to the server at `base` as the user of `token`; answers the whole reply.
 pub async fn upload_at(base: &str, token: &str, bytes: Vec<u8>) -> Value {
     let request = reqwest::Client::new().post(format!("{base}/file/upload")).bearer_auth(token).body(bytes);
