@@ -213,7 +213,7 @@ fn main() {
     let sizes = if quick { &QUICK } else { &FULL };
     let started = Instant::now();
     let mut report = Report::default();
-    let scenarios: [(&str, Scenario); 8] = [
+    let scenarios: [(&str, Scenario); 9] = [
         ("S1", memory::s1),
         ("S2", memory::s2),
         ("S3", messages::s3),
@@ -222,6 +222,7 @@ fn main() {
         ("S6", robustness::s6),
         ("S7", robustness::s7),
         ("S8", logins::s8),
+        ("S9", robustness::s9),
     ];
     for (id, scenario) in scenarios {
         if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == id)) {

@@ -1,4 +1,5 @@
-//! S6 (a member that never reads) and S7 (a malformed-frame flood): how much the others feel it.
+//! S6 (a member that never reads), S7 (a malformed-frame flood) and S9 (made-up paths against
+//! the metrics): how much the others, and the server, feel it.
 
 use std::time::Duration;
 
@@ -71,6 +72,13 @@ pub fn s6(report: &mut Report, z: &Sizes) {
     );
     report.row(
         "S6",
+        "server peak RSS growth with one member that never reads",
+        [format!("{} KiB", with.1), format!("{} KiB (without it)", without.1), "-".into()],
+        "≤ 16 MiB more than without (1 MiB queue cap)",
+        Some(with.1 <= without.1 + 16 * 1024),
+    );
+    report.row(
+        "S6",
         "time until the slow consumer is dropped",
         [dropped.map_or("never".into(), |ms| format!("{ms:.0} ms")), "-".into(), "-".into()],
         "dropped, memory bounded",
@@ -119,5 +127,49 @@ pub fn s7(report: &mut Report, z: &Sizes) {
         [format!("{:.1} ms", p99(&loud)), format!("{:.1} ms (no flood)", p99(&quiet)), ratio(p99(&loud), p99(&quiet))],
         "≤ 1.10",
         Some(p99(&loud) <= 1.1 * p99(&quiet)),
+    );
+}
+
+/// Made-up paths asked anonymously.
+const MADE_UP_PATHS: usize = 3000;
+
+pub fn s9(report: &mut Report, _z: &Sizes) {
+    report.detail("\n## S9: made-up paths against the metrics\n");
+    let data = tempfile::tempdir().expect("S9 data dir");
+    let server = chatgate(data.path(), &[]);
+    let base = server.url().replace("ws://", "http://");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (before, after) = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let exposition = || async {
+            let text = http.get(format!("{base}/metrics")).send().await.expect("/metrics").text().await.expect("body");
+            let series = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+            (series, text.len())
+        };
+        // One made-up path of each method first: the `unknown` label's own series exist from
+        // then on, and what follows must add none.
+        http.get(format!("{base}/made/up")).send().await.expect("a made-up GET");
+        http.post(format!("{base}/made/up")).send().await.expect("a made-up POST");
+        let before = exposition().await;
+        for i in 0..MADE_UP_PATHS {
+            let path = format!("{base}/made/up/{i}/{:x}", rand::random::<u64>());
+            let _ = if i % 2 == 0 { http.get(path).send().await } else { http.post(path).send().await };
+        }
+        (before, exposition().await)
+    });
+    report.detail(&format!(
+        "- {MADE_UP_PATHS} anonymous GETs and POSTs of made-up paths: /metrics held {} series in {} bytes before, {} series in {} bytes after",
+        before.0, before.1, after.0, after.1
+    ));
+    report.row(
+        "S9",
+        "/metrics after 3,000 made-up paths: series, bytes",
+        [
+            format!("{} series, {} B", after.0, after.1),
+            format!("{} series, {} B (before)", before.0, before.1),
+            "-".into(),
+        ],
+        "no new series, < 256 KB",
+        Some(after.0 == before.0 && after.1 < 256 * 1024),
     );
 }
