@@ -339,8 +339,10 @@ export class Chatgate {
   }
 
   /** After a reconnection: everything past the known seqs, in order, once. */
+  // Answers are paged by bytes: a large backlog takes many rounds, each of which carries at
+  // least one message, so a round that carries none means the server is not moving on.
   async _resync() {
-    for (let round = 0; round < 100; round++) {
+    for (;;) {
       const conversations = [...this._known].map(([conversationId, seq]) => ({ conversationId, seq }));
       const reply = await this.request("/message/sync", { conversations });
       for (const c of reply.conversations) {
@@ -348,6 +350,9 @@ export class Chatgate {
         if (c.hasMore) await this._fill(c.conversation.conversationId);
       }
       if (!reply.hasMore) return;
+      if (!reply.conversations.some((c) => c.messages.length)) {
+        throw new ChatgateError("sync.stalled", "the server answered a sync with more to come but nothing in it");
+      }
     }
   }
 
@@ -397,11 +402,11 @@ export class Chatgate {
     if (this._filling.has(id)) return;
     this._filling.add(id);
     try {
-      for (let page = 0; page < 1000; page++) {
+      for (;;) {
         const afterSeq = this._known.get(id) ?? 0;
         const reply = await this.request("/message/history", { conversationId: id, afterSeq, limit: 100 });
         for (const m of reply.messages) this._deliver(m);
-        if (!reply.hasMore) break;
+        if (!reply.hasMore || !reply.messages.length) break;
       }
     } finally {
       this._filling.delete(id);

@@ -34,6 +34,8 @@ use serde_json::Value;
 pub use routes::{ROUTES, label as route_label, parse_every_request};
 
 use crate::domain::Domain;
+/// The most bytes one reply carries: pages of messages and conversations stop there.
+pub use crate::domain::budget::REPLY_BUDGET;
 use crate::error::{Error, Result};
 use crate::model::{Identity, Origin, SessionId};
 

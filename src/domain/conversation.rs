@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::budget::{REPLY_BUDGET, view_estimate};
 use super::ports::Events;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -96,8 +97,24 @@ impl Conversations {
         let total = visible.len() as i64;
         let page: Vec<ConversationState> =
             visible.into_iter().skip(offset.max(0) as usize).take(limit as usize).collect();
-        let next = (offset + limit < total).then_some(offset + limit);
-        Ok((self.views(who, page).await?, total_unread, next))
+        let mut views = self.views(who, page).await?;
+        // Within the byte budget too: last messages can be long. The cursor then points at
+        // the first conversation left out.
+        let mut budget = REPLY_BUDGET;
+        let fit = views
+            .iter()
+            .enumerate()
+            .take_while(|(i, view)| {
+                let size = view_estimate(view);
+                let fits = size <= budget || *i == 0;
+                budget = budget.saturating_sub(size);
+                fits
+            })
+            .count();
+        views.truncate(fit);
+        let shown = offset.max(0) + fit as i64;
+        let next = (shown < total).then_some(shown);
+        Ok((views, total_unread, next))
     }
 
     /// One conversation.

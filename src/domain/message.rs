@@ -18,6 +18,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use serde_json::Value;
 
+use super::budget::{REPLY_BUDGET, SYNC_MESSAGES_BUDGET, fitting};
 use super::content::{referenced_files, validate_content};
 use super::ports::Events;
 use crate::error::{Error, Result};
@@ -184,13 +185,27 @@ impl Messages {
                 page
             }
         };
-        let has_more = page.len() as i64 > limit;
+        let mut has_more = page.len() as i64 > limit;
         if has_more {
             if after_seq.is_some() {
                 page.truncate(limit as usize);
             } else {
                 page.remove(0);
             }
+        }
+        // Within the byte budget too, keeping the messages nearest the starting point: the
+        // first ones going forward, the last ones going back.
+        let mut budget = REPLY_BUDGET;
+        if after_seq.is_some() {
+            let fit = fitting(&page, &mut budget, true);
+            has_more |= fit < page.len();
+            page.truncate(fit);
+        } else {
+            page.reverse();
+            let fit = fitting(&page, &mut budget, true);
+            has_more |= fit < page.len();
+            page.truncate(fit);
+            page.reverse();
         }
         Ok((page, has_more))
     }
@@ -199,6 +214,7 @@ impl Messages {
     /// know (0 when not listed), the messages after it. At most [`SYNC_CONVERSATIONS`]
     /// conversations per call, most recent first, each with at most [`SYNC_PAGE`] messages and
     /// `has_more` when more follow; the second value says whether other conversations wait too.
+    /// Its messages stay within [`SYNC_MESSAGES_BUDGET`] bytes (it holds at least one).
     pub async fn sync(
         &self,
         who: &Identity,
@@ -215,14 +231,28 @@ impl Messages {
             })
             .collect();
         behind.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-        let more_conversations = behind.len() > SYNC_CONVERSATIONS;
+        let mut more_conversations = behind.len() > SYNC_CONVERSATIONS;
         behind.truncate(SYNC_CONVERSATIONS);
-        let mut out = Vec::with_capacity(behind.len());
-        for (conversation_id, seen, _) in behind {
+        let waiting = behind.len();
+        let mut out = Vec::with_capacity(waiting);
+        let mut budget = SYNC_MESSAGES_BUDGET;
+        for (i, (conversation_id, seen, _)) in behind.into_iter().enumerate() {
             let mut messages = self.store.messages_after(&conversation_id, seen, SYNC_PAGE + 1).await?;
-            let has_more = messages.len() as i64 > SYNC_PAGE;
+            let mut has_more = messages.len() as i64 > SYNC_PAGE;
             messages.truncate(SYNC_PAGE as usize);
-            out.push(SyncedConversation { conversation_id, messages, has_more });
+            // The byte budget ends the answer: a conversation cut short says so (the client
+            // pages the rest from history), and the ones after it wait for the next call.
+            let fit = fitting(&messages, &mut budget, out.is_empty());
+            let cut = fit < messages.len();
+            messages.truncate(fit);
+            has_more |= cut;
+            if fit > 0 {
+                out.push(SyncedConversation { conversation_id, messages, has_more });
+            }
+            if cut {
+                more_conversations |= fit == 0 || i + 1 < waiting;
+                break;
+            }
         }
         Ok((out, more_conversations))
     }

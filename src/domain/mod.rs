@@ -5,6 +5,7 @@
 //! delivery layer implements and [`Domain::new`] is handed.
 
 pub mod auth;
+pub mod budget;
 pub mod content;
 pub mod conversation;
 pub mod group;

@@ -4,6 +4,7 @@
 mod harness;
 
 mod access;
+mod backlog;
 mod backpressure;
 mod browser;
 mod buckets;

@@ -235,3 +235,31 @@ test("file links are signed by the server, reused while fresh, and other URLs pa
   assert.equal(await client.fileLink("https://cdn.test/a.png"), "https://cdn.test/a.png");
   assert.ok(!first.includes("token"));
 });
+
+test("a backlog paged by bytes over hundreds of sync rounds arrives whole, in order", async () => {
+  // 300 conversations of 50 messages; each sync answer carries one conversation, cut short.
+  const stored = new Map(Array.from({ length: 300 }, (_, c) => [`g:${c}`, Array.from({ length: 50 }, (_, i) => message(`g:${c}`, i + 1))]));
+  const server = new FakeServer((route, data) => {
+    if (route === "/conversation/list") return emptyList;
+    if (route === "/message/sync") {
+      const known = new Map(data.conversations.map((c) => [c.conversationId, c.seq]));
+      const behind = [...stored].filter(([id, ms]) => (known.get(id) ?? 0) < ms.length);
+      if (!behind.length) return { conversations: [], hasMore: false };
+      const [id, ms] = behind[0];
+      const after = known.get(id) ?? 0;
+      return { conversations: [{ conversation: { conversationId: id }, messages: ms.slice(after, after + 3), hasMore: true }], hasMore: behind.length > 1 };
+    }
+    if (route === "/message/history") {
+      const ms = stored.get(data.conversationId).filter((m) => m.seq > data.afterSeq);
+      return { messages: ms.slice(0, 20), hasMore: ms.length > 20 };
+    }
+  });
+  const client = new Chatgate({ url: "http://x", token: "t", WebSocket: server.WebSocket, fetch: server.fetch });
+  const seen = new Map();
+  client.on("message", (m) => seen.set(m.conversationId, [...(seen.get(m.conversationId) || []), m.seq]));
+  await client.connect();
+  await client._resync();
+  assert.equal(seen.size, 300);
+  for (const seqs of seen.values()) assert.deepEqual(seqs, Array.from({ length: 50 }, (_, i) => i + 1));
+  client.close();
+});

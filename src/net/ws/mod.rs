@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::proxy::Peer;
 use super::{App, bearer, client_ip, http, user_agent};
+use crate::api::REPLY_BUDGET;
 use crate::api::frame::Format;
 use crate::error::Error;
 use crate::model::{Origin, Transport};
@@ -31,7 +32,10 @@ use crate::model::{Origin, Transport};
 const READ_BUFFER: usize = 2048;
 
 /// The tungstenite settings for a gateway: a 2 KiB read buffer instead of 128 KiB, a small
-/// write buffer that batches frames until the flush, and every size bounded.
+/// write buffer that batches frames until the flush, and every size bounded. The write buffer
+/// may grow to hold the largest reply the server makes (replies are paged by bytes, within
+/// [`REPLY_BUDGET`]) twice over, with pushes around it: a reply is never the reason a socket
+/// fails.
 ///
 /// The read buffer is allocated for every session, idle ones included, and is most of an idle
 /// session's memory; chat frames are mostly far under 2 KiB, and a larger one (up to the frame
@@ -40,7 +44,7 @@ fn socket_config(max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(16 * 1024 + 2 * max_frame)
+        .max_write_buffer_size(16 * 1024 + 2 * (REPLY_BUDGET + max_frame))
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame))
 }

@@ -1,0 +1,135 @@
+//! Replies bounded by bytes as well as by count: a page of messages stops at a byte budget, so
+//! that every reply fits what the socket accepts (its write buffer and the session's outbound
+//! queue), whatever the messages hold. What is cut is never lost: the page says `has_more`, and
+//! the client asks again from where it got to.
+
+use serde_json::Value;
+
+use crate::model::{ConversationView, Message, Peer};
+
+/// Bytes one reply carries at most, by these estimates: a quarter of a session's 1 MiB outbound
+/// queue, so that a reply and the pushes around it fit, and far above any one message (a frame
+/// is at most 64 KiB), so that a page always holds at least one.
+pub const REPLY_BUDGET: usize = 256 * 1024;
+
+/// The share of [`REPLY_BUDGET`] a sync gives its messages; the rest is for the conversations
+/// they belong to.
+pub const SYNC_MESSAGES_BUDGET: usize = REPLY_BUDGET / 4 * 3;
+
+/// What a conversation's fields other than its texts take on the wire, at most: ids, counters,
+/// flags, times and field names.
+const CONVERSATION_OVERHEAD: usize = 1024;
+
+/// What a message's fields other than its content take on the wire, at most: ids, seq, kinds,
+/// the sender's key (64 characters at most), times, status and the field names.
+const MESSAGE_OVERHEAD: usize = 384;
+
+/// An upper bound of the bytes `message` takes in a JSON reply (MessagePack is smaller).
+pub fn estimate(message: &Message) -> usize {
+    MESSAGE_OVERHEAD + value_bytes(&message.content)
+}
+
+/// The bytes serde_json writes for `value`, or a little more: strings with their quotes and
+/// escapes, numbers at their longest, and the punctuation around each item.
+fn value_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => string_bytes(s),
+        Value::Array(items) => 2 + items.iter().map(|v| value_bytes(v) + 1).sum::<usize>(),
+        Value::Object(map) => 2 + map.iter().map(|(k, v)| string_bytes(k) + 2 + value_bytes(v)).sum::<usize>(),
+    }
+}
+
+/// A string's JSON bytes: UTF-8 as it is, quotes and backslashes doubled, control characters
+/// as `\uXXXX` at worst.
+fn string_bytes(s: &str) -> usize {
+    2 + s.len() + s.bytes().filter(|&b| b < 0x20 || b == b'"' || b == b'\\').count() * 5
+}
+
+/// An upper bound of the bytes `view` takes in a JSON reply: its texts, doubled for escapes,
+/// and its last message by [`estimate`].
+pub fn view_estimate(view: &ConversationView) -> usize {
+    let texts: usize = match &view.peer {
+        Some(Peer::User(user)) => {
+            let p = &user.profile;
+            [&user.username, &p.nickname, &p.avatar, &p.signature].iter().map(|t| t.len()).sum()
+        }
+        Some(Peer::Group(group)) => {
+            [&group.name, &group.avatar, &group.intro, &group.notice].iter().map(|t| t.len()).sum()
+        }
+        None => 0,
+    };
+    CONVERSATION_OVERHEAD + 2 * (texts + view.state.draft.len()) + view.last_message.as_ref().map_or(0, estimate)
+}
+
+/// How many of `messages` (in the order they are sent) fit in `budget` bytes, at least one if
+/// `always_one`; the budget left is written back.
+pub fn fitting(messages: &[Message], budget: &mut usize, always_one: bool) -> usize {
+    let mut taken = 0;
+    for message in messages {
+        let size = estimate(message);
+        if size > *budget && !(always_one && taken == 0) {
+            break;
+        }
+        *budget = budget.saturating_sub(size);
+        taken += 1;
+    }
+    taken
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{ConversationId, MessageId, Recipient, Status, UserId};
+
+    fn message(content: Value) -> Message {
+        Message {
+            id: MessageId(i64::MAX),
+            conversation_id: ConversationId::group(crate::model::GroupId(i64::MAX)),
+            seq: i64::MAX,
+            from: UserId(i64::MAX),
+            to: Recipient::Group(crate::model::GroupId(i64::MAX)),
+            kind: "custom".into(),
+            content,
+            client_msg_id: "k".repeat(64),
+            sent_at: i64::MAX,
+            status: Status::Normal,
+        }
+    }
+
+    #[test]
+    fn the_estimate_is_never_below_what_serde_writes() {
+        let contents = [
+            json!({"text": "plain words"}),
+            json!({"text": "é✓ unicode \" quotes \\ and\nnew\tlines \u{1}"}),
+            json!({"data": {"deep": [1, -2.5e300, null, true, {"k": "v"}], "n": u64::MAX}}),
+            json!({"text": "x".repeat(5000)}),
+        ];
+        for content in contents {
+            let m = message(content);
+            let wire = serde_json::to_vec(&json!({
+                "id": m.id.0.to_string(), "conversationId": m.conversation_id.to_string(), "seq": m.seq,
+                "chatType": "group", "from": m.from.0.to_string(), "to": "9223372036854775807",
+                "kind": m.kind, "content": m.content, "clientMsgId": m.client_msg_id, "sentAt": m.sent_at,
+                "status": "recalled",
+            }))
+            .unwrap();
+            assert!(estimate(&m) >= wire.len(), "{} < {}", estimate(&m), wire.len());
+        }
+    }
+
+    #[test]
+    fn pages_stop_at_the_budget_but_hold_one() {
+        let big = || message(json!({"text": "x".repeat(100_000)}));
+        let small = || message(json!({"text": "x"}));
+        let mut budget = 1000;
+        assert_eq!(fitting(&[small(), small(), small()], &mut budget, false), 2);
+        let mut budget = 1000;
+        assert_eq!(fitting(&[big(), small()], &mut budget, true), 1, "one always goes");
+        assert_eq!(budget, 0);
+        assert_eq!(fitting(&[small()], &mut budget, false), 0, "the budget is spent");
+    }
+}
