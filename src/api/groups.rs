@@ -319,13 +319,8 @@ pub(super) async fn create(api: &Api, cx: &Ctx<'_>, req: CreateGroup) -> Result<
         intro: req.intro,
         max_members: req.max_members.unwrap_or_else(|| groups.max_members_cap()),
     };
-    let who = cx.who()?;
-    let avatar = api.domain.media.avatar_file(who, Some(&new.avatar)).await?;
-    let created = groups.create(who, new, &req.members).await?;
-    if let Some(file) = avatar {
-        api.domain.media.share_publicly(&file).await?;
-    }
-    Ok(group(created))
+    let (who, avatar) = (cx.who()?, new.avatar.clone());
+    Ok(group(api.with_avatar(who, Some(&avatar), groups.create(who, new, &req.members)).await?))
 }
 
 /// `POST /group/room/join`.
@@ -353,12 +348,8 @@ pub(super) async fn kick(api: &Api, cx: &Ctx<'_>, req: GroupUsers) -> Result<Gro
 pub(super) async fn update(api: &Api, cx: &Ctx<'_>, req: UpdateGroup) -> Result<GroupReply> {
     let (id, who) = (req.group_id.get()?, cx.who()?);
     let patch = req.into_patch()?;
-    let avatar = api.domain.media.avatar_file(who, patch.avatar.as_deref()).await?;
-    let updated = api.domain.groups.update(who, id, patch).await?;
-    if let Some(file) = avatar {
-        api.domain.media.share_publicly(&file).await?;
-    }
-    Ok(group(updated))
+    let avatar = patch.avatar.clone();
+    Ok(group(api.with_avatar(who, avatar.as_deref(), api.domain.groups.update(who, id, patch)).await?))
 }
 
 /// `POST /group/room/role`.

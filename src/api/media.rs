@@ -63,6 +63,23 @@ impl Api {
         self.domain.media.download(meta, range).await
     }
 
+    /// Makes `change`, which may set an avatar to `url`: the file it names must be one `who` may
+    /// read (checked first, so a refused change shares nothing), and every logged-in user may
+    /// read it once the change is made.
+    pub(super) async fn with_avatar<T>(
+        &self,
+        who: &Identity,
+        url: Option<&str>,
+        change: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let avatar = self.domain.media.avatar_file(who, url).await?;
+        let done = change.await?;
+        if let Some(file) = avatar {
+            self.domain.media.share_publicly(&file).await?;
+        }
+        Ok(done)
+    }
+
     /// The caller, once their address's bucket and then their own have been charged: file
     /// routes count against the same limits as every other HTTP call.
     async fn charged_identity(&self, caller: &Caller) -> Result<Identity> {

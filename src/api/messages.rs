@@ -9,7 +9,7 @@ use super::conversations::{ConversationArg, ConversationInfo};
 use super::views::MessageInfo;
 use super::wire::{Done, de_int, de_loose_id, de_opt_int};
 use super::{Api, Ctx, Request};
-use crate::domain::budget::{REPLY_BUDGET, SYNC_MESSAGES_BUDGET, view_estimate};
+use crate::domain::budget::{Budget, REPLY_BUDGET, SYNC_MESSAGES_BUDGET, view_estimate};
 use crate::domain::content::validate_content;
 use crate::error::{Error, Result};
 use crate::model::{ChatType, ConversationId, MessageId, Outgoing, Recipient, UserId};
@@ -176,15 +176,13 @@ pub(super) async fn sync(api: &Api, cx: &Ctx<'_>, req: SyncRequest) -> Result<Sy
     let mut out = Vec::with_capacity(synced.len());
     // The conversations' own fields take the rest of the reply's budget; those that do not fit
     // wait for the next call, whose known seqs have not moved past them.
-    let mut budget = REPLY_BUDGET - SYNC_MESSAGES_BUDGET;
+    let mut budget = Budget::new(REPLY_BUDGET - SYNC_MESSAGES_BUDGET);
     for conversation in synced {
         let view = api.domain.conversations.info(who, &conversation.conversation_id).await?;
-        let size = view_estimate(&view);
-        if size > budget && !out.is_empty() {
+        if !budget.admit(view_estimate(&view)) {
             has_more = true;
             break;
         }
-        budget = budget.saturating_sub(size);
         out.push(SyncedInfo {
             conversation: view.into(),
             messages: conversation.messages.into_iter().map(Into::into).collect(),

@@ -342,11 +342,8 @@ pub(super) async fn update_info(api: &Api, cx: &Ctx<'_>, req: InfoUpdate) -> Res
             return Err(Error::validation("username", "the username cannot be changed"));
         }
     }
-    let avatar = api.domain.media.avatar_file(who, patch.avatar.as_deref()).await?;
-    let user = api.domain.users.update_profile(who, patch).await?;
-    if let Some(file) = avatar {
-        api.domain.media.share_publicly(&file).await?;
-    }
+    let avatar = patch.avatar.clone();
+    let user = api.with_avatar(who, avatar.as_deref(), api.domain.users.update_profile(who, patch)).await?;
     Ok(UserInfoReply { userinfo: user.into() })
 }
 

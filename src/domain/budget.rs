@@ -63,19 +63,34 @@ pub fn view_estimate(view: &ConversationView) -> usize {
     CONVERSATION_OVERHEAD + 2 * (texts + view.state.draft.len()) + view.last_message.as_ref().map_or(0, estimate)
 }
 
-/// How many of `messages` (in the order they are sent) fit in `budget` bytes, at least one if
-/// `always_one`; the budget left is written back.
-pub fn fitting(messages: &[Message], budget: &mut usize, always_one: bool) -> usize {
-    let mut taken = 0;
-    for message in messages {
-        let size = estimate(message);
-        if size > *budget && !(always_one && taken == 0) {
-            break;
-        }
-        *budget = budget.saturating_sub(size);
-        taken += 1;
+/// The bytes a reply has left, spent item by item in the order the items are sent.
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+    admitted: usize,
+}
+
+impl Budget {
+    /// A reply of at most `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Budget { left: bytes, admitted: 0 }
     }
-    taken
+
+    /// Whether an item of `size` bytes still goes in, spending it if so. The first item always
+    /// does, so that a page holds at least one and paging always moves on.
+    pub fn admit(&mut self, size: usize) -> bool {
+        if size > self.left && self.admitted > 0 {
+            return false;
+        }
+        self.left = self.left.saturating_sub(size);
+        self.admitted += 1;
+        true
+    }
+
+    /// How many of `messages`, taken in order, go in.
+    pub fn fitting<'m>(&mut self, messages: impl IntoIterator<Item = &'m Message>) -> usize {
+        messages.into_iter().take_while(|m| self.admit(estimate(m))).count()
+    }
 }
 
 #[cfg(test)]
@@ -125,11 +140,12 @@ mod tests {
     fn pages_stop_at_the_budget_but_hold_one() {
         let big = || message(json!({"text": "x".repeat(100_000)}));
         let small = || message(json!({"text": "x"}));
-        let mut budget = 1000;
-        assert_eq!(fitting(&[small(), small(), small()], &mut budget, false), 2);
-        let mut budget = 1000;
-        assert_eq!(fitting(&[big(), small()], &mut budget, true), 1, "one always goes");
-        assert_eq!(budget, 0);
-        assert_eq!(fitting(&[small()], &mut budget, false), 0, "the budget is spent");
+        let mut budget = Budget::new(1000);
+        budget.admitted = 1;
+        assert_eq!(budget.fitting(&[small(), small(), small()]), 2);
+        let mut budget = Budget::new(1000);
+        assert_eq!(budget.fitting(&[big(), small()]), 1, "one always goes");
+        assert_eq!(budget.left, 0);
+        assert_eq!(budget.fitting(&[small()]), 0, "the budget is spent");
     }
 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::budget::{REPLY_BUDGET, view_estimate};
+use super::budget::{Budget, REPLY_BUDGET, view_estimate};
 use super::ports::Events;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -100,17 +100,8 @@ impl Conversations {
         let mut views = self.views(who, page).await?;
         // Within the byte budget too: last messages can be long. The cursor then points at
         // the first conversation left out.
-        let mut budget = REPLY_BUDGET;
-        let fit = views
-            .iter()
-            .enumerate()
-            .take_while(|(i, view)| {
-                let size = view_estimate(view);
-                let fits = size <= budget || *i == 0;
-                budget = budget.saturating_sub(size);
-                fits
-            })
-            .count();
+        let mut budget = Budget::new(REPLY_BUDGET);
+        let fit = views.iter().take_while(|view| budget.admit(view_estimate(view))).count();
         views.truncate(fit);
         let shown = offset.max(0) + fit as i64;
         let next = (shown < total).then_some(shown);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use serde_json::Value;
 
-use super::budget::{REPLY_BUDGET, SYNC_MESSAGES_BUDGET, fitting};
+use super::budget::{Budget, REPLY_BUDGET, SYNC_MESSAGES_BUDGET};
 use super::content::{referenced_files, validate_content};
 use super::ports::Events;
 use crate::error::{Error, Result};
@@ -195,17 +195,15 @@ impl Messages {
         }
         // Within the byte budget too, keeping the messages nearest the starting point: the
         // first ones going forward, the last ones going back.
-        let mut budget = REPLY_BUDGET;
+        let mut budget = Budget::new(REPLY_BUDGET);
         if after_seq.is_some() {
-            let fit = fitting(&page, &mut budget, true);
+            let fit = budget.fitting(&page);
             has_more |= fit < page.len();
             page.truncate(fit);
         } else {
-            page.reverse();
-            let fit = fitting(&page, &mut budget, true);
-            has_more |= fit < page.len();
-            page.truncate(fit);
-            page.reverse();
+            let cut = page.len() - budget.fitting(page.iter().rev());
+            has_more |= cut > 0;
+            page.drain(..cut);
         }
         Ok((page, has_more))
     }
@@ -235,14 +233,14 @@ impl Messages {
         behind.truncate(SYNC_CONVERSATIONS);
         let waiting = behind.len();
         let mut out = Vec::with_capacity(waiting);
-        let mut budget = SYNC_MESSAGES_BUDGET;
+        let mut budget = Budget::new(SYNC_MESSAGES_BUDGET);
         for (i, (conversation_id, seen, _)) in behind.into_iter().enumerate() {
             let mut messages = self.store.messages_after(&conversation_id, seen, SYNC_PAGE + 1).await?;
             let mut has_more = messages.len() as i64 > SYNC_PAGE;
             messages.truncate(SYNC_PAGE as usize);
             // The byte budget ends the answer: a conversation cut short says so (the client
             // pages the rest from history), and the ones after it wait for the next call.
-            let fit = fitting(&messages, &mut budget, out.is_empty());
+            let fit = budget.fitting(&messages);
             let cut = fit < messages.len();
             messages.truncate(fit);
             has_more |= cut;

@@ -130,16 +130,21 @@ impl Users {
         if stored.expires_at <= now || stored.token_expires_at <= now {
             return Err(Error::TicketInvalid);
         }
-        match self.store.token_state(stored.user_id, &stored.jti).await? {
-            Some(state) if !state.revoked && state.version == stored.token_version => Ok(Identity {
-                user_id: stored.user_id,
-                jti: stored.jti,
-                expires_at: stored.token_expires_at,
-                version: stored.token_version,
-                session: None,
-            }),
-            _ => Err(Error::TicketInvalid),
-        }
+        let identity = Identity {
+            user_id: stored.user_id,
+            jti: stored.jti,
+            expires_at: stored.token_expires_at,
+            version: stored.token_version,
+            session: None,
+        };
+        if self.still_current(&identity).await? { Ok(identity) } else { Err(Error::TicketInvalid) }
+    }
+
+    /// Whether the token `identity` stands for is neither logged out nor older than its user's
+    /// last password reset.
+    async fn still_current(&self, identity: &Identity) -> Result<bool> {
+        let state = self.store.token_state(identity.user_id, &identity.jti).await?;
+        Ok(state.is_some_and(|state| !state.revoked && state.version == identity.version))
     }
 
     /// Verifies a token and checks it is not revoked.
@@ -150,11 +155,8 @@ impl Users {
         if claims.expires_at <= now_ms() {
             return Err(Error::TokenInvalid);
         }
-        let state = self.store.token_state(claims.user_id, &claims.jti).await?;
-        match state {
-            Some(state) if !state.revoked && state.version == claims.version => Ok(identity(claims)),
-            _ => Err(Error::TokenInvalid),
-        }
+        let identity = identity(claims);
+        if self.still_current(&identity).await? { Ok(identity) } else { Err(Error::TokenInvalid) }
     }
 
     /// Ends the caller's token and every session it opened.
