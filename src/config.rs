@@ -115,6 +115,10 @@ pub struct Config {
     #[arg(long, env = "CHATGATE_RECALL_WINDOW_SECS", default_value_t = 120)]
     pub recall_window_secs: u64,
 
+    /// Seconds after sending during which a sender may edit a text message (default 48 hours).
+    #[arg(long, env = "CHATGATE_EDIT_WINDOW_SECS", default_value_t = 48 * 3600)]
+    pub edit_window_secs: u64,
+
     /// Largest upload, in bytes (default 100 MiB).
     #[arg(long, env = "CHATGATE_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: u64,

@@ -59,6 +59,12 @@ pub enum Error {
     /// The group has no room for the members being added.
     #[error("the group is full")]
     GroupFull,
+    /// The message can no longer be edited: recalled, deleted, or past the edit window.
+    #[error("this message can no longer be edited")]
+    NotEditable,
+    /// The message has as many distinct reaction keys as it may; only those can be added.
+    #[error("this message has as many kinds of reaction as it may")]
+    ReactionsFull,
     /// Nothing by that id, or nothing the caller may see.
     #[error("not found")]
     NotFound,
@@ -117,6 +123,8 @@ impl Error {
             Error::Validation { field, .. } => return Cow::Owned(format!("validation.{field}")),
             Error::UserExists => "user.exists",
             Error::GroupFull => "group.full",
+            Error::NotEditable => "message.not_editable",
+            Error::ReactionsFull => "message.reactions_full",
             Error::FileTooLarge { .. } => "file.too_large",
             Error::QuotaExceeded { .. } => "quota.exceeded",
             Error::NotFound => "not_found",
@@ -157,7 +165,7 @@ impl Error {
             Error::Forbidden | Error::Muted | Error::LinkInvalid => 403,
             Error::NotFound | Error::UnknownRoute => 404,
             Error::MethodNotAllowed => 405,
-            Error::UserExists | Error::GroupFull => 409,
+            Error::UserExists | Error::GroupFull | Error::NotEditable | Error::ReactionsFull => 409,
             Error::FileTooLarge { .. } | Error::QuotaExceeded { .. } => 413,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,

@@ -119,6 +119,8 @@ fn error_catalogue_is_complete() {
         Error::validation("x", "x"),
         Error::UserExists,
         Error::GroupFull,
+        Error::NotEditable,
+        Error::ReactionsFull,
         Error::NotFound,
         Error::Forbidden,
         Error::Muted,
@@ -144,6 +146,8 @@ fn error_catalogue_is_complete() {
         | Error::Validation { .. }
         | Error::UserExists
         | Error::GroupFull
+        | Error::NotEditable
+        | Error::ReactionsFull
         | Error::NotFound
         | Error::Forbidden
         | Error::Muted

@@ -1,4 +1,5 @@
-//! The message routes: send, history, sync, recall, typing and readers.
+//! The message routes: send, history, sync, the changes (recall, delete, edit, reactions),
+//! versions, typing and readers.
 
 use std::collections::HashMap;
 
@@ -6,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::conversations::{ConversationArg, ConversationInfo};
-use super::views::MessageInfo;
-use super::wire::{Done, de_int, de_loose_id, de_opt_int};
+use super::views::{ChangeInfo, MessageInfo};
+use super::wire::{Done, de_loose_id, de_opt_int};
 use super::{Api, Ctx, Request};
 use crate::domain::budget::{Budget, REPLY_BUDGET, SYNC_MESSAGES_BUDGET, view_estimate};
 use crate::domain::content::validate_content;
+use crate::domain::{Known, Made};
 use crate::error::{Error, Result};
 use crate::model::{ChatType, ConversationId, MessageId, Outgoing, Recipient, UserId};
 
@@ -80,24 +82,31 @@ pub struct HistoryReply {
     pub has_more: bool,
 }
 
-/// One `{conversationId, seq}` a client already has.
+/// One `{conversationId, seq, pos}` a client already has.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KnownSeq {
     /// The conversation.
     pub conversation_id: ConversationId,
-    /// The last seq the client holds.
-    #[serde(deserialize_with = "de_int")]
-    pub seq: i64,
+    /// The last seq the client holds (syncing by seq).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub seq: Option<i64>,
+    /// The last log position the client holds (syncing by position).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub pos: Option<i64>,
 }
 
 /// `POST /message/sync`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    /// What the client has; unlisted conversations count as seq 0.
+    /// What the client has; unlisted conversations count as seq (or position) 0.
     #[serde(default)]
     pub conversations: Vec<KnownSeq>,
+    /// Sync by log position: every message and change after each `pos`. Otherwise by seq,
+    /// new messages only.
+    #[serde(default)]
+    pub log: bool,
 }
 
 /// One conversation in a sync answer.
@@ -106,9 +115,16 @@ pub struct SyncRequest {
 pub struct SyncedInfo {
     /// Its state.
     pub conversation: ConversationInfo,
-    /// Messages after the known seq, ascending.
+    /// Messages after the known seq (or made after the known position), ascending.
     pub messages: Vec<MessageInfo>,
-    /// More messages follow: page with history.
+    /// By position: the changes to messages after it, ascending by position.
+    pub changes: Vec<ChangeInfo>,
+    /// By position: the position held once this is applied; null by seq.
+    pub pos: Option<i64>,
+    /// By position: the log no longer reaches the known position; drop this conversation's
+    /// messages, fetch its window with history, and go on from `pos`.
+    pub reset: bool,
+    /// More follows: by seq, page with history; by position, sync again.
     pub has_more: bool,
 }
 
@@ -131,6 +147,57 @@ pub struct MessageRef {
     pub message_id: Option<MessageId>,
 }
 
+/// `{message, pos}`: a message after a change to it.
+#[derive(Debug, Serialize)]
+pub struct ChangeReply {
+    /// The message as it is now.
+    pub message: MessageInfo,
+    /// The change's position in the conversation's log; null when the message was in that
+    /// state already and nothing changed.
+    pub pos: Option<i64>,
+}
+
+/// `POST /message/edit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EditMessage {
+    /// The message; malformed ids name nothing.
+    #[serde(deserialize_with = "de_loose_id")]
+    pub message_id: Option<MessageId>,
+    /// The new text content, `{text, mentions?}`.
+    pub content: Value,
+}
+
+/// `POST /message/react` and `/message/unreact`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReactMessage {
+    /// The message; malformed ids name nothing.
+    #[serde(deserialize_with = "de_loose_id")]
+    pub message_id: Option<MessageId>,
+    /// The reaction: an emoji or a short name, 1 to 32 bytes.
+    pub key: String,
+}
+
+/// One earlier version of an edited message.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    /// 1 for the content as sent, then one more per edit.
+    pub version: i64,
+    /// Its content.
+    pub content: Value,
+    /// When an edit replaced it.
+    pub replaced_at: i64,
+}
+
+/// `{versions}`.
+#[derive(Debug, Serialize)]
+pub struct VersionsReply {
+    /// Oldest first; the message's content now is not among them.
+    pub versions: Vec<VersionInfo>,
+}
+
 /// `{count, userIds}`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -142,6 +209,8 @@ pub struct ReadersReply {
 }
 
 impl Request for HistoryQuery {}
+impl Request for EditMessage {}
+impl Request for ReactMessage {}
 impl Request for SyncRequest {}
 impl Request for MessageRef {}
 impl Request for ConversationArg {}
@@ -156,7 +225,7 @@ impl Request for SendMessage {
 /// `POST /message/send`.
 pub(super) async fn send(api: &Api, cx: &Ctx<'_>, req: SendMessage) -> Result<MessageReply> {
     let out = req.outgoing()?;
-    Ok(MessageReply { message: api.domain.messages.send(cx.who()?, out).await?.into() })
+    Ok(MessageReply { message: api.domain.messages.send(cx.who()?, out, cx.turn()).await?.into() })
 }
 
 /// `GET /message/history`.
@@ -170,9 +239,12 @@ pub(super) async fn history(api: &Api, cx: &Ctx<'_>, req: HistoryQuery) -> Resul
 /// `POST /message/sync`.
 pub(super) async fn sync(api: &Api, cx: &Ctx<'_>, req: SyncRequest) -> Result<SyncReply> {
     let who = cx.who()?;
-    let known: HashMap<ConversationId, i64> =
-        req.conversations.into_iter().map(|k| (k.conversation_id, k.seq)).collect();
-    let (synced, mut has_more) = api.domain.messages.sync(who, &known).await?;
+    let known: HashMap<ConversationId, Known> = req
+        .conversations
+        .into_iter()
+        .map(|k| (k.conversation_id, Known { seq: k.seq.unwrap_or(0), pos: req.log.then(|| k.pos.unwrap_or(0)) }))
+        .collect();
+    let (synced, mut has_more) = api.domain.messages.sync(who, &known, req.log).await?;
     let mut out = Vec::with_capacity(synced.len());
     // The conversations' own fields take the rest of the reply's budget; those that do not fit
     // wait for the next call, whose known seqs have not moved past them.
@@ -186,16 +258,60 @@ pub(super) async fn sync(api: &Api, cx: &Ctx<'_>, req: SyncRequest) -> Result<Sy
         out.push(SyncedInfo {
             conversation: view.into(),
             messages: conversation.messages.into_iter().map(Into::into).collect(),
+            changes: conversation.changes.into_iter().map(Into::into).collect(),
+            pos: conversation.pos,
+            reset: conversation.reset,
             has_more: conversation.has_more,
         });
     }
     Ok(SyncReply { conversations: out, has_more })
 }
 
+/// The message a change names.
+fn target(message_id: Option<MessageId>) -> Result<MessageId> {
+    message_id.ok_or(Error::NotFound)
+}
+
+fn changed(made: Made) -> ChangeReply {
+    ChangeReply { message: made.message.into(), pos: made.pos }
+}
+
 /// `POST /message/recall`.
-pub(super) async fn recall(api: &Api, cx: &Ctx<'_>, req: MessageRef) -> Result<MessageReply> {
-    let message = api.domain.messages.recall(cx.who()?, req.message_id.ok_or(Error::NotFound)?).await?;
-    Ok(MessageReply { message: message.into() })
+pub(super) async fn recall(api: &Api, cx: &Ctx<'_>, req: MessageRef) -> Result<ChangeReply> {
+    Ok(changed(api.domain.messages.recall(cx.who()?, target(req.message_id)?, cx.turn()).await?))
+}
+
+/// `POST /message/delete`.
+pub(super) async fn delete(api: &Api, cx: &Ctx<'_>, req: MessageRef) -> Result<ChangeReply> {
+    Ok(changed(api.domain.messages.delete(cx.who()?, target(req.message_id)?, cx.turn()).await?))
+}
+
+/// `POST /message/edit`.
+pub(super) async fn edit(api: &Api, cx: &Ctx<'_>, req: EditMessage) -> Result<ChangeReply> {
+    let messages = &api.domain.messages;
+    Ok(changed(messages.edit(cx.who()?, target(req.message_id)?, req.content, cx.turn()).await?))
+}
+
+/// `POST /message/react`.
+pub(super) async fn react(api: &Api, cx: &Ctx<'_>, req: ReactMessage) -> Result<ChangeReply> {
+    let messages = &api.domain.messages;
+    Ok(changed(messages.react(cx.who()?, target(req.message_id)?, req.key, true, cx.turn()).await?))
+}
+
+/// `POST /message/unreact`.
+pub(super) async fn unreact(api: &Api, cx: &Ctx<'_>, req: ReactMessage) -> Result<ChangeReply> {
+    let messages = &api.domain.messages;
+    Ok(changed(messages.react(cx.who()?, target(req.message_id)?, req.key, false, cx.turn()).await?))
+}
+
+/// `GET /message/versions`.
+pub(super) async fn versions(api: &Api, cx: &Ctx<'_>, req: MessageRef) -> Result<VersionsReply> {
+    let versions = api.domain.messages.versions(cx.who()?, target(req.message_id)?).await?;
+    let versions = versions
+        .into_iter()
+        .map(|v| VersionInfo { version: v.version, content: v.content, replaced_at: v.replaced_at })
+        .collect();
+    Ok(VersionsReply { versions })
 }
 
 /// `POST /message/typing`.

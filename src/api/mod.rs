@@ -26,18 +26,19 @@ pub mod wire;
 #[cfg(test)]
 mod contract;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use routes::{ROUTES, label as route_label, parse_every_request};
+pub use routes::{Order, ROUTES, label as route_label, order_of, parse_every_request};
 
 use crate::domain::Domain;
 /// The most bytes one reply carries: pages of messages and conversations stop there.
 pub use crate::domain::budget::REPLY_BUDGET;
 use crate::error::{Error, Result};
-use crate::model::{Identity, Origin, SessionId};
+use crate::model::turn::FREE;
+use crate::model::{Identity, Origin, SessionId, Turn};
 
 /// How the caller is authenticated.
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct Caller {
     pub auth: Auth,
     /// Address, user agent, transport.
     pub origin: Origin,
+    /// The call's turn in its session's log order ([`routes::Order::Log`]); none over HTTP.
+    pub turn: Option<Arc<Turn>>,
 }
 
 /// The HTTP method, or none for a socket frame.
@@ -101,6 +104,12 @@ impl Ctx<'_> {
     /// Where the call came from.
     pub fn origin(&self) -> Origin {
         self.caller.origin.clone()
+    }
+
+    /// The call's turn in its session's order: a change takes effect after `wait` and lets the
+    /// next one go with `pass`.
+    pub fn turn(&self) -> &Turn {
+        self.caller.turn.as_deref().unwrap_or(&FREE)
     }
 
     /// Binds the calling socket to `identity` once the reply is sent (login, register, auth).

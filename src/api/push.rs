@@ -11,8 +11,9 @@ use super::conversations::{ConversationInfo, ConversationReply};
 use super::frame::{Format, Payload, encode};
 use super::groups::GroupReply;
 use super::messages::MessageReply;
+use super::views::ChangeInfo;
 use crate::model::{
-    ConversationId, ConversationView, Group, GroupId, KickReason, MemberChange, Message, MessageId, UserId,
+    Change, Changed, ConversationId, ConversationView, Group, GroupId, KickReason, MemberChange, Message, UserId,
 };
 
 /// A server push, encoded lazily and at most once per format.
@@ -89,8 +90,14 @@ pub mod event {
     pub const GROUP_DISMISSED: &str = "group.dismissed";
     /// A new message; `{message}`.
     pub const MESSAGE_NEW: &str = "message.new";
-    /// A message was recalled; `{conversationId, messageId, seq}`.
+    /// A message was recalled; a change (`{type, conversationId, messageId, seq, pos, by, at}`).
     pub const MESSAGE_RECALLED: &str = "message.recalled";
+    /// A message was deleted for everyone; a change.
+    pub const MESSAGE_DELETED: &str = "message.deleted";
+    /// A message was edited; a change with `content`.
+    pub const MESSAGE_EDITED: &str = "message.edited";
+    /// A reaction was added or removed; a change with `key` and `count`.
+    pub const MESSAGE_REACTION: &str = "message.reaction";
     /// The peer read up to a seq; `{conversationId, userId, seq}`.
     pub const MESSAGE_READ: &str = "message.read";
     /// Someone is typing; `{conversationId, userId}`.
@@ -132,14 +139,6 @@ struct GroupMember<'a> {
 struct GroupDismissed {
     group_id: GroupId,
     by: UserId,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Recalled {
-    conversation_id: ConversationId,
-    message_id: MessageId,
-    seq: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -188,9 +187,15 @@ pub fn message_new(message: Message) -> Push {
     Push::new(event::MESSAGE_NEW, MessageReply { message: message.into() })
 }
 
-/// `message.recalled {conversationId, messageId, seq}`.
-pub fn message_recalled(conversation_id: ConversationId, message_id: MessageId, seq: i64) -> Push {
-    Push::new(event::MESSAGE_RECALLED, Recalled { conversation_id, message_id, seq })
+/// A change to a message, by the event its kind is pushed as.
+pub fn message_changed(change: Change) -> Push {
+    let name = match change.what {
+        Changed::Recalled => event::MESSAGE_RECALLED,
+        Changed::Deleted => event::MESSAGE_DELETED,
+        Changed::Edited { .. } => event::MESSAGE_EDITED,
+        Changed::Reaction { .. } => event::MESSAGE_REACTION,
+    };
+    Push::new(name, ChangeInfo::from(change))
 }
 
 /// `message.read {conversationId, userId, seq}`.

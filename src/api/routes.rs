@@ -51,6 +51,20 @@ pub enum Socket {
     When(&'static str),
 }
 
+/// How a socket request of a route is ordered among its session's other requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Not at all: it reads, or changes nothing ordered.
+    Free,
+    /// In the session's log order: it checks concurrently with the session's other requests,
+    /// takes effect (a message or change is queued for the log's writer) after the earlier
+    /// ones did, and is answered after them. Through [`super::Ctx::turn`].
+    Log,
+    /// After the session's earlier request with the same value of this field has been
+    /// answered: for changes outside the log (a conversation's settings, a group).
+    Key(&'static str),
+}
+
 /// Serves one call: parses `data` as the route's request, runs the handler, returns its reply.
 pub type Handler = for<'a> fn(&'a Api, &'a Ctx<'a>, Value) -> BoxFuture<'a, Result<Value>>;
 
@@ -81,6 +95,8 @@ pub struct Route {
     pub access: Access,
     /// Its rate-limit class.
     pub limit: Limit,
+    /// Its order among a session's requests.
+    pub order: Order,
     /// Its request type.
     pub request: &'static str,
     /// Its reply type.
@@ -90,13 +106,14 @@ pub struct Route {
 }
 
 macro_rules! route {
-    ($method:ident $path:literal, $access:ident, $limit:ident, $req:ty => $res:ty, $handler:path $(, $socket:expr)?) => {
+    ($method:ident $path:literal, $access:ident, $limit:ident, $order:expr, $req:ty => $res:ty, $handler:path $(, $socket:expr)?) => {
         Route {
             method: Method::$method,
             path: $path,
             socket: route!(@socket $($socket)?),
             access: Access::$access,
             limit: Limit::$limit,
+            order: $order,
             request: stringify!($req),
             response: stringify!($res),
             serve: Serve::Call {
@@ -114,6 +131,9 @@ macro_rules! route {
                 },
             },
         }
+    };
+    ($method:ident $path:literal, $access:ident, $limit:ident, $req:ty => $res:ty, $handler:path $(, $socket:expr)?) => {
+        route!($method $path, $access, $limit, Order::Free, $req => $res, $handler $(, $socket)?)
     };
     (@socket) => { Socket::Also };
     (@socket $socket:expr) => { $socket };
@@ -133,28 +153,33 @@ pub static ROUTES: &[Route] = &[
     route!(Post "/user/ticket", User, Client, IgnoredAny => TicketReply, users::ticket),
     route!(Get "/user/loginLog", User, Client, LoginLogQuery => LoginLogReply, users::login_log),
     route!(Post "/group/room/add", User, Client, CreateGroup => GroupReply, groups::create),
-    route!(Post "/group/room/join", User, Client, GroupRef => GroupReply, groups::join),
-    route!(Post "/group/room/quit", User, Client, GroupRef => Done, groups::quit),
-    route!(Post "/group/room/invite", User, Client, GroupUsers => GroupReply, groups::invite),
-    route!(Post "/group/room/kick", User, Client, GroupUsers => GroupReply, groups::kick),
-    route!(Post "/group/room/update", User, Client, UpdateGroup => GroupReply, groups::update),
-    route!(Post "/group/room/role", User, Client, SetRole => GroupReply, groups::role),
-    route!(Post "/group/room/transfer", User, Client, GroupUser => GroupReply, groups::transfer),
-    route!(Post "/group/room/dismiss", User, Client, GroupRef => Done, groups::dismiss),
-    route!(Post "/group/room/mute", User, Client, Mute => GroupReply, groups::mute),
+    route!(Post "/group/room/join", User, Client, Order::Key("groupId"), GroupRef => GroupReply, groups::join),
+    route!(Post "/group/room/quit", User, Client, Order::Key("groupId"), GroupRef => Done, groups::quit),
+    route!(Post "/group/room/invite", User, Client, Order::Key("groupId"), GroupUsers => GroupReply, groups::invite),
+    route!(Post "/group/room/kick", User, Client, Order::Key("groupId"), GroupUsers => GroupReply, groups::kick),
+    route!(Post "/group/room/update", User, Client, Order::Key("groupId"), UpdateGroup => GroupReply, groups::update),
+    route!(Post "/group/room/role", User, Client, Order::Key("groupId"), SetRole => GroupReply, groups::role),
+    route!(Post "/group/room/transfer", User, Client, Order::Key("groupId"), GroupUser => GroupReply, groups::transfer),
+    route!(Post "/group/room/dismiss", User, Client, Order::Key("groupId"), GroupRef => Done, groups::dismiss),
+    route!(Post "/group/room/mute", User, Client, Order::Key("groupId"), Mute => GroupReply, groups::mute),
     route!(Get "/group/room/info", User, Client, GroupRef => GroupInfoReply, groups::info),
     route!(Get "/group/room/list", User, Client, Empty => GroupListReply, groups::list),
     route!(Get "/group/room/members", User, Client, MembersQuery => MembersReply, groups::members),
-    route!(Post "/message/send", User, Client, SendMessage => MessageReply, messages::send),
+    route!(Post "/message/send", User, Client, Order::Log, SendMessage => MessageReply, messages::send),
     route!(Get "/message/history", User, Client, HistoryQuery => HistoryReply, messages::history),
     route!(Post "/message/sync", User, Client, SyncRequest => SyncReply, messages::sync),
-    route!(Post "/message/recall", User, Client, MessageRef => MessageReply, messages::recall),
+    route!(Post "/message/recall", User, Client, Order::Log, MessageRef => ChangeReply, messages::recall),
+    route!(Post "/message/delete", User, Client, Order::Log, MessageRef => ChangeReply, messages::delete),
+    route!(Post "/message/edit", User, Client, Order::Log, EditMessage => ChangeReply, messages::edit),
+    route!(Post "/message/react", User, Client, Order::Log, ReactMessage => ChangeReply, messages::react),
+    route!(Post "/message/unreact", User, Client, Order::Log, ReactMessage => ChangeReply, messages::unreact),
+    route!(Get "/message/versions", User, Client, MessageRef => VersionsReply, messages::versions),
     route!(Post "/message/typing", User, Client, ConversationArg => Done, messages::typing),
     route!(Get "/message/readers", User, Client, MessageRef => ReadersReply, messages::readers),
     route!(Get "/conversation/list", User, Client, ConversationListQuery => ConversationListReply, conversations::list),
     route!(Get "/conversation/info", User, Client, ConversationArg => ConversationReply, conversations::info),
-    route!(Post "/conversation/update", User, Client, ConversationUpdate => ConversationReply, conversations::update),
-    route!(Post "/conversation/read", User, Client, ReadRequest => ConversationReply, conversations::read),
+    route!(Post "/conversation/update", User, Client, Order::Key("conversationId"), ConversationUpdate => ConversationReply, conversations::update),
+    route!(Post "/conversation/read", User, Client, Order::Key("conversationId"), ReadRequest => ConversationReply, conversations::read),
     route!(Get "/conversation/unread", User, Client, Empty => UnreadReply, conversations::unread),
     route!(Post "/file/link", User, Client, LinkRequest => LinkReply, media::link),
     Route {
@@ -163,6 +188,7 @@ pub static ROUTES: &[Route] = &[
         socket: Socket::Also,
         access: Access::User,
         limit: Limit::Client,
+        order: Order::Free,
         request: "a raw body or a multipart form",
         response: "UploadReply",
         serve: Serve::Stream,
@@ -173,6 +199,7 @@ pub static ROUTES: &[Route] = &[
         socket: Socket::Also,
         access: Access::User,
         limit: Limit::Client,
+        order: Order::Free,
         request: "an optional Range header",
         response: "the file's bytes",
         serve: Serve::Stream,
@@ -205,6 +232,12 @@ pub fn find(method: Method, path: &str, data: &Value) -> Result<&'static Route> 
             rows.iter().find(|r| r.method == http).copied().ok_or(Error::MethodNotAllowed)
         }
     }
+}
+
+/// How a socket request for `path` with `data` is ordered: as its route says, and not at all
+/// when no route serves it (it fails at once).
+pub fn order_of(path: &str, data: &Value) -> Order {
+    find(Method::Socket, path, data).map_or(Order::Free, |route| route.order)
 }
 
 /// The metrics label of a request for `path`: its row's path, or `unknown` for anything the

@@ -36,8 +36,8 @@ impl Events for Gateway {
             Event::MessageNew { message, audience, skip_session } => {
                 self.fan_out(push::message_new(message), &audience, skip_session);
             }
-            Event::MessageRecalled { conversation_id, message_id, seq, audience } => {
-                self.fan_out(push::message_recalled(conversation_id, message_id, seq), &audience, None);
+            Event::MessageChanged { change, audience, skip_session } => {
+                self.fan_out(push::message_changed(change), &audience, skip_session);
             }
             Event::Typing { conversation_id, user_id, audience } => {
                 self.fan_out(push::typing(conversation_id, user_id), &audience, None);

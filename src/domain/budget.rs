@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::model::{ConversationView, Message, Peer};
+use crate::model::{Change, Changed, ConversationView, Message, Peer};
 
 /// Bytes one reply carries at most, by these estimates: a quarter of a session's 1 MiB outbound
 /// queue, so that a reply and the pushes around it fit, and far above any one message (a frame
@@ -21,12 +21,30 @@ pub const SYNC_MESSAGES_BUDGET: usize = REPLY_BUDGET / 4 * 3;
 const CONVERSATION_OVERHEAD: usize = 1024;
 
 /// What a message's fields other than its content take on the wire, at most: ids, seq, kinds,
-/// the sender's key (64 characters at most), times, status and the field names.
-const MESSAGE_OVERHEAD: usize = 384;
+/// the sender's key (64 characters at most), times, status, position and the field names.
+const MESSAGE_OVERHEAD: usize = 448;
+
+/// What a change to a message takes on the wire besides an edit's content and a reaction's
+/// key: ids, seq, position, times, its type and the field names.
+const CHANGE_OVERHEAD: usize = 320;
+
+/// What one reaction takes besides its key: its count, its flag and the field names.
+const REACTION_OVERHEAD: usize = 64;
 
 /// An upper bound of the bytes `message` takes in a JSON reply (MessagePack is smaller).
 pub fn estimate(message: &Message) -> usize {
-    MESSAGE_OVERHEAD + value_bytes(&message.content)
+    let reactions: usize = message.reactions.iter().map(|r| REACTION_OVERHEAD + string_bytes(&r.key)).sum();
+    MESSAGE_OVERHEAD + value_bytes(&message.content) + reactions
+}
+
+/// An upper bound of the bytes `change` takes in a JSON reply.
+pub fn change_estimate(change: &Change) -> usize {
+    CHANGE_OVERHEAD
+        + match &change.what {
+            Changed::Edited { content } => value_bytes(content),
+            Changed::Reaction { key, .. } => string_bytes(key),
+            Changed::Recalled | Changed::Deleted => 0,
+        }
 }
 
 /// The bytes serde_json writes for `value`, or a little more: strings with their quotes and
@@ -98,7 +116,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::{ConversationId, MessageId, Recipient, Status, UserId};
+    use crate::model::{ConversationId, MessageId, Reaction, Recipient, Status, UserId};
 
     fn message(content: Value) -> Message {
         Message {
@@ -112,6 +130,9 @@ mod tests {
             client_msg_id: "k".repeat(64),
             sent_at: i64::MAX,
             status: Status::Normal,
+            pos: i64::MAX,
+            edited_at: Some(i64::MAX),
+            reactions: vec![Reaction { key: "\"".repeat(32), count: i64::MAX, mine: false }],
         }
     }
 
@@ -129,7 +150,8 @@ mod tests {
                 "id": m.id.0.to_string(), "conversationId": m.conversation_id.to_string(), "seq": m.seq,
                 "chatType": "group", "from": m.from.0.to_string(), "to": "9223372036854775807",
                 "kind": m.kind, "content": m.content, "clientMsgId": m.client_msg_id, "sentAt": m.sent_at,
-                "status": "recalled",
+                "status": "recalled", "pos": m.pos, "editedAt": m.edited_at,
+                "reactions": m.reactions.iter().map(|r| json!({"key": r.key, "count": r.count, "mine": r.mine})).collect::<Vec<_>>(),
             }))
             .unwrap();
             assert!(estimate(&m) >= wire.len(), "{} < {}", estimate(&m), wire.len());
@@ -140,7 +162,7 @@ mod tests {
     fn pages_stop_at_the_budget_but_hold_one() {
         let big = || message(json!({"text": "x".repeat(100_000)}));
         let small = || message(json!({"text": "x"}));
-        let mut budget = Budget::new(1000);
+        let mut budget = Budget::new(2000);
         budget.admitted = 1;
         assert_eq!(budget.fitting(&[small(), small(), small()]), 2);
         let mut budget = Budget::new(1000);

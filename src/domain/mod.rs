@@ -25,7 +25,7 @@ pub use conversation::Conversations;
 pub use group::Groups;
 pub use limits::Limits;
 pub use media::{Download, Media};
-pub use message::{ContentLimits, Messages};
+pub use message::{ContentLimits, Known, Made, Messages, Version};
 pub use ports::{Events, Notices, Presence};
 pub use user::Users;
 
@@ -75,6 +75,7 @@ impl Domain {
         let content = ContentLimits {
             max_text: config.max_text_chars,
             recall_window_ms: config.recall_window_secs as i64 * 1000,
+            edit_window_ms: config.edit_window_secs as i64 * 1000,
         };
         let messages = Arc::new(Messages::new(store.clone(), events.clone(), content));
         let (objects, part_bytes) = media::open_storage(config.media_url.as_deref(), &config.data_dir.join("files"))

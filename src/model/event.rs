@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use super::change::Change;
 use super::conversation::ConversationView;
 use super::group::{Group, MemberAction};
-use super::ids::{ConversationId, GroupId, MessageId, SessionId, UserId};
+use super::ids::{ConversationId, GroupId, SessionId, UserId};
 use super::message::Message;
 
 /// Why sessions are being ended.
@@ -109,16 +110,14 @@ pub enum Event {
         /// The session that sent it, which has its reply already.
         skip_session: Option<SessionId>,
     },
-    /// A message was recalled.
-    MessageRecalled {
-        /// Its conversation.
-        conversation_id: ConversationId,
-        /// The message.
-        message_id: MessageId,
-        /// Its seq.
-        seq: i64,
+    /// A message was changed: recalled, deleted, edited, or reacted to.
+    MessageChanged {
+        /// The change, with its log position.
+        change: Change,
         /// Every participant.
         audience: Audience,
+        /// The session that made it, which has its reply already.
+        skip_session: Option<SessionId>,
     },
     /// Someone is typing. Ephemeral: never stored.
     Typing {

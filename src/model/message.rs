@@ -3,6 +3,7 @@
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use super::change::Change;
 use super::ids::{ConversationId, FileId, GroupId, MessageId, SessionId, UserId};
 
 /// One-to-one or group.
@@ -81,6 +82,8 @@ pub enum Status {
     Normal,
     /// Recalled: it keeps its place, its content is gone.
     Recalled,
+    /// Deleted for everyone: a tombstone in its place, with no content.
+    Deleted,
 }
 
 impl Status {
@@ -89,8 +92,25 @@ impl Status {
         match self {
             Status::Normal => "normal",
             Status::Recalled => "recalled",
+            Status::Deleted => "deleted",
         }
     }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Status> {
+        [Status::Normal, Status::Recalled, Status::Deleted].into_iter().find(|status| status.as_str() == s)
+    }
+}
+
+/// One reaction key's count on a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    /// The key: an emoji or a short name.
+    pub key: String,
+    /// How many users reacted with it.
+    pub count: i64,
+    /// Whether the user reading reacted with it.
+    pub mine: bool,
 }
 
 /// A stored message.
@@ -108,14 +128,21 @@ pub struct Message {
     pub to: Recipient,
     /// `text`, `image`, ..., or `system`.
     pub kind: String,
-    /// The kind's content; `{}` once recalled.
+    /// The kind's content; `{}` once recalled or deleted.
     pub content: Value,
     /// The sender's idempotency key.
     pub client_msg_id: String,
     /// When it was stored.
     pub sent_at: i64,
-    /// Normal or recalled.
+    /// Normal, recalled or deleted.
     pub status: Status,
+    /// Its entry's position in the conversation's log.
+    pub pos: i64,
+    /// When its sender last edited it.
+    pub edited_at: Option<i64>,
+    /// Its reactions, by key, for the user reading (empty where not looked up: pushes of new
+    /// messages, which have none).
+    pub reactions: Vec<Reaction>,
 }
 
 /// A message to store.
@@ -158,13 +185,22 @@ pub struct Outgoing {
     pub client_msg_id: String,
 }
 
-/// A conversation's new messages, as sync returns them.
+/// A conversation's news, as sync returns them.
 #[derive(Debug, Clone)]
 pub struct SyncedConversation {
     /// The conversation.
     pub conversation_id: ConversationId,
-    /// Messages after the known seq, ascending.
+    /// Messages after the known seq (or made after the known position), ascending.
     pub messages: Vec<Message>,
-    /// More messages follow; page with history.
+    /// Changes to messages after the known position, ascending by position; none when the
+    /// client synced by seq.
+    pub changes: Vec<Change>,
+    /// The position the client holds once it has applied this answer; none when it synced
+    /// by seq.
+    pub pos: Option<i64>,
+    /// The log was compacted past the known position: the client must drop what it holds of
+    /// this conversation and fetch its window again.
+    pub reset: bool,
+    /// More follows: the next sync, or history, brings it.
     pub has_more: bool,
 }

@@ -1,20 +1,24 @@
 //! The model: ids as newtypes and plain data, shared by every layer above. It knows nothing
 //! else of the crate: no storage, no rules, no wire, no sockets.
 
+pub mod change;
 pub mod conversation;
 pub mod event;
 pub mod file;
 pub mod group;
 pub mod ids;
 pub mod message;
+pub mod turn;
 pub mod user;
 
+pub use change::{Alteration, Change, Changed, NewChange};
 pub use conversation::{ConversationPatch, ConversationState, ConversationView, Peer};
 pub use event::{Audience, Event, KickReason, MemberChange};
 pub use file::FileMeta;
 pub use group::{Group, GroupPatch, JoinPolicy, Member, MemberAction, NewGroup, Role, Standing};
 pub use ids::{ConversationId, ConversationRef, FileId, GroupId, LoginId, MessageId, SessionId, UserId};
-pub use message::{ChatType, Message, NewMessage, Outgoing, Recipient, Status, SyncedConversation};
+pub use message::{ChatType, Message, NewMessage, Outgoing, Reaction, Recipient, Status, SyncedConversation};
+pub use turn::{Tail, Turn};
 pub use user::{
     Account, Gender, Identity, LoginAttempt, LoginRecord, Lookup, Origin, Profile, ProfilePatch, ResetNotice, Ticket,
     TokenState, Transport, User,

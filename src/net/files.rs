@@ -28,6 +28,7 @@ fn caller_of(app: &App, peer: Peer, headers: &HeaderMap) -> Caller {
             user_agent: user_agent(headers),
             transport: Transport::Http,
         },
+        turn: None,
     }
 }
 

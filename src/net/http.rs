@@ -83,6 +83,7 @@ pub(super) async fn route(
             user_agent: user_agent(&headers),
             transport: Transport::Http,
         },
+        turn: None,
     };
     let started = std::time::Instant::now();
     let mut result = app.api.dispatch(&caller, method, uri.path(), Value::Object(data)).await;

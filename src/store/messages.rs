@@ -3,12 +3,49 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{ConversationId, Message, MessageId, NewMessage, UserId};
+use crate::model::{Change, ConversationId, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId};
 
-/// Told of each newly stored message, in commit order, right after its commit and before its
-/// sender is answered: so pushes of one conversation leave a node in seq order. It must not
+/// What the message writer committed: a new message or a change to one.
+#[derive(Debug, Clone, Copy)]
+pub enum Committed<'a> {
+    /// A new message, and what was asked.
+    Message(&'a NewMessage, &'a Message),
+    /// A change, and what was asked.
+    Change(&'a NewChange, &'a Change),
+}
+
+/// Told of each new message and change, in commit order, right after its commit and before its
+/// sender is answered: so pushes of one conversation leave a node in log order. It must not
 /// block (publishing an event does not).
-pub type CommitHook = Box<dyn Fn(&NewMessage, &Message) + Send + Sync>;
+pub type CommitHook = Box<dyn Fn(Committed<'_>) + Send + Sync>;
+
+/// A page of a conversation's log.
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    /// The messages made in the page's range, as they are now, ascending.
+    pub messages: Vec<Message>,
+    /// The other changes of the range, ascending by position.
+    pub changes: Vec<Change>,
+    /// The last position the page covers.
+    pub pos: i64,
+    /// Entries beyond the page wait.
+    pub has_more: bool,
+}
+
+/// A conversation of a user, as sync first looks at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Its newest message's seq.
+    pub last_seq: i64,
+    /// Its log's newest position.
+    pub last_pos: i64,
+    /// Entries at or below this position were compacted away.
+    pub log_floor: i64,
+    /// Its latest activity.
+    pub updated_at: i64,
+}
 
 /// Where messages live.
 #[async_trait]
@@ -17,9 +54,16 @@ pub trait MessageStore: Send + Sync {
     /// state on first use; allocates the next seq; un-hides the conversation. If the sender
     /// used this `client_msg_id` before, stores nothing and returns the first message with
     /// `false`. `NotFound` if a one-to-one recipient does not exist. Messages arriving together
-    /// are committed together (group commit).
-    async fn append_message(&self, new: NewMessage) -> Result<(Message, bool)>;
-    /// Sets the hook told of every new message; set once, at start-up.
+    /// are committed together (group commit), and queued for the writer in `turn`: so one
+    /// session's messages take seqs in the order it sent them.
+    async fn append_message(&self, new: NewMessage, turn: &Turn) -> Result<(Message, bool)>;
+    /// Changes a message, taking the next position of its conversation's log, through the same
+    /// writer as new messages and in `turn`. `None` when the message is already in the state
+    /// asked (recalled, reacted with that key...): nothing is logged. Refused with `not_found`
+    /// when the message is gone, `message.not_editable` for an edit of a message no longer
+    /// normal, and `message.reactions_full` past the distinct keys a message may have.
+    async fn change_message(&self, change: NewChange, turn: &Turn) -> Result<Option<Change>>;
+    /// Sets the hook told of every new message and change; set once, at start-up.
     fn set_commit_hook(&self, hook: CommitHook);
     /// A sender's message by idempotency key.
     async fn message_by_client_id(&self, sender: UserId, client_msg_id: &str) -> Result<Option<Message>>;
@@ -31,12 +75,16 @@ pub trait MessageStore: Send + Sync {
     async fn messages_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<Vec<Message>>;
     /// Messages with seq below `before`, descending.
     async fn messages_before(&self, conversation: &ConversationId, before: i64, limit: i64) -> Result<Vec<Message>>;
-    /// Marks a message recalled and empties its content.
-    async fn recall(&self, message_id: MessageId) -> Result<Message>;
+    /// Entries of a conversation's log after position `after`: at most `limit` of them.
+    async fn log_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<LogPage>;
+    /// The reactions of `messages`, with `reader`'s own marked, by message.
+    async fn reactions(&self, messages: &[MessageId], reader: UserId) -> Result<Vec<(MessageId, Reaction)>>;
+    /// A message's earlier versions: `(version, content, replaced_at)`, oldest first.
+    async fn versions(&self, message_id: MessageId) -> Result<Vec<(i64, serde_json::Value, i64)>>;
     /// Whether `user_id` takes part in a conversation.
     async fn is_participant(&self, conversation: &ConversationId, user_id: UserId) -> Result<bool>;
     /// Participants other than `except` whose read position reached `seq`.
     async fn readers(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<Vec<UserId>>;
-    /// `(conversation, last seq, updated_at)` of each of a user's conversations.
-    async fn last_seqs(&self, user_id: UserId) -> Result<Vec<(ConversationId, i64, i64)>>;
+    /// Where each of a user's conversations stands.
+    async fn heads(&self, user_id: UserId) -> Result<Vec<LogHead>>;
 }

@@ -20,7 +20,7 @@ mod users;
 pub use conversations::ConversationStore;
 pub use files::FileStore;
 pub use groups::GroupStore;
-pub use messages::{CommitHook, MessageStore};
+pub use messages::{CommitHook, Committed, LogHead, LogPage, MessageStore};
 pub use tokens::TokenStore;
 pub use users::UserStore;
 

@@ -48,9 +48,11 @@ async fn unread_counts_are_exact(backend: Backend) {
 
         // A recalled message no longer counts.
         alice.call("/message/recall", json!({"messageId": last["id"]})).await.ok();
+        let recall = bob_other.push("message.recalled").await["data"].clone();
         assert_eq!(
-            bob_other.push("message.recalled").await["data"],
-            json!({"conversationId": conversation, "messageId": last["id"], "seq": 5})
+            [&recall["type"], &recall["conversationId"], &recall["messageId"], &recall["seq"], &recall["pos"]],
+            [&json!("recall"), &json!(conversation), &last["id"], &json!(5), &json!(6)],
+            "the recall is the log's sixth entry, after the five messages"
         );
         assert_eq!(bob.call("/conversation/unread", json!({})).await.ok()["total"], 1);
         let recalled = bob.call("/message/history", json!({"conversationId": conversation, "afterSeq": 4})).await.ok()

@@ -10,7 +10,7 @@
 //! it, says why ([`Live::end`]), forgets it, and closes the socket with a handshake
 //! ([`goodbye`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,10 +25,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::super::App;
 use crate::api::frame::{self, BadFrame, Format, Incoming, Payload, Reply, RequestId};
 use crate::api::push::{self, SessionReady};
-use crate::api::{Auth, Caller, Method, route_label};
+use crate::api::{Auth, Caller, Method, Order, order_of, route_label};
 use crate::delivery::{Ending, Session};
 use crate::error::Error;
-use crate::model::{Identity, KickReason, Origin, UserId, now_ms};
+use crate::model::{Identity, KickReason, Origin, Tail, Turn, UserId, now_ms};
 
 /// Frames written per flush at most, so one busy session cannot hold its task forever.
 const MAX_BATCH: usize = 256;
@@ -56,7 +56,7 @@ pub(super) async fn run<S>(
 }
 
 /// What ended a turn of a session's loop that is not a frame or a write.
-enum Turn {
+enum Stop {
     /// The server is shutting down.
     Shutdown,
     /// The session was asked to end.
@@ -80,6 +80,30 @@ struct Live {
     silence: Duration,
     /// How long the socket may stay anonymous.
     grace: Duration,
+    /// The last turn handed out in the log order, and in the order of its replies.
+    log_tail: Option<Tail>,
+    reply_tail: Option<Tail>,
+    /// The last turn handed out for each key of [`Order::Key`] requests still in flight.
+    keyed: HashMap<String, Tail>,
+}
+
+/// A request's turns in its session's orders; each passes when dropped at the latest.
+#[derive(Default)]
+struct Place {
+    /// Its turn in the log order, which the domain waits for and passes.
+    log: Option<Arc<Turn>>,
+    /// Its turn to be answered.
+    reply: Option<Turn>,
+    /// Its turn among the requests with its key, held from start to answer.
+    key: Option<Turn>,
+}
+
+/// A request read from the socket.
+struct Request {
+    id: RequestId,
+    route: String,
+    data: serde_json::Value,
+    format: Format,
 }
 
 impl Live {
@@ -103,6 +127,9 @@ impl Live {
             batch: VecDeque::new(),
             last_heard: now,
             opened: now,
+            log_tail: None,
+            reply_tail: None,
+            keyed: HashMap::new(),
             app,
         }
     }
@@ -127,9 +154,9 @@ impl Live {
         loop {
             // Ordered so that a turn woken by frames polls nothing else: the shutdown future,
             // registered once, wakes the task when it fires, and is looked at on a quiet turn.
-            let turn = tokio::select! {
+            let stop = tokio::select! {
                 biased;
-                why = &mut ending => Turn::End(why),
+                why = &mut ending => Stop::End(why),
                 () = session.queued() => {
                     // A peer that stops reading blocks this write; it must not also block the
                     // session's end, a shutdown, or the reaping of a dead peer. (The timeout
@@ -146,11 +173,11 @@ impl Live {
                                 Ok(Err(_)) | Err(_) => return None,
                             }
                         }
-                        why = &mut ending => Turn::End(why),
-                        _ = &mut shutdown => Turn::Shutdown,
+                        why = &mut ending => Stop::End(why),
+                        _ = &mut shutdown => Stop::Shutdown,
                     }
                 }
-                _ = &mut shutdown => Turn::Shutdown,
+                _ = &mut shutdown => Stop::Shutdown,
                 frame = ws.next() => match self.on_frame(frame).await {
                     Ok(()) => continue,
                     Err(farewell) => return farewell,
@@ -161,9 +188,9 @@ impl Live {
                     }
                     continue;
                 }
-                () = &mut watchdog => Turn::Watchdog,
+                () = &mut watchdog => Stop::Watchdog,
             };
-            if let Turn::Watchdog = turn {
+            if let Stop::Watchdog = stop {
                 // Frames do not reset the timer (that would cost on every frame); it fires at
                 // the old deadline and looks at what has happened since.
                 match self.overdue(ws).await {
@@ -172,7 +199,7 @@ impl Live {
                 }
                 continue;
             }
-            return self.end(ws, turn).await;
+            return self.end(ws, stop).await;
         }
     }
 
@@ -197,13 +224,15 @@ impl Live {
             }
             Ok(Incoming::Request { id, route, data }) => {
                 let Ok(permit) = self.inflight.clone().acquire_owned().await else { return Err(None) };
+                let place = self.place(&route, &data);
                 let caller = Caller {
                     auth: self.session.identity().map_or(Auth::Anonymous, Auth::Session),
                     origin: self.origin.clone(),
+                    turn: place.log.clone(),
                 };
                 let (app, session) = (self.app.clone(), self.session.clone());
                 tokio::spawn(async move {
-                    serve_request(&app, &session, caller, id, route, data, format).await;
+                    serve_request(&app, &session, caller, place, Request { id, route, data, format }).await;
                     drop(permit);
                 });
             }
@@ -212,6 +241,32 @@ impl Live {
             }
         }
         Ok(())
+    }
+
+    /// Where a request goes in this session's order ([`Order`]): a log request takes the next
+    /// turn of the log chain and of the reply chain; a keyed one the next turn of its key's.
+    fn place(&mut self, route: &str, data: &serde_json::Value) -> Place {
+        match order_of(route, data) {
+            Order::Free => Place::default(),
+            Order::Log => {
+                let (log, tail) = Turn::after(self.log_tail.take());
+                self.log_tail = Some(tail);
+                let (reply, tail) = Turn::after(self.reply_tail.take());
+                self.reply_tail = Some(tail);
+                Place { log: Some(Arc::new(log)), reply: Some(reply), key: None }
+            }
+            Order::Key(field) => {
+                let key = format!("{field}={}", data.get(field).unwrap_or(&serde_json::Value::Null));
+                // Chains whose requests all finished hold no one up: forget them, so the map
+                // stays as small as the requests in flight.
+                if self.keyed.len() >= self.app.config.session_inflight {
+                    self.keyed.retain(|_, tail| !tail.is_done());
+                }
+                let (turn, tail) = Turn::after(self.keyed.remove(&key));
+                self.keyed.insert(key, tail);
+                Place { log: None, reply: None, key: Some(turn) }
+            }
+        }
     }
 
     /// When the watchdog must next look: the silence limit after the last frame; for an
@@ -247,27 +302,27 @@ impl Live {
         }
     }
 
-    /// The close frame for a session ended by `turn`, after the replies it already earned.
-    async fn end<S>(&mut self, ws: &mut WebSocketStream<S>, turn: Turn) -> Option<CloseFrame>
+    /// The close frame for a session ended by `stop`, after the replies it already earned.
+    async fn end<S>(&mut self, ws: &mut WebSocketStream<S>, stop: Stop) -> Option<CloseFrame>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        match turn {
-            Turn::Shutdown => {
+        match stop {
+            Stop::Shutdown => {
                 let _ = tokio::time::timeout(INFLIGHT_GRACE, self.finish_inflight(ws)).await;
                 close(CloseCode::Away, "server shutting down")
             }
             // A peer that does not read would block any further write: close at once.
-            Turn::End(Ending::SlowConsumer) => close(CloseCode::Policy, "slow consumer: outbound queue full"),
-            Turn::End(Ending::Unavailable) => {
+            Stop::End(Ending::SlowConsumer) => close(CloseCode::Policy, "slow consumer: outbound queue full"),
+            Stop::End(Ending::Unavailable) => {
                 let _ = tokio::time::timeout(INFLIGHT_GRACE, self.finish_inflight(ws)).await;
                 close(CloseCode::Error, "server could not load the session; reconnect")
             }
-            Turn::End(Ending::Abuse) => {
+            Stop::End(Ending::Abuse) => {
                 let _ = tokio::time::timeout(INFLIGHT_GRACE, self.finish_inflight(ws)).await;
                 close(CloseCode::Policy, "rate limit exceeded")
             }
-            Turn::End(Ending::Kicked(reason)) => {
+            Stop::End(Ending::Kicked(reason)) => {
                 // The request that caused the kick (a logout) gets its reply first.
                 let format = self.format;
                 let farewell = async {
@@ -277,7 +332,7 @@ impl Live {
                 let _ = tokio::time::timeout(INFLIGHT_GRACE, farewell).await;
                 close(CloseCode::Library(4001), reason.as_str())
             }
-            Turn::Watchdog => None,
+            Stop::Watchdog => None,
         }
     }
 
@@ -292,37 +347,42 @@ impl Live {
     }
 }
 
-/// Runs one request and queues its reply; a login binds the session first.
-async fn serve_request(
-    app: &App,
-    session: &Arc<Session>,
-    caller: Caller,
-    id: RequestId,
-    route: String,
-    data: serde_json::Value,
-    format: Format,
-) {
+/// Runs one request and queues its reply, each in its turn; a login binds the session first.
+async fn serve_request(app: &App, session: &Arc<Session>, caller: Caller, place: Place, request: Request) {
+    let Request { id, route, data, format } = request;
+    if let Some(key) = &place.key {
+        key.wait().await;
+    }
     let started = Instant::now();
     let result = app.api.dispatch(&caller, Method::Socket, &route, data).await;
     let failure = result.as_ref().err().map(|e| (e.status(), e.family()));
     app.metrics.observe(route_label(&route), started.elapsed().as_secs_f64(), failure);
+    // A request that failed before its turn must not let the later ones overtake the earlier.
+    if let Some(log) = &place.log {
+        log.wait().await;
+        log.pass();
+    }
     if matches!(result, Err(Error::RateLimited { .. })) && app.api.abusive(session.id) {
         session.end(Ending::Abuse);
     }
     let result = match result {
-        Ok(outcome) => {
-            if let Some(identity) = outcome.bind {
+        Ok(outcome) => match outcome.bind {
+            Some(identity) => {
                 let user_id = identity.user_id;
-                if !app.gateway.bind(session, identity).await {
-                    session.send(encode_reply(Some(&id), Err(Error::Unavailable), format));
-                    return;
+                if app.gateway.bind(session, identity).await {
+                    announce_ready(app, session, user_id);
+                    Ok(outcome.data)
+                } else {
+                    Err(Error::Unavailable)
                 }
-                announce_ready(app, session, user_id);
             }
-            Ok(outcome.data)
-        }
+            None => Ok(outcome.data),
+        },
         Err(err) => Err(err),
     };
+    if let Some(reply) = &place.reply {
+        reply.wait().await;
+    }
     session.send(encode_reply(Some(&id), result, format));
 }
 

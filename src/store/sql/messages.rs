@@ -4,15 +4,17 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::rows::{self, MESSAGE_COLUMNS};
-use super::{SqlStore, sql};
-use crate::error::{Error, Result};
-use crate::model::{ConversationId, Message, MessageId, NewMessage, UserId};
-use crate::store::{CommitHook, MessageStore};
+use super::{SqlStore, placeholders, sql};
+use crate::error::Result;
+use serde_json::Value;
+
+use crate::model::{Change, ConversationId, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId};
+use crate::store::{CommitHook, LogHead, LogPage, MessageStore};
 
 #[async_trait]
 impl MessageStore for SqlStore {
-    async fn append_message(&self, new: NewMessage) -> Result<(Message, bool)> {
-        self.appender.append(new).await
+    async fn append_message(&self, new: NewMessage, turn: &Turn) -> Result<(Message, bool)> {
+        self.appender.append(new, turn).await
     }
 
     fn set_commit_hook(&self, hook: CommitHook) {
@@ -54,12 +56,80 @@ impl MessageStore for SqlStore {
         rows.iter().map(rows::message).collect()
     }
 
-    async fn recall(&self, message_id: MessageId) -> Result<Message> {
-        sqlx::query("UPDATE message SET status = 'recalled', content = '{}' WHERE id = $1")
-            .bind(message_id)
-            .execute(&self.writer)
-            .await?;
-        self.message(message_id).await?.ok_or(Error::NotFound)
+    async fn log_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<LogPage> {
+        let text = format!(
+            "SELECT c.pos AS entry_pos, c.kind AS entry_kind, c.actor_id AS entry_actor, c.data AS entry_data, \
+             c.at AS entry_at, {MESSAGE_COLUMNS} FROM message_change c JOIN message m ON m.id = c.message_id \
+             WHERE c.conversation_id = $1 AND c.pos > $2 ORDER BY c.pos LIMIT $3"
+        );
+        let rows = sqlx::query(sql(text)).bind(conversation).bind(after).bind(limit + 1).fetch_all(&self.pool).await?;
+        let mut page = LogPage { pos: after, has_more: rows.len() as i64 > limit, ..LogPage::default() };
+        for row in rows.iter().take(limit as usize) {
+            let pos: i64 = row.try_get("entry_pos")?;
+            let kind: String = row.try_get("entry_kind")?;
+            let data: String = row.try_get("entry_data")?;
+            let message = rows::message(row)?;
+            match rows::changed(&kind, &data) {
+                None => page.messages.push(message),
+                Some(what) => page.changes.push(Change {
+                    conversation_id: message.conversation_id,
+                    pos,
+                    message_id: message.id,
+                    seq: message.seq,
+                    by: row.try_get("entry_actor")?,
+                    at: row.try_get("entry_at")?,
+                    what,
+                }),
+            }
+            page.pos = pos;
+        }
+        Ok(page)
+    }
+
+    async fn change_message(&self, change: NewChange, turn: &Turn) -> Result<Option<Change>> {
+        self.appender.change(change, turn).await
+    }
+
+    async fn reactions(&self, messages: &[MessageId], reader: UserId) -> Result<Vec<(MessageId, Reaction)>> {
+        let select = "SELECT message_id, reaction, COUNT(*) AS n, MAX(CASE WHEN user_id = $1 THEN 1 ELSE 0 END) AS mine, \
+                      MIN(at) AS first FROM message_reaction WHERE message_id";
+        let text = format!(
+            "{select} IN ({}) GROUP BY message_id, reaction ORDER BY message_id, first, reaction",
+            placeholders(2, messages.len())
+        );
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = sqlx::query(sql(text)).bind(reader);
+        for id in messages {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let reaction = Reaction {
+                    key: row.try_get("reaction")?,
+                    count: row.try_get("n")?,
+                    mine: row.try_get::<i64, _>("mine")? > 0,
+                };
+                Ok((row.try_get("message_id")?, reaction))
+            })
+            .collect()
+    }
+
+    async fn versions(&self, message_id: MessageId) -> Result<Vec<(i64, Value, i64)>> {
+        let rows = sqlx::query(
+            "SELECT version, content, replaced_at FROM message_edit WHERE message_id = $1 ORDER BY version",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let content: String = row.try_get(1)?;
+                Ok((row.try_get(0)?, serde_json::from_str(&content).unwrap_or(Value::Null), row.try_get(2)?))
+            })
+            .collect()
     }
 
     async fn is_participant(&self, conversation: &ConversationId, user_id: UserId) -> Result<bool> {
@@ -84,14 +154,24 @@ impl MessageStore for SqlStore {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    async fn last_seqs(&self, user_id: UserId) -> Result<Vec<(ConversationId, i64, i64)>> {
+    async fn heads(&self, user_id: UserId) -> Result<Vec<LogHead>> {
         let rows = sqlx::query(
-            "SELECT c.id, c.last_seq, c.updated_at FROM conversation_member cm \
+            "SELECT c.id, c.last_seq, c.last_pos, c.log_floor, c.updated_at FROM conversation_member cm \
              JOIN conversation c ON c.id = cm.conversation_id WHERE cm.user_id = $1",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(LogHead {
+                    conversation_id: r.try_get(0)?,
+                    last_seq: r.try_get(1)?,
+                    last_pos: r.try_get(2)?,
+                    log_floor: r.try_get(3)?,
+                    updated_at: r.try_get(4)?,
+                })
+            })
+            .collect()
     }
 }

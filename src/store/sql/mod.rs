@@ -12,6 +12,7 @@ mod files;
 mod groups;
 mod messages;
 mod rows;
+mod statement;
 mod tokens;
 mod users;
 

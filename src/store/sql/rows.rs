@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ChatType, ConversationState, Gender, Group, JoinPolicy, Message, MessageId, Profile, Recipient, Role, Standing,
-    Status, User,
+    Changed, ChatType, ConversationState, Gender, Group, JoinPolicy, Message, MessageId, Profile, Recipient, Role,
+    Standing, Status, User,
 };
 
 /// A user with their profile: `users u JOIN profile p`.
@@ -18,7 +18,7 @@ pub const GROUP_COLUMNS: &str = "g.id, g.name, g.avatar, g.intro, g.notice, g.ow
                                  g.member_count, g.max_members, g.muted_until, g.created_at, g.updated_at";
 /// A message: `message m`.
 pub const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.chat_type, m.sender_id, m.recipient, m.kind, \
-                                   m.content, m.client_msg_id, m.sent_at, m.status";
+                                   m.content, m.client_msg_id, m.sent_at, m.status, m.pos, m.edited_at";
 /// A participant's state of their conversations, with its unread count computed from the
 /// messages; `$1` is the user.
 pub const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq, c.last_message_id, c.updated_at, \
@@ -26,6 +26,21 @@ pub const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq
      (SELECT COUNT(*) FROM message m WHERE m.conversation_id = c.id AND m.seq > cm.read_seq \
         AND m.sender_id <> cm.user_id AND m.status = 'normal' AND m.kind <> 'system') AS unread \
      FROM conversation_member cm JOIN conversation c ON c.id = cm.conversation_id WHERE cm.user_id = $1";
+
+/// The state a log row of `kind` with `data` records; `None` for a new message's row.
+pub fn changed(kind: &str, data: &str) -> Option<Changed> {
+    let data: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+    let key = || data["key"].as_str().unwrap_or_default().to_owned();
+    let count = data["count"].as_i64().unwrap_or_default();
+    Some(match kind {
+        "recall" => Changed::Recalled,
+        "delete" => Changed::Deleted,
+        "edit" => Changed::Edited { content: data["content"].clone() },
+        "react" => Changed::Reaction { key: key(), count, added: true },
+        "unreact" => Changed::Reaction { key: key(), count, added: false },
+        _ => return None,
+    })
+}
 
 /// A row of [`USER_COLUMNS`].
 pub fn user(row: &AnyRow) -> Result<User> {
@@ -92,7 +107,10 @@ pub fn message(row: &AnyRow) -> Result<Message> {
         content,
         client_msg_id: row.try_get("client_msg_id")?,
         sent_at: row.try_get("sent_at")?,
-        status: if status == "recalled" { Status::Recalled } else { Status::Normal },
+        status: Status::parse(&status).unwrap_or(Status::Normal),
+        pos: row.try_get("pos")?,
+        edited_at: row.try_get("edited_at")?,
+        reactions: Vec::new(),
     })
 }
 

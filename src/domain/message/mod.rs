@@ -18,22 +18,25 @@ use std::sync::Arc;
 use rand::RngCore;
 use serde_json::Value;
 
-use super::budget::{Budget, REPLY_BUDGET, SYNC_MESSAGES_BUDGET};
+mod changes;
+mod sync;
+
+pub use changes::{Made, Version};
+pub use sync::Known;
+
+use super::budget::{Budget, REPLY_BUDGET};
 use super::content::{referenced_files, validate_content};
 use super::ports::Events;
 use crate::error::{Error, Result};
+use crate::model::turn::FREE;
 use crate::model::{
     Audience, ConversationId, ConversationRef, Event, GroupId, Identity, Message, MessageId, NewMessage, Outgoing,
-    Recipient, Role, Standing, Status, SyncedConversation, UserId, now_ms,
+    Recipient, Role, Standing, Turn, UserId, now_ms,
 };
-use crate::store::Store;
+use crate::store::{Committed, Store};
 
 /// Largest page of history.
 const MAX_PAGE: i64 = 100;
-/// Messages per conversation in one sync answer.
-const SYNC_PAGE: i64 = 100;
-/// Conversations in one sync answer.
-const SYNC_CONVERSATIONS: usize = 100;
 
 /// Limits of message content.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +45,8 @@ pub struct ContentLimits {
     pub max_text: usize,
     /// How long after sending its sender may recall a message, in ms.
     pub recall_window_ms: i64,
+    /// How long after sending its sender may edit a text message, in ms.
+    pub edit_window_ms: i64,
 }
 
 /// The message domain's operations.
@@ -56,18 +61,30 @@ impl Messages {
     /// commit order.
     pub fn new(store: Arc<dyn Store>, events: Arc<dyn Events>, limits: ContentLimits) -> Self {
         let announce = events.clone();
-        store.set_commit_hook(Box::new(move |new, message| {
-            let audience = match message.to {
-                Recipient::Group(group_id) => Audience::Group { group_id, except: None },
-                Recipient::User(_) => Audience::Users(new.participants.clone()),
-            };
-            announce.publish(Event::MessageNew { message: message.clone(), audience, skip_session: new.session });
+        store.set_commit_hook(Box::new(move |committed| match committed {
+            Committed::Message(new, message) => {
+                let audience = match message.to {
+                    Recipient::Group(group_id) => Audience::Group { group_id, except: None },
+                    Recipient::User(_) => Audience::Users(new.participants.clone()),
+                };
+                announce.publish(Event::MessageNew { message: message.clone(), audience, skip_session: new.session });
+            }
+            Committed::Change(new, change) => {
+                if let Some(conversation) = change.conversation_id.parse() {
+                    let audience = audience(conversation, None);
+                    announce.publish(Event::MessageChanged {
+                        change: change.clone(),
+                        audience,
+                        skip_session: new.session,
+                    });
+                }
+            }
         }));
         Messages { store, events, limits }
     }
 
-    /// Sends a message; returns it once it is durable.
-    pub async fn send(&self, who: &Identity, mut out: Outgoing) -> Result<Message> {
+    /// Sends a message; returns it once it is durable. It takes its seq in `turn`.
+    pub async fn send(&self, who: &Identity, mut out: Outgoing, turn: &Turn) -> Result<Message> {
         let client_msg_id = checked_client_id(std::mem::take(&mut out.client_msg_id))?;
         let new = match self.prepare(who, out, client_msg_id.clone()).await {
             Ok(new) => new,
@@ -80,7 +97,7 @@ impl Messages {
                 };
             }
         };
-        Ok(self.store.append_message(new).await?.0)
+        Ok(self.store.append_message(new, turn).await?.0)
     }
 
     /// Checks that `who` may send `out` and returns the message to store.
@@ -149,11 +166,15 @@ impl Messages {
             session: None,
             files: Vec::new(),
         };
-        Ok(self.store.append_message(new).await?.0)
+        Ok(self.store.append_message(new, &FREE).await?.0)
     }
 
     /// Checks the caller takes part in `conversation_id`.
-    async fn participant(&self, who: &Identity, conversation_id: &ConversationId) -> Result<ConversationRef> {
+    pub(super) async fn participant(
+        &self,
+        who: &Identity,
+        conversation_id: &ConversationId,
+    ) -> Result<ConversationRef> {
         let parsed = conversation_id.parse().ok_or(Error::NotFound)?;
         if self.store.is_participant(conversation_id, who.user_id).await? { Ok(parsed) } else { Err(Error::NotFound) }
     }
@@ -205,90 +226,14 @@ impl Messages {
             has_more |= cut > 0;
             page.drain(..cut);
         }
+        self.with_reactions(who, page.iter_mut()).await?;
         Ok((page, has_more))
-    }
-
-    /// Everything the caller has not seen: for each of their conversations past the seq they
-    /// know (0 when not listed), the messages after it. At most [`SYNC_CONVERSATIONS`]
-    /// conversations per call, most recent first, each with at most [`SYNC_PAGE`] messages and
-    /// `has_more` when more follow; the second value says whether other conversations wait too.
-    /// Its messages stay within [`SYNC_MESSAGES_BUDGET`] bytes (it holds at least one).
-    pub async fn sync(
-        &self,
-        who: &Identity,
-        known: &HashMap<ConversationId, i64>,
-    ) -> Result<(Vec<SyncedConversation>, bool)> {
-        let mut behind: Vec<(ConversationId, i64, i64)> = self
-            .store
-            .last_seqs(who.user_id)
-            .await?
-            .into_iter()
-            .filter_map(|(id, last_seq, updated_at)| {
-                let seen = known.get(&id).copied().unwrap_or(0);
-                (last_seq > seen).then_some((id, seen, updated_at))
-            })
-            .collect();
-        behind.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-        let mut more_conversations = behind.len() > SYNC_CONVERSATIONS;
-        behind.truncate(SYNC_CONVERSATIONS);
-        let waiting = behind.len();
-        let mut out = Vec::with_capacity(waiting);
-        let mut budget = Budget::new(SYNC_MESSAGES_BUDGET);
-        for (i, (conversation_id, seen, _)) in behind.into_iter().enumerate() {
-            let mut messages = self.store.messages_after(&conversation_id, seen, SYNC_PAGE + 1).await?;
-            let mut has_more = messages.len() as i64 > SYNC_PAGE;
-            messages.truncate(SYNC_PAGE as usize);
-            // The byte budget ends the answer: a conversation cut short says so (the client
-            // pages the rest from history), and the ones after it wait for the next call.
-            let fit = budget.fitting(&messages);
-            let cut = fit < messages.len();
-            messages.truncate(fit);
-            has_more |= cut;
-            if fit > 0 {
-                out.push(SyncedConversation { conversation_id, messages, has_more });
-            }
-            if cut {
-                more_conversations |= fit == 0 || i + 1 < waiting;
-                break;
-            }
-        }
-        Ok((out, more_conversations))
-    }
-
-    /// Recalls a message: its sender within the recall window, or a group's owner or admin.
-    pub async fn recall(&self, who: &Identity, message_id: MessageId) -> Result<Message> {
-        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
-        let conversation = self.participant(who, &message.conversation_id).await?;
-        if message.kind == "system" {
-            return Err(Error::Forbidden);
-        }
-        let own_in_time = message.from == who.user_id && now_ms() - message.sent_at <= self.limits.recall_window_ms;
-        let moderator = match conversation {
-            ConversationRef::Group(group_id) if !own_in_time => {
-                self.outranks(group_id, who.user_id, message.from).await?
-            }
-            _ => false,
-        };
-        if !own_in_time && !moderator {
-            return Err(Error::Forbidden);
-        }
-        if message.status == Status::Recalled {
-            return Ok(message);
-        }
-        let recalled = self.store.recall(message_id).await?;
-        self.events.publish(Event::MessageRecalled {
-            conversation_id: recalled.conversation_id.clone(),
-            message_id,
-            seq: recalled.seq,
-            audience: audience(conversation, None),
-        });
-        Ok(recalled)
     }
 
     /// Whether `moderator` may recall `sender`'s messages in `group_id`: the owner anyone's, an
     /// admin only those of members (or of people no longer in the group), never the owner's
     /// or another admin's.
-    async fn outranks(&self, group_id: GroupId, moderator: UserId, sender: UserId) -> Result<bool> {
+    pub(super) async fn outranks(&self, group_id: GroupId, moderator: UserId, sender: UserId) -> Result<bool> {
         let Some(standing) = self.store.standing(group_id, moderator).await? else { return Ok(false) };
         Ok(match standing.role {
             Role::Owner => true,
@@ -311,6 +256,22 @@ impl Messages {
         Ok(())
     }
 
+    /// Fills in the reactions of `messages` as `who` sees them: one query for them all.
+    pub(super) async fn with_reactions<'m>(
+        &self,
+        who: &Identity,
+        messages: impl Iterator<Item = &'m mut Message>,
+    ) -> Result<()> {
+        let mut by_id: HashMap<MessageId, &'m mut Message> = messages.map(|m| (m.id, m)).collect();
+        let ids: Vec<MessageId> = by_id.keys().copied().collect();
+        for (id, reaction) in self.store.reactions(&ids, who.user_id).await? {
+            if let Some(message) = by_id.get_mut(&id) {
+                message.reactions.push(reaction);
+            }
+        }
+        Ok(())
+    }
+
     /// Who (other than its sender) has read a message.
     pub async fn readers(&self, who: &Identity, message_id: MessageId) -> Result<Vec<UserId>> {
         let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
@@ -320,7 +281,7 @@ impl Messages {
 }
 
 /// Who hears of an event in `conversation`, but `except`.
-fn audience(conversation: ConversationRef, except: Option<UserId>) -> Audience {
+pub(super) fn audience(conversation: ConversationRef, except: Option<UserId>) -> Audience {
     match conversation {
         ConversationRef::Single(a, b) => Audience::Users([a, b].into_iter().filter(|u| Some(*u) != except).collect()),
         ConversationRef::Group(group_id) => Audience::Group { group_id, except },

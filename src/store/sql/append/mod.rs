@@ -1,0 +1,433 @@
+//! Group commit for the conversation log: one writer task takes every new message and every
+//! change to a message that is waiting, and stores them all in one transaction, in about eight
+//! statements for the messages whatever their number (and a few per change), then answers
+//! each sender.
+//!
+//! Why: a message costs a transaction of its own otherwise, and on SQLite every statement is a
+//! round trip to the connection's worker thread; batching amortizes both, so the commit rate
+//! grows with the load instead of capping it. Changes go through the same writer so that they
+//! take log positions in the order they were queued, among the messages.
+//!
+//! Invariants, as for a lone message:
+//! - A sender is answered only after the transaction holding its message or change committed.
+//! - Seqs and log positions are allocated by one update of each conversation row in that
+//!   transaction, so they stay gapless and ordered by arrival; a transaction that fails
+//!   allocates nothing. A message takes a seq and a position, a change a position only.
+//! - A repeated `(sender, clientMsgId)`, in the database or twice in one batch, stores nothing
+//!   and answers with the first message. A change that changes nothing takes no position.
+//! - A batch that fails is retried one entry at a time, so one bad message (a dismissed group,
+//!   a lost race with another node) fails alone.
+//! - The commit hook sees new messages and changes in commit order, before their senders are
+//!   answered: one task does both, so a node's pushes of a conversation leave in log order.
+
+mod changes;
+mod messages;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use self::changes::{ChangeFate, Entry};
+use self::messages::{Fate, Ids};
+use super::Backend;
+use super::statement::{Statement, Tx};
+use crate::error::{Error, Result};
+use crate::model::{Change, ConversationId, Message, NewChange, NewMessage, Turn};
+use crate::store::{CommitHook, Committed};
+
+/// Entries stored by one transaction at most. Ten values each keeps a full batch far below
+/// both databases' limits on bound values.
+const MAX_BATCH: usize = 256;
+/// Entries that may wait for the writer; senders beyond wait to queue.
+const QUEUE: usize = 4096;
+
+/// What the writer is asked to store.
+enum Op {
+    Message(NewMessage),
+    Change(NewChange),
+}
+
+/// What became of an [`Op`].
+enum Answer {
+    Message(Result<(Message, bool)>),
+    Change(Result<Option<Change>>),
+}
+
+impl Op {
+    fn failed(&self, err: Error) -> Answer {
+        match self {
+            Op::Message(_) => Answer::Message(Err(err)),
+            Op::Change(_) => Answer::Change(Err(err)),
+        }
+    }
+}
+
+/// An entry waiting for the writer, and where its answer goes.
+struct Pending {
+    op: Op,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The handle senders use; the writer task ends when it is dropped.
+pub struct Appender {
+    queue: mpsc::Sender<Pending>,
+    hook: Arc<OnceLock<CommitHook>>,
+}
+
+impl Appender {
+    /// Starts the writer on `writer`, a pool of `backend`.
+    pub fn start(writer: AnyPool, backend: Backend) -> Appender {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let hook = Arc::new(OnceLock::new());
+        tokio::spawn(run(writer, backend, rx, hook.clone()));
+        Appender { queue, hook }
+    }
+
+    /// Sets the hook told of each new message and change in commit order (once; later calls
+    /// are ignored).
+    pub fn set_hook(&self, hook: CommitHook) {
+        let _ = self.hook.set(hook);
+    }
+
+    /// Stores a message (see [`crate::store::MessageStore::append_message`]) once its batch
+    /// commits.
+    pub async fn append(&self, new: NewMessage, turn: &Turn) -> Result<(Message, bool)> {
+        match self.submit(Op::Message(new), turn).await? {
+            Answer::Message(result) => result,
+            Answer::Change(_) => Err(Error::internal(anyhow::anyhow!("a message was answered as a change"))),
+        }
+    }
+
+    /// Stores a change (see [`crate::store::MessageStore::change_message`]) once its batch
+    /// commits.
+    pub async fn change(&self, change: NewChange, turn: &Turn) -> Result<Option<Change>> {
+        match self.submit(Op::Change(change), turn).await? {
+            Answer::Change(result) => result,
+            Answer::Message(_) => Err(Error::internal(anyhow::anyhow!("a change was answered as a message"))),
+        }
+    }
+
+    /// Queues `op` in `turn`, lets the next turn go once it is queued, and waits for its answer.
+    async fn submit(&self, op: Op, turn: &Turn) -> Result<Answer> {
+        let (reply, answer) = oneshot::channel();
+        turn.wait().await;
+        let slot = self.queue.reserve().await;
+        let slot = slot.map_err(|_| Error::internal(anyhow::anyhow!("the message writer stopped")))?;
+        slot.send(Pending { op, reply });
+        turn.pass();
+        answer.await.map_err(|_| Error::internal(anyhow::anyhow!("the message writer dropped an entry")))
+    }
+}
+
+async fn run(writer: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Pending>, hook: Arc<OnceLock<CommitHook>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let finish = |pending: Pending, answer: Answer| {
+        if let Some(hook) = hook.get() {
+            match (&pending.op, &answer) {
+                (Op::Message(new), Answer::Message(Ok((message, true)))) => hook(Committed::Message(new, message)),
+                (Op::Change(new), Answer::Change(Ok(Some(change)))) => hook(Committed::Change(new, change)),
+                _ => {}
+            }
+        }
+        let _ = pending.reply.send(answer);
+    };
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let ops: Vec<&Op> = batch.iter().map(|p| &p.op).collect();
+        match store_batch(&writer, backend, &ops).await {
+            Ok(answers) => {
+                for (pending, answer) in batch.drain(..).zip(answers) {
+                    finish(pending, answer);
+                }
+            }
+            Err(err) if batch.len() == 1 => {
+                if let Some(pending) = batch.pop() {
+                    let answer = pending.op.failed(err);
+                    finish(pending, answer);
+                }
+            }
+            // The database is away: one by one would wait for it once per entry.
+            Err(Error::Unavailable) => {
+                for pending in batch.drain(..) {
+                    let answer = pending.op.failed(Error::Unavailable);
+                    finish(pending, answer);
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, size = batch.len(), "a log batch failed; storing its entries one by one");
+                for pending in batch.drain(..) {
+                    let answer = match store_batch(&writer, backend, &[&pending.op]).await {
+                        Ok(mut one) => one.remove(0),
+                        Err(err) => pending.op.failed(err),
+                    };
+                    finish(pending, answer);
+                }
+            }
+        }
+    }
+}
+
+/// How many seqs and log positions one conversation of a batch takes.
+struct Tally<'b> {
+    conversation: &'b ConversationId,
+    messages: i64,
+    entries: i64,
+}
+
+/// Stores `ops` in one transaction and returns, for each in order, what became of it.
+async fn store_batch(writer: &AnyPool, backend: Backend, ops: &[&Op]) -> Result<Vec<Answer>> {
+    let news: Vec<&NewMessage> =
+        ops.iter().filter_map(|op| if let Op::Message(m) = op { Some(m) } else { None }).collect();
+    let mut tx = writer.begin().await?;
+    let mut fates = messages::prepare(&mut tx, backend, &news).await?;
+    // Changes name messages committed before (a client learns an id from its reply), so
+    // applying them before this batch's messages are inserted changes no outcome.
+    let mut change_fates = Vec::new();
+    for op in ops {
+        if let Op::Change(change) = op {
+            change_fates.push(changes::apply(&mut tx, backend, change).await?);
+        }
+    }
+    let tallies = tally(ops, &fates, &change_fates);
+    let mut ids = Ids::new();
+    if !tallies.is_empty() {
+        let heads = allocate(&mut tx, backend, &tallies, latest(&news)).await?;
+        place(ops, &mut fates, &mut change_fates, heads)?;
+        if fates.iter().any(|f| matches!(f, Fate::New { .. })) {
+            ids = messages::insert(&mut tx, backend, &news, &fates, &tallies_of_messages(&tallies)).await?;
+        }
+        changes::log(&mut tx, backend, entries(ops, &news, &fates, &change_fates, &ids)?).await?;
+    }
+    tx.commit().await?;
+    let mut messages = messages::answers(&news, fates, &ids)?.into_iter();
+    let mut changes = change_fates.into_iter();
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        out.push(match op {
+            Op::Message(_) => Answer::Message(messages.next().unwrap_or(Err(Error::NotFound))),
+            Op::Change(change) => Answer::Change(match changes.next() {
+                Some(ChangeFate::Applied { seq, what, pos }) => Ok(Some(Change {
+                    conversation_id: change.conversation_id.clone(),
+                    pos,
+                    message_id: change.message_id,
+                    seq,
+                    by: change.by,
+                    at: change.at,
+                    what,
+                })),
+                Some(ChangeFate::Same) => Ok(None),
+                Some(ChangeFate::Refused(err)) => Err(err),
+                None => Err(Error::NotFound),
+            }),
+        });
+    }
+    Ok(out)
+}
+
+fn latest(news: &[&NewMessage]) -> i64 {
+    news.iter().map(|n| n.sent_at).max().unwrap_or_default()
+}
+
+/// The seqs and positions each conversation of the batch takes, in order of first arrival.
+fn tally<'b>(ops: &[&'b Op], fates: &[Fate], change_fates: &[ChangeFate]) -> Vec<Tally<'b>> {
+    let mut tallies: Vec<Tally<'b>> = Vec::new();
+    let (mut fates, mut change_fates) = (fates.iter(), change_fates.iter());
+    for op in ops {
+        let (conversation, message) = match op {
+            Op::Message(new) => match fates.next() {
+                Some(Fate::New { .. }) => (&new.conversation_id, 1),
+                _ => continue,
+            },
+            Op::Change(change) => match change_fates.next() {
+                Some(ChangeFate::Applied { .. }) => (&change.conversation_id, 0),
+                _ => continue,
+            },
+        };
+        match tallies.iter_mut().find(|t| t.conversation == conversation) {
+            Some(t) => {
+                t.messages += message;
+                t.entries += 1;
+            }
+            None => tallies.push(Tally { conversation, messages: message, entries: 1 }),
+        }
+    }
+    tallies
+}
+
+/// The `(conversation, new messages)` of the batch's conversations that got any.
+fn tallies_of_messages<'b>(tallies: &[Tally<'b>]) -> Vec<(&'b ConversationId, i64)> {
+    tallies.iter().filter(|t| t.messages > 0).map(|t| (t.conversation, t.messages)).collect()
+}
+
+/// Moves each conversation's seq and log position by what the batch takes, and returns, by
+/// conversation, the first seq and position the batch's entries take. The row locks serialize
+/// concurrent writers.
+async fn allocate(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tallies: &[Tally<'_>],
+    latest: i64,
+) -> Result<HashMap<ConversationId, (i64, i64)>> {
+    let mut bump = Statement::new(backend, "UPDATE conversation SET last_seq = last_seq + CASE id");
+    for t in tallies {
+        bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.messages)?;
+    }
+    bump.sql(" END, last_pos = last_pos + CASE id");
+    for t in tallies {
+        bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.entries)?;
+    }
+    // A change does not move a conversation up the list; a new message does.
+    let active: Vec<&Tally> = tallies.iter().filter(|t| t.messages > 0).collect();
+    if !active.is_empty() {
+        bump.sql(" END, updated_at = CASE WHEN id IN (").list(active.iter().map(|t| t.conversation.clone()))?;
+        bump.sql(") THEN ").bind(latest)?.sql(" ELSE updated_at");
+    }
+    bump.sql(" END WHERE id IN (").list(tallies.iter().map(|t| t.conversation.clone()))?;
+    bump.sql(") RETURNING id, last_seq, last_pos");
+    let mut heads = HashMap::new();
+    for row in bump.rows(tx).await? {
+        let (id, last_seq, last_pos): (ConversationId, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if let Some(t) = tallies.iter().find(|t| *t.conversation == id) {
+            heads.insert(id, (last_seq - t.messages + 1, last_pos - t.entries + 1));
+        }
+    }
+    Ok(heads)
+}
+
+/// Gives the batch's new messages their seqs and positions, and its changes their positions,
+/// in arrival order.
+fn place(
+    ops: &[&Op],
+    fates: &mut [Fate],
+    change_fates: &mut [ChangeFate],
+    mut heads: HashMap<ConversationId, (i64, i64)>,
+) -> Result<()> {
+    let (mut fates, mut change_fates) = (fates.iter_mut(), change_fates.iter_mut());
+    let vanished = |c: &ConversationId| Error::internal(anyhow::anyhow!("conversation {c} vanished"));
+    for op in ops {
+        match op {
+            Op::Message(new) => {
+                if let Some(Fate::New { seq, pos }) = fates.next() {
+                    let head = heads.get_mut(&new.conversation_id).ok_or_else(|| vanished(&new.conversation_id))?;
+                    (*seq, *pos) = *head;
+                    *head = (head.0 + 1, head.1 + 1);
+                }
+            }
+            Op::Change(change) => {
+                if let Some(ChangeFate::Applied { pos, .. }) = change_fates.next() {
+                    let head =
+                        heads.get_mut(&change.conversation_id).ok_or_else(|| vanished(&change.conversation_id))?;
+                    *pos = head.1;
+                    head.1 += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The log rows of the batch's new messages and applied changes.
+fn entries<'b>(
+    ops: &[&'b Op],
+    news: &[&'b NewMessage],
+    fates: &[Fate],
+    change_fates: &[ChangeFate],
+    ids: &Ids,
+) -> Result<Vec<Entry<'b>>> {
+    let mut out = Vec::new();
+    for (new, fate) in news.iter().zip(fates) {
+        if let Fate::New { seq, pos } = fate {
+            let message_id = *ids
+                .get(&(new.conversation_id.clone(), *seq))
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("an inserted message has no id")))?;
+            let (conversation_id, actor, at) = (&new.conversation_id, new.from, new.sent_at);
+            out.push(Entry { conversation_id, pos: *pos, message_id, kind: "new", actor, data: "{}".into(), at });
+        }
+    }
+    let changes = ops.iter().filter_map(|op| if let Op::Change(c) = op { Some(c) } else { None });
+    for (change, fate) in changes.zip(change_fates) {
+        if let ChangeFate::Applied { what, pos, .. } = fate {
+            out.push(Entry {
+                conversation_id: &change.conversation_id,
+                pos: *pos,
+                message_id: change.message_id,
+                kind: what.as_str(),
+                actor: change.by,
+                data: changes::data_of(what),
+                at: change.at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::model::turn::FREE;
+    use crate::model::{Recipient, UserId};
+    use crate::store::sql::SqlStore;
+    use crate::store::{MessageStore, UserStore};
+
+    fn text(from: UserId, to: UserId, key: &str) -> NewMessage {
+        NewMessage {
+            conversation_id: ConversationId::single(from, to),
+            from,
+            to: Recipient::User(to),
+            kind: "text".into(),
+            content: json!({"text": key}),
+            client_msg_id: key.into(),
+            sent_at: 1,
+            participants: vec![from, to],
+            session: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// Messages queued together share a transaction: seqs follow arrival, a key repeated within
+    /// the batch stores once, and a message that cannot be stored fails alone.
+    #[tokio::test]
+    async fn one_batch_keeps_order_dedupes_and_isolates_a_bad_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse_from(["chatgate", "--data-dir", dir.path().to_str().unwrap()]);
+        let store = SqlStore::connect(&config).await.unwrap();
+        let a = store.create_user("batch-a", "x", 1).await.unwrap().id;
+        let b = store.create_user("batch-b", "x", 1).await.unwrap().id;
+        let mut news = Vec::new();
+        for i in 0..40 {
+            let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
+            news.push(text(from, to, &format!("k{i}")));
+            if i == 3 {
+                news.extend((0..5).map(|_| text(b, a, "k3")));
+            }
+        }
+        // A sender that does not exist: its insert breaks a foreign key.
+        news.insert(20, text(UserId(9999), a, "ghost"));
+        // A recipient that does not exist: refused alone, inside the batch.
+        news.push(text(a, UserId(8888), "nobody"));
+        let mut results = futures::future::join_all(news.into_iter().map(|n| store.append_message(n, &FREE))).await;
+        assert!(matches!(results.pop(), Some(Err(Error::NotFound))));
+
+        assert!(results[20].is_err(), "the bad message fails");
+        let ok: Vec<&(Message, bool)> =
+            results.iter().enumerate().filter(|(i, _)| *i != 20).map(|(_, r)| r.as_ref().unwrap()).collect();
+        let created: Vec<i64> = ok.iter().filter(|(_, new)| *new).map(|(m, _)| m.seq).collect();
+        assert_eq!(created, (1..=40).collect::<Vec<_>>(), "gapless, in arrival order");
+        let first_k3 = &ok[3].0;
+        for (dup, new) in &ok[4..9] {
+            assert!(!new);
+            assert_eq!(dup, first_k3);
+        }
+        let (again, new) = store.append_message(text(a, b, "k6"), &FREE).await.unwrap();
+        assert!(!new);
+        assert_eq!(again.seq, 7);
+        let stored = store.messages_after(&ConversationId::single(a, b), 0, 100).await.unwrap();
+        assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=40).collect::<Vec<_>>());
+        assert_eq!(stored[3].client_msg_id, "k3");
+    }
+}
