@@ -232,6 +232,9 @@ async fn edits_keep_their_versions_within_the_rules(backend: Backend) {
     assert_eq!(once["message"]["content"], json!({"text": "two"}));
     assert!(once["message"]["editedAt"].as_i64().is_some());
     alice.call("/message/edit", json!({"messageId": first["id"], "content": {"text": "three"}})).await.ok();
+    let retried =
+        alice.call("/message/edit", json!({"messageId": first["id"], "content": {"text": "three"}})).await.ok();
+    assert_eq!(retried["pos"], Value::Null, "an edit to what it says already changes nothing");
     let versions = bob.call("/message/versions", json!({"messageId": first["id"]})).await.ok()["versions"].clone();
     let texts: Vec<&Value> = versions.as_array().unwrap().iter().map(|v| &v["content"]["text"]).collect();
     assert_eq!(texts, [&json!("one"), &json!("two")], "earlier versions, oldest first, for every participant");

@@ -34,7 +34,7 @@ pub(super) enum ChangeFate {
 /// Applies `change`; a database failure fails the batch, a refusal only the change.
 pub(super) async fn apply(tx: &mut Tx<'_>, backend: Backend, change: &NewChange) -> Result<ChangeFate> {
     let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
-    let text = format!("SELECT seq, status FROM message WHERE id = $1 AND conversation_id = $2{lock}");
+    let text = format!("SELECT seq, status, content FROM message WHERE id = $1 AND conversation_id = $2{lock}");
     let row = sqlx::query(sqlx::AssertSqlSafe(text))
         .bind(change.message_id)
         .bind(&change.conversation_id)
@@ -56,6 +56,12 @@ pub(super) async fn apply(tx: &mut Tx<'_>, backend: Backend, change: &NewChange)
             Changed::Deleted
         }
         _ if status != Status::Normal => return Ok(ChangeFate::Refused(Error::NotEditable)),
+        // An edit to what it says already (a retry whose answer was lost) changes nothing.
+        Alteration::Edit { content }
+            if serde_json::from_str::<Value>(&row.try_get::<String, _>(2)?).ok().as_ref() == Some(content) =>
+        {
+            return Ok(ChangeFate::Same);
+        }
         Alteration::Edit { content } => {
             edit(tx, id, content, change.at).await?;
             Changed::Edited { content: content.clone() }
