@@ -15,6 +15,9 @@
 //! | S5 | the same group split over two nodes and Redis | one node; socket.io's Redis adapter |
 //! | S6 | one member never reads | the same run without it |
 //! | S7 | healthy clients' p99 during a 10,000-frame malformed flood | the same clients without it |
+//! | S8 | a person's login p99 during a hashing flood | the same logins in calm |
+//! | S9 | /metrics after 3,000 made-up paths | /metrics before them |
+//! | S10 | 1,000 conversations of 100 messages: list p99, sync cost against 10 conversations | the targets; the same sync with 10 |
 
 mod bare;
 mod common;
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use scenarios::{fanout, logins, memory, messages, robustness};
+use scenarios::{fanout, logins, memory, messages, robustness, unread};
 
 /// Sizes of a run.
 struct Sizes {
@@ -213,7 +216,7 @@ fn main() {
     let sizes = if quick { &QUICK } else { &FULL };
     let started = Instant::now();
     let mut report = Report::default();
-    let scenarios: [(&str, Scenario); 9] = [
+    let scenarios: [(&str, Scenario); 10] = [
         ("S1", memory::s1),
         ("S2", memory::s2),
         ("S3", messages::s3),
@@ -223,6 +226,7 @@ fn main() {
         ("S7", robustness::s7),
         ("S8", logins::s8),
         ("S9", robustness::s9),
+        ("S10", unread::s10),
     ];
     for (id, scenario) in scenarios {
         if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == id)) {

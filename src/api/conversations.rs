@@ -42,6 +42,8 @@ pub struct ConversationInfo {
     pub last_message: Option<MessageInfo>,
     /// Its seq.
     pub last_seq: i64,
+    /// The newest position of its log: where a device that holds all of it syncs from.
+    pub last_pos: i64,
     /// The caller's read position.
     pub read_seq: i64,
     /// Unread messages from others.
@@ -70,6 +72,7 @@ impl From<ConversationView> for ConversationInfo {
             }),
             last_message: v.last_message.map(Into::into),
             last_seq: s.last_seq,
+            last_pos: s.last_pos,
             read_seq: s.read_seq,
             unread: s.unread,
             pinned: s.pinned,

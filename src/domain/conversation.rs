@@ -2,9 +2,12 @@
 //! positions, unread counts, pins, mutes, drafts and hiding.
 //!
 //! Invariants:
-//! - Unread counts are computed from the messages, never kept as counters that could drift:
-//!   `unread` counts the normal (not recalled, not system) messages after the reader's
-//!   `readSeq` that others sent. The total leaves out muted conversations.
+//! - `unread` is the number of normal (not recalled or deleted, not system) messages after the
+//!   reader's `readSeq` that others sent. It is read from counters (the conversation's countable
+//!   messages, and how many of them each participant has read or sent), which the store moves
+//!   in the same transaction as the message, the recall, the delete and the read: so reading it
+//!   costs the same whatever the history. The total leaves out muted conversations.
+//! - Sending a message marks its conversation read up to it, for its sender.
 //! - A read position only moves forward, and never past the conversation's last seq.
 //! - A new message un-hides a hidden conversation (the store does it in the send transaction).
 

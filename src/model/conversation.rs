@@ -16,6 +16,8 @@ pub struct ConversationState {
     pub group_id: Option<GroupId>,
     /// Newest seq.
     pub last_seq: i64,
+    /// Newest position of its log.
+    pub last_pos: i64,
     /// Newest message.
     pub last_message_id: Option<MessageId>,
     /// Time of the latest activity.

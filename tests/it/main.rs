@@ -31,4 +31,5 @@ mod proxy;
 mod secrets;
 mod sessions;
 mod tickets;
+mod unread;
 mod users;

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use super::rows::{self, STATE_SELECT};
-use super::{SqlStore, sql};
+use sqlx::Row;
+
+use super::{Backend, SqlStore, sql};
 use crate::error::Result;
 use crate::model::{ConversationId, ConversationPatch, ConversationState, UserId};
 use crate::store::ConversationStore;
@@ -50,22 +52,32 @@ impl ConversationStore for SqlStore {
     }
 
     async fn mark_read(&self, conversation: &ConversationId, user_id: UserId, seq: i64, now: i64) -> Result<()> {
-        // Forward only, and never past the last seq (read in the same statement).
+        let mut tx = self.writer.begin().await?;
+        // The conversation row's lock orders this with the message writer, which changes the
+        // counters under the same lock: the count read here is the one the new position gets.
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let text = format!("SELECT last_seq, countable FROM conversation WHERE id = $1{lock}");
+        let Some(row) = sqlx::query(sql(text)).bind(conversation).fetch_optional(&mut *tx).await? else {
+            return Ok(());
+        };
+        let (last_seq, countable): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let to = seq.min(last_seq);
+        // Forward only, never past the last seq; the messages still unread after the new
+        // position are those past it that others sent.
         sqlx::query(
-            "UPDATE conversation_member SET \
-               read_seq = (SELECT CASE WHEN $1 < c.last_seq THEN $1 ELSE c.last_seq END \
-                           FROM conversation c WHERE c.id = $3), \
-               updated_at = $2 \
-             WHERE conversation_id = $3 AND user_id = $4 \
-               AND read_seq < (SELECT CASE WHEN $1 < c.last_seq THEN $1 ELSE c.last_seq END \
-                               FROM conversation c WHERE c.id = $3)",
+            "UPDATE conversation_member SET read_seq = $1, updated_at = $2, read_countable = $3 - \
+               (SELECT COUNT(*) FROM message m WHERE m.conversation_id = $4 AND m.seq > $1 \
+                  AND m.sender_id <> $5 AND m.status = 'normal' AND m.kind <> 'system') \
+             WHERE conversation_id = $4 AND user_id = $5 AND read_seq < $1",
         )
-        .bind(seq)
+        .bind(to)
         .bind(now)
+        .bind(countable)
         .bind(conversation)
         .bind(user_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

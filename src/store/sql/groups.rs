@@ -28,8 +28,9 @@ impl SqlStore {
     /// who join a group later have no unread backlog.
     async fn add_states(tx: &mut Tx<'_>, conversation: &ConversationId, user_ids: &[UserId], now: i64) -> Result<()> {
         let text = format!(
-            "INSERT INTO conversation_member (conversation_id, user_id, read_seq, updated_at) \
-             SELECT c.id, u.id, c.last_seq, $2 FROM users u JOIN conversation c ON c.id = $1 WHERE u.id IN ({}) \
+            "INSERT INTO conversation_member (conversation_id, user_id, read_seq, read_countable, updated_at) \
+             SELECT c.id, u.id, c.last_seq, c.countable, $2 FROM users u JOIN conversation c ON c.id = $1 \
+             WHERE u.id IN ({}) \
              ON CONFLICT (conversation_id, user_id) DO NOTHING",
             placeholders(3, user_ids.len())
         );

@@ -63,6 +63,8 @@ pub struct SqlStore {
     writer: AnyPool,
     /// Messages, stored by group commit on `writer`.
     appender: Appender,
+    /// Which database it is.
+    backend: Backend,
 }
 
 /// `$start, $start+1, ...` for `n` values: `Any` has no array binds, and its query builder
@@ -117,7 +119,7 @@ impl SqlStore {
             Backend::Sqlite => pool_of(1).connect_with(options).await?,
             Backend::Postgres => pool.clone(),
         };
-        Ok(SqlStore { pool, appender: Appender::start(writer.clone(), backend), writer })
+        Ok(SqlStore { pool, appender: Appender::start(writer.clone(), backend), writer, backend })
     }
 
     /// Runs `select` (whose `WHERE` ends in `IN (` + the placeholders `$first..`) over `ids`,

@@ -19,12 +19,10 @@ pub const GROUP_COLUMNS: &str = "g.id, g.name, g.avatar, g.intro, g.notice, g.ow
 /// A message: `message m`.
 pub const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.chat_type, m.sender_id, m.recipient, m.kind, \
                                    m.content, m.client_msg_id, m.sent_at, m.status, m.pos, m.edited_at";
-/// A participant's state of their conversations, with its unread count computed from the
-/// messages; `$1` is the user.
-pub const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq, c.last_message_id, c.updated_at, \
-     cm.read_seq, cm.pinned, cm.muted, cm.hidden, cm.draft, \
-     (SELECT COUNT(*) FROM message m WHERE m.conversation_id = c.id AND m.seq > cm.read_seq \
-        AND m.sender_id <> cm.user_id AND m.status = 'normal' AND m.kind <> 'system') AS unread \
+/// A participant's state of their conversations, with its unread count read from the
+/// counters; `$1` is the user.
+pub const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq, c.last_pos, c.last_message_id, c.updated_at, \
+     cm.read_seq, cm.pinned, cm.muted, cm.hidden, cm.draft, c.countable - cm.read_countable AS unread \
      FROM conversation_member cm JOIN conversation c ON c.id = cm.conversation_id WHERE cm.user_id = $1";
 
 /// The state a log row of `kind` with `data` records; `None` for a new message's row.
@@ -122,6 +120,7 @@ pub fn state(row: &AnyRow) -> Result<ConversationState> {
         chat_type: ChatType::parse(&chat_type).unwrap_or(ChatType::Single),
         group_id: row.try_get("group_id")?,
         last_seq: row.try_get("last_seq")?,
+        last_pos: row.try_get("last_pos")?,
         last_message_id: row.try_get("last_message_id")?,
         updated_at: row.try_get("updated_at")?,
         read_seq: row.try_get("read_seq")?,

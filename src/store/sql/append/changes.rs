@@ -34,7 +34,9 @@ pub(super) enum ChangeFate {
 /// Applies `change`; a database failure fails the batch, a refusal only the change.
 pub(super) async fn apply(tx: &mut Tx<'_>, backend: Backend, change: &NewChange) -> Result<ChangeFate> {
     let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
-    let text = format!("SELECT seq, status, content FROM message WHERE id = $1 AND conversation_id = $2{lock}");
+    let text = format!(
+        "SELECT seq, status, content, kind, sender_id FROM message WHERE id = $1 AND conversation_id = $2{lock}"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(text))
         .bind(change.message_id)
         .bind(&change.conversation_id)
@@ -43,16 +45,19 @@ pub(super) async fn apply(tx: &mut Tx<'_>, backend: Backend, change: &NewChange)
     let Some(row) = row else { return Ok(ChangeFate::Refused(Error::NotFound)) };
     let seq: i64 = row.try_get(0)?;
     let status = Status::parse(&row.try_get::<String, _>(1)?).unwrap_or(Status::Normal);
+    let counted = status == Status::Normal && row.try_get::<String, _>(3)? != "system";
     let id = change.message_id;
     let what = match &change.what {
         Alteration::Recall if status != Status::Normal => return Ok(ChangeFate::Same),
         Alteration::Recall => {
             empty(tx, id, Status::Recalled).await?;
+            uncount(tx, change, seq, row.try_get(4)?, counted).await?;
             Changed::Recalled
         }
         Alteration::Delete if status == Status::Deleted => return Ok(ChangeFate::Same),
         Alteration::Delete => {
             empty(tx, id, Status::Deleted).await?;
+            uncount(tx, change, seq, row.try_get(4)?, counted).await?;
             Changed::Deleted
         }
         _ if status != Status::Normal => return Ok(ChangeFate::Refused(Error::NotEditable)),
@@ -96,6 +101,29 @@ async fn empty(tx: &mut Tx<'_>, id: MessageId, status: Status) -> Result<()> {
         .await?;
     sqlx::query("DELETE FROM message_edit WHERE message_id = $1").bind(id).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM message_reaction WHERE message_id = $1").bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Takes a message that counted as unread out of the unread counters: from the conversation's
+/// countable messages, and from what each participant who had read it (or sent it) holds, so
+/// that only those who had not read it see their count drop.
+async fn uncount(tx: &mut Tx<'_>, change: &NewChange, seq: i64, sender: UserId, counted: bool) -> Result<()> {
+    if !counted {
+        return Ok(());
+    }
+    sqlx::query("UPDATE conversation SET countable = countable - 1 WHERE id = $1")
+        .bind(&change.conversation_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE conversation_member SET read_countable = read_countable - 1 \
+         WHERE conversation_id = $1 AND (read_seq >= $2 OR user_id = $3)",
+    )
+    .bind(&change.conversation_id)
+    .bind(seq)
+    .bind(sender)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -114,8 +114,8 @@ async fn create_conversations(tx: &mut Tx<'_>, backend: Backend, firsts: &[&NewM
     }
     let mut add = Statement::new(
         backend,
-        "INSERT INTO conversation_member (conversation_id, user_id, read_seq, updated_at) \
-         SELECT c.id, u.id, c.last_seq, ",
+        "INSERT INTO conversation_member (conversation_id, user_id, read_seq, read_countable, updated_at) \
+         SELECT c.id, u.id, c.last_seq, c.countable, ",
     );
     add.bind(now)?.sql(" FROM (VALUES ");
     for (i, (conversation, user)) in states.iter().enumerate() {

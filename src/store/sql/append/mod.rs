@@ -34,7 +34,7 @@ use self::messages::{Fate, Ids};
 use super::Backend;
 use super::statement::{Statement, Tx};
 use crate::error::{Error, Result};
-use crate::model::{Change, ConversationId, Message, NewChange, NewMessage, Turn};
+use crate::model::{Change, ConversationId, Message, NewChange, NewMessage, Turn, UserId};
 use crate::store::{CommitHook, Committed};
 
 /// Entries stored by one transaction at most. Ten values each keeps a full batch far below
@@ -168,11 +168,22 @@ async fn run(writer: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Pending>,
     }
 }
 
-/// How many seqs and log positions one conversation of a batch takes.
+/// How many seqs and log positions one conversation of a batch takes, and how many of its new
+/// messages count as unread for the others.
 struct Tally<'b> {
     conversation: &'b ConversationId,
     messages: i64,
     entries: i64,
+    countable: i64,
+}
+
+/// Where a conversation stands as the batch's entries are placed: the next seq and position,
+/// and the countable messages so far.
+#[derive(Clone, Copy)]
+struct Head {
+    seq: i64,
+    pos: i64,
+    countable: i64,
 }
 
 /// Stores `ops` in one transaction and returns, for each in order, what became of it.
@@ -193,10 +204,11 @@ async fn store_batch(writer: &AnyPool, backend: Backend, ops: &[&Op]) -> Result<
     let mut ids = Ids::new();
     if !tallies.is_empty() {
         let heads = allocate(&mut tx, backend, &tallies, latest(&news)).await?;
-        place(ops, &mut fates, &mut change_fates, heads)?;
+        let reads = place(ops, &mut fates, &mut change_fates, heads)?;
         if fates.iter().any(|f| matches!(f, Fate::New { .. })) {
             ids = messages::insert(&mut tx, backend, &news, &fates, &tallies_of_messages(&tallies)).await?;
         }
+        advance_senders(&mut tx, backend, reads).await?;
         changes::log(&mut tx, backend, entries(ops, &news, &fates, &change_fates, &ids)?).await?;
     }
     tx.commit().await?;
@@ -234,13 +246,13 @@ fn tally<'b>(ops: &[&'b Op], fates: &[Fate], change_fates: &[ChangeFate]) -> Vec
     let mut tallies: Vec<Tally<'b>> = Vec::new();
     let (mut fates, mut change_fates) = (fates.iter(), change_fates.iter());
     for op in ops {
-        let (conversation, message) = match op {
+        let (conversation, message, countable) = match op {
             Op::Message(new) => match fates.next() {
-                Some(Fate::New { .. }) => (&new.conversation_id, 1),
+                Some(Fate::New { .. }) => (&new.conversation_id, 1, i64::from(counts_as_unread(new))),
                 _ => continue,
             },
             Op::Change(change) => match change_fates.next() {
-                Some(ChangeFate::Applied { .. }) => (&change.conversation_id, 0),
+                Some(ChangeFate::Applied { .. }) => (&change.conversation_id, 0, 0),
                 _ => continue,
             },
         };
@@ -248,8 +260,9 @@ fn tally<'b>(ops: &[&'b Op], fates: &[Fate], change_fates: &[ChangeFate]) -> Vec
             Some(t) => {
                 t.messages += message;
                 t.entries += 1;
+                t.countable += countable;
             }
-            None => tallies.push(Tally { conversation, messages: message, entries: 1 }),
+            None => tallies.push(Tally { conversation, messages: message, entries: 1, countable }),
         }
     }
     tallies
@@ -260,15 +273,21 @@ fn tallies_of_messages<'b>(tallies: &[Tally<'b>]) -> Vec<(&'b ConversationId, i6
     tallies.iter().filter(|t| t.messages > 0).map(|t| (t.conversation, t.messages)).collect()
 }
 
-/// Moves each conversation's seq and log position by what the batch takes, and returns, by
-/// conversation, the first seq and position the batch's entries take. The row locks serialize
+/// Whether a new message counts as unread for the other participants: a system message (a
+/// group event) does not.
+fn counts_as_unread(new: &NewMessage) -> bool {
+    new.kind != "system"
+}
+
+/// Moves each conversation's seq, log position and countable messages by what the batch takes,
+/// and returns, by conversation, where the batch's entries start. The row locks serialize
 /// concurrent writers.
 async fn allocate(
     tx: &mut Tx<'_>,
     backend: Backend,
     tallies: &[Tally<'_>],
     latest: i64,
-) -> Result<HashMap<ConversationId, (i64, i64)>> {
+) -> Result<HashMap<ConversationId, Head>> {
     let mut bump = Statement::new(backend, "UPDATE conversation SET last_seq = last_seq + CASE id");
     for t in tallies {
         bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.messages)?;
@@ -277,6 +296,10 @@ async fn allocate(
     for t in tallies {
         bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.entries)?;
     }
+    bump.sql(" END, countable = countable + CASE id");
+    for t in tallies {
+        bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.countable)?;
+    }
     // A change does not move a conversation up the list; a new message does.
     let active: Vec<&Tally> = tallies.iter().filter(|t| t.messages > 0).collect();
     if !active.is_empty() {
@@ -284,47 +307,83 @@ async fn allocate(
         bump.sql(") THEN ").bind(latest)?.sql(" ELSE updated_at");
     }
     bump.sql(" END WHERE id IN (").list(tallies.iter().map(|t| t.conversation.clone()))?;
-    bump.sql(") RETURNING id, last_seq, last_pos");
+    bump.sql(") RETURNING id, last_seq, last_pos, countable");
     let mut heads = HashMap::new();
     for row in bump.rows(tx).await? {
-        let (id, last_seq, last_pos): (ConversationId, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let id: ConversationId = row.try_get(0)?;
+        let (last_seq, last_pos, countable): (i64, i64, i64) = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
         if let Some(t) = tallies.iter().find(|t| *t.conversation == id) {
-            heads.insert(id, (last_seq - t.messages + 1, last_pos - t.entries + 1));
+            let head = Head {
+                seq: last_seq - t.messages + 1,
+                pos: last_pos - t.entries + 1,
+                countable: countable - t.countable,
+            };
+            heads.insert(id, head);
         }
     }
     Ok(heads)
 }
 
+/// Where each sender's read position goes: sending a message marks its conversation read up to
+/// it for its sender. `(conversation, sender) -> (seq, countable messages through it)`.
+type Reads<'b> = HashMap<(&'b ConversationId, UserId), (i64, i64)>;
+
+/// Moves the senders' read positions to their newest message of the batch, in one statement.
+async fn advance_senders(tx: &mut Tx<'_>, backend: Backend, reads: Reads<'_>) -> Result<()> {
+    if reads.is_empty() {
+        return Ok(());
+    }
+    let mut update = Statement::new(
+        backend,
+        "UPDATE conversation_member SET read_seq = v.column3, read_countable = v.column4 FROM (VALUES ",
+    );
+    for (i, ((conversation, user), (seq, countable))) in reads.into_iter().enumerate() {
+        update.sql(if i == 0 { "(" } else { ", (" });
+        update.bind(conversation.clone())?.sql(", ").bind(user)?.sql(", ").bind(seq)?.sql(", ").bind(countable)?;
+        update.sql(")");
+    }
+    update.sql(
+        ") AS v WHERE conversation_member.conversation_id = v.column1 AND conversation_member.user_id = v.column2 \
+         AND conversation_member.read_seq < v.column3",
+    );
+    update.run(tx).await
+}
+
 /// Gives the batch's new messages their seqs and positions, and its changes their positions,
-/// in arrival order.
-fn place(
-    ops: &[&Op],
+/// in arrival order; returns where their senders' read positions go.
+fn place<'b>(
+    ops: &[&'b Op],
     fates: &mut [Fate],
     change_fates: &mut [ChangeFate],
-    mut heads: HashMap<ConversationId, (i64, i64)>,
-) -> Result<()> {
+    mut heads: HashMap<ConversationId, Head>,
+) -> Result<Reads<'b>> {
     let (mut fates, mut change_fates) = (fates.iter_mut(), change_fates.iter_mut());
     let vanished = |c: &ConversationId| Error::internal(anyhow::anyhow!("conversation {c} vanished"));
+    let mut reads = Reads::new();
     for op in ops {
         match op {
             Op::Message(new) => {
                 if let Some(Fate::New { seq, pos }) = fates.next() {
                     let head = heads.get_mut(&new.conversation_id).ok_or_else(|| vanished(&new.conversation_id))?;
-                    (*seq, *pos) = *head;
-                    *head = (head.0 + 1, head.1 + 1);
+                    (*seq, *pos) = (head.seq, head.pos);
+                    (head.seq, head.pos) = (head.seq + 1, head.pos + 1);
+                    if counts_as_unread(new) {
+                        head.countable += 1;
+                        reads.insert((&new.conversation_id, new.from), (*seq, head.countable));
+                    }
                 }
             }
             Op::Change(change) => {
                 if let Some(ChangeFate::Applied { pos, .. }) = change_fates.next() {
                     let head =
                         heads.get_mut(&change.conversation_id).ok_or_else(|| vanished(&change.conversation_id))?;
-                    *pos = head.1;
-                    head.1 += 1;
+                    *pos = head.pos;
+                    head.pos += 1;
                 }
             }
         }
     }
-    Ok(())
+    Ok(reads)
 }
 
 /// The log rows of the batch's new messages and applied changes.

@@ -1,0 +1,134 @@
+//! Unread counts are counters kept with the changes that move them, and they stay exact: after a
+//! randomized workload of sends, recalls, deletes, reads and mutes, from several users at once,
+//! every count equals a recount from the messages themselves.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::harness::{Api, Backend, Server, Via, user};
+use crate::on_both;
+
+on_both!(unread_counters_match_a_recount_after_a_random_workload);
+
+const USERS: usize = 4;
+const STEPS: usize = 150;
+
+/// One user's random turn at the conversations it is in.
+async fn workload(api: &mut Api, me: usize, conversations: &[(String, Value)], seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut mine: Vec<Value> = Vec::new();
+    for step in 0..STEPS {
+        let (conversation, to) = &conversations[rng.random_range(0..conversations.len())];
+        match rng.random_range(0..10) {
+            0..5 => {
+                let data = json!({"chatType": to["chatType"], "to": to["to"], "kind": "text", "content": {"text": format!("{me}:{step}")}, "clientMsgId": format!("u{me}-{step}")});
+                let reply = api.call("/message/send", data).await;
+                if reply.code == 0 {
+                    mine.push(reply.data["message"].clone());
+                }
+            }
+            5 if !mine.is_empty() => {
+                let message = mine.swap_remove(rng.random_range(0..mine.len()));
+                api.call("/message/recall", json!({"messageId": message["id"]})).await.ok();
+            }
+            6 if !mine.is_empty() => {
+                let message = mine.swap_remove(rng.random_range(0..mine.len()));
+                api.call("/message/delete", json!({"messageId": message["id"]})).await.ok();
+            }
+            7 | 8 => {
+                // A one-to-one conversation exists from its first message on.
+                let info = api.call("/conversation/info", json!({"conversationId": conversation})).await;
+                let Some(last) = info.data["conversation"]["lastSeq"].as_i64() else { continue };
+                let seq = if rng.random_bool(0.5) { last } else { rng.random_range(0..=last) };
+                api.call("/conversation/read", json!({"conversationId": conversation, "seq": seq})).await.ok();
+            }
+            _ => {
+                let muted = rng.random_bool(0.5);
+                let reply =
+                    api.call("/conversation/update", json!({"conversationId": conversation, "muted": muted})).await;
+                assert!(reply.code == 0 || reply.error.as_deref() == Some("not_found"), "{reply:?}");
+            }
+        }
+    }
+}
+
+/// Every message of a conversation, by paging its history forward.
+async fn all_messages(api: &mut Api, conversation: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |m| m["seq"].as_i64().unwrap());
+        let page = api
+            .call("/message/history", json!({"conversationId": conversation, "afterSeq": after, "limit": 100}))
+            .await
+            .ok();
+        out.extend(page["messages"].as_array().unwrap().iter().cloned());
+        if page["hasMore"] == false {
+            return out;
+        }
+    }
+}
+
+async fn unread_counters_match_a_recount_after_a_random_workload(backend: Backend) {
+    let server = Server::start(backend).await;
+    let mut apis = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..USERS {
+        let (api, id) = user(&server, Via::Http, &format!("unread-{i}")).await;
+        apis.push(api);
+        ids.push(id);
+    }
+    let group = apis[0].call("/group/room/add", json!({"name": "Counted", "members": ids[1..]})).await.ok();
+    let group_id = group["group"]["id"].as_str().unwrap().to_owned();
+    // Each user: the group, and a one-to-one conversation with each other user.
+    let mut conversations: Vec<Vec<(String, Value)>> = vec![Vec::new(); USERS];
+    for (me, list) in conversations.iter_mut().enumerate() {
+        list.push((format!("g:{group_id}"), json!({"chatType": "group", "to": group_id})));
+        for id in ids.iter().filter(|id| **id != ids[me]) {
+            let (a, b) = (ids[me].parse::<i64>().unwrap(), id.parse::<i64>().unwrap());
+            let (low, high) = (a.min(b), a.max(b));
+            list.push((format!("s:{low}:{high}"), json!({"chatType": "single", "to": id})));
+        }
+    }
+    let seed: u64 = rand::rng().random();
+    println!("unread workload seed {seed}");
+    let runs = apis
+        .iter_mut()
+        .zip(&conversations)
+        .enumerate()
+        .map(|(me, (api, list))| workload(api, me, list, seed.wrapping_add(me as u64)));
+    futures::future::join_all(runs).await;
+
+    let mut checked = 0;
+    for (me, api) in apis.iter_mut().enumerate() {
+        let listed = api.call("/conversation/list", json!({"limit": 100})).await.ok();
+        let unread = api.call("/conversation/unread", json!({})).await.ok();
+        let mut total = 0;
+        let mut per: HashMap<String, i64> = HashMap::new();
+        for c in listed["conversations"].as_array().unwrap() {
+            let id = c["conversationId"].as_str().unwrap().to_owned();
+            let read_seq = c["readSeq"].as_i64().unwrap();
+            let recount = all_messages(api, &id)
+                .await
+                .iter()
+                .filter(|m| {
+                    m["seq"].as_i64().unwrap() > read_seq
+                        && m["from"] != ids[me]
+                        && m["status"] == "normal"
+                        && m["kind"] != "system"
+                })
+                .count() as i64;
+            assert_eq!(c["unread"].as_i64().unwrap(), recount, "seed {seed}: user {me}'s unread in {id}");
+            if c["muted"] == false {
+                total += recount;
+            }
+            per.insert(id, recount);
+            checked += 1;
+        }
+        assert_eq!(unread["total"].as_i64().unwrap(), total, "seed {seed}: user {me}'s total leaves out muted ones");
+        assert_eq!(listed["totalUnread"].as_i64().unwrap(), total, "seed {seed}: the list's total");
+    }
+    assert!(checked >= USERS * USERS, "every conversation was checked: {checked}");
+}
