@@ -7,14 +7,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::conversations::{ConversationArg, ConversationInfo};
+use super::groups::GroupInfo;
+use super::users::UserInfo;
 use super::views::{ChangeInfo, MessageInfo};
 use super::wire::{Done, de_loose_id, de_opt_int};
 use super::{Api, Ctx, Request};
 use crate::domain::budget::{Budget, REPLY_BUDGET, SYNC_MESSAGES_BUDGET, view_estimate};
 use crate::domain::content::validate_content;
+use crate::domain::feed::Fed;
 use crate::domain::{Known, Made};
 use crate::error::{Error, Result};
-use crate::model::{ChatType, ConversationId, MessageId, Outgoing, Recipient, UserId};
+use crate::model::{ChatType, ConversationId, GroupId, MessageId, Outgoing, Recipient, UserId};
 
 /// `{message}`.
 #[derive(Debug, Serialize)]
@@ -98,7 +101,7 @@ pub struct KnownSeq {
 
 /// `POST /message/sync`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SyncRequest {
     /// What the client has; unlisted conversations count as seq (or position) 0.
     #[serde(default)]
@@ -107,6 +110,10 @@ pub struct SyncRequest {
     /// new messages only.
     #[serde(default)]
     pub log: bool,
+    /// The position the client holds of the caller's own feed: when given, the answer's `feed`
+    /// carries what changed after it.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub feed_pos: Option<i64>,
 }
 
 /// One conversation in a sync answer.
@@ -136,6 +143,67 @@ pub struct SyncReply {
     pub conversations: Vec<SyncedInfo>,
     /// Other conversations have news too: call again with the seqs now known.
     pub has_more: bool,
+    /// What changed in the caller's own state after `feedPos`; absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed: Option<FeedInfo>,
+}
+
+/// `{changes, pos, hasMore}`: a page of the caller's feed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedInfo {
+    /// What changed, each once, as it is now, in feed order.
+    pub changes: Vec<FeedChange>,
+    /// The feed position held once this is applied.
+    pub pos: i64,
+    /// More follows: sync again with `pos`.
+    pub has_more: bool,
+}
+
+/// One thing of the caller's own state that changed, as it is now, with the position of its
+/// latest entry.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum FeedChange {
+    /// `{type: "conversation", pos, conversation}`: settings or read position.
+    Conversation {
+        /// Position.
+        pos: i64,
+        /// The caller's state of it.
+        conversation: Box<ConversationInfo>,
+    },
+    /// `{type: "group", pos, group}`: joined, or its info changed.
+    Group {
+        /// Position.
+        pos: i64,
+        /// The group.
+        group: GroupInfo,
+    },
+    /// `{type: "left", pos, groupId}`: no longer a member (left, removed, or dismissed).
+    Left {
+        /// Position.
+        pos: i64,
+        /// The group.
+        group_id: GroupId,
+    },
+    /// `{type: "profile", pos, userinfo}`: the caller's own profile.
+    Profile {
+        /// Position.
+        pos: i64,
+        /// The caller, with private fields.
+        userinfo: UserInfo,
+    },
+}
+
+impl From<(i64, Fed)> for FeedChange {
+    fn from((pos, fed): (i64, Fed)) -> Self {
+        match fed {
+            Fed::Conversation(view) => FeedChange::Conversation { pos, conversation: Box::new((*view).into()) },
+            Fed::Group(group) => FeedChange::Group { pos, group: group.into() },
+            Fed::Left(group_id) => FeedChange::Left { pos, group_id },
+            Fed::Profile(user) => FeedChange::Profile { pos, userinfo: user.into() },
+        }
+    }
 }
 
 /// `{messageId}`.
@@ -264,7 +332,15 @@ pub(super) async fn sync(api: &Api, cx: &Ctx<'_>, req: SyncRequest) -> Result<Sy
             has_more: conversation.has_more,
         });
     }
-    Ok(SyncReply { conversations: out, has_more })
+    let feed = match req.feed_pos {
+        Some(after) => {
+            let page = api.domain.conversations.feed(who, after).await?;
+            let changes = page.items.into_iter().map(Into::into).collect();
+            Some(FeedInfo { changes, pos: page.pos, has_more: page.has_more })
+        }
+        None => None,
+    };
+    Ok(SyncReply { conversations: out, has_more, feed })
 }
 
 /// The message a change names.

@@ -12,9 +12,12 @@ use crate::model::{Change, Changed, ConversationView, Message, Peer};
 /// is at most 64 KiB), so that a page always holds at least one.
 pub const REPLY_BUDGET: usize = 256 * 1024;
 
-/// The share of [`REPLY_BUDGET`] a sync gives its messages; the rest is for the conversations
-/// they belong to.
-pub const SYNC_MESSAGES_BUDGET: usize = REPLY_BUDGET / 4 * 3;
+/// The share of [`REPLY_BUDGET`] a sync gives its messages and changes; a quarter is for the
+/// conversations they belong to, and the rest for the user's feed ([`SYNC_FEED_BUDGET`]).
+pub const SYNC_MESSAGES_BUDGET: usize = REPLY_BUDGET / 8 * 5;
+
+/// The share of [`REPLY_BUDGET`] a sync gives the user's feed.
+pub const SYNC_FEED_BUDGET: usize = REPLY_BUDGET / 8;
 
 /// What a conversation's fields other than its texts take on the wire, at most: ids, counters,
 /// flags, times and field names.

@@ -30,7 +30,7 @@ const MAX_DRAFT: usize = 5000;
 
 /// The conversation domain's operations.
 pub struct Conversations {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     events: Arc<dyn Events>,
 }
 
@@ -41,7 +41,7 @@ impl Conversations {
     }
 
     /// Completes states with their peers and last messages, in three queries whatever the count.
-    async fn views(&self, who: &Identity, states: Vec<ConversationState>) -> Result<Vec<ConversationView>> {
+    pub(super) async fn views(&self, who: &Identity, states: Vec<ConversationState>) -> Result<Vec<ConversationView>> {
         let peer_of = |s: &ConversationState| s.conversation_id.parse().and_then(|c| c.peer_of(who.user_id));
         let user_ids: Vec<UserId> = states.iter().filter_map(peer_of).collect();
         let group_ids: Vec<GroupId> = states.iter().filter_map(|s| s.group_id).collect();

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod budget;
 pub mod content;
 pub mod conversation;
+pub mod feed;
 pub mod group;
 pub mod limits;
 pub mod links;

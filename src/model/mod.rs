@@ -4,6 +4,7 @@
 pub mod change;
 pub mod conversation;
 pub mod event;
+pub mod feed;
 pub mod file;
 pub mod group;
 pub mod ids;
@@ -14,6 +15,7 @@ pub mod user;
 pub use change::{Alteration, Change, Changed, NewChange};
 pub use conversation::{ConversationPatch, ConversationState, ConversationView, Peer};
 pub use event::{Audience, Event, KickReason, MemberChange};
+pub use feed::{FeedEntry, FeedKind};
 pub use file::FileMeta;
 pub use group::{Group, GroupPatch, JoinPolicy, Member, MemberAction, NewGroup, Role, Standing};
 pub use ids::{ConversationId, ConversationRef, FileId, GroupId, LoginId, MessageId, SessionId, UserId};

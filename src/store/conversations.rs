@@ -14,6 +14,8 @@ pub trait ConversationStore: Send + Sync {
         user_id: UserId,
         only: Option<&ConversationId>,
     ) -> Result<Vec<ConversationState>>;
+    /// A user's states of the given conversations (those they take part in).
+    async fn conversation_states_in(&self, user_id: UserId, ids: &[ConversationId]) -> Result<Vec<ConversationState>>;
     /// Applies a change to a user's state of a conversation.
     async fn update_conversation_state(
         &self,

@@ -3,11 +3,14 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{Account, LoginAttempt, LoginId, LoginRecord, Profile, User, UserId};
+use crate::model::{Account, FeedEntry, LoginAttempt, LoginId, LoginRecord, Profile, User, UserId};
 
 /// Where users live.
 #[async_trait]
 pub trait UserStore: Send + Sync {
+    /// The entries of a user's change feed after position `after`, at most `limit`, and whether
+    /// more follow.
+    async fn feed_after(&self, user_id: UserId, after: i64, limit: i64) -> Result<(Vec<FeedEntry>, bool)>;
     /// Creates a user with an empty profile; `UserExists` if the name is taken.
     async fn create_user(&self, username: &str, password_hash: &str, now: i64) -> Result<User>;
     /// A user by id.

@@ -13,6 +13,7 @@ mod conversations;
 mod deploy;
 mod failover;
 mod faults;
+mod feed;
 mod flood;
 mod frames;
 mod groups;

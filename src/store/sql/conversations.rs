@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use super::rows::{self, STATE_SELECT};
 use sqlx::Row;
 
-use super::{Backend, SqlStore, sql};
+use super::feed::{self, Whom};
+use super::{Backend, SqlStore, placeholders, sql};
 use crate::error::Result;
-use crate::model::{ConversationId, ConversationPatch, ConversationState, UserId};
+use crate::model::{ConversationId, ConversationPatch, ConversationState, FeedKind, UserId};
 use crate::store::ConversationStore;
 
 #[async_trait]
@@ -27,6 +28,18 @@ impl ConversationStore for SqlStore {
         rows.iter().map(rows::state).collect()
     }
 
+    async fn conversation_states_in(&self, user_id: UserId, ids: &[ConversationId]) -> Result<Vec<ConversationState>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = format!("{STATE_SELECT} AND c.id IN ({})", placeholders(2, ids.len()));
+        let mut query = sqlx::query(sql(text)).bind(user_id);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.fetch_all(&self.pool).await?.iter().map(rows::state).collect()
+    }
+
     async fn update_conversation_state(
         &self,
         conversation: &ConversationId,
@@ -34,6 +47,7 @@ impl ConversationStore for SqlStore {
         patch: &ConversationPatch,
         now: i64,
     ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE conversation_member SET pinned = COALESCE($1, pinned), muted = COALESCE($2, muted), \
              hidden = COALESCE($3, hidden), draft = COALESCE($4, draft), updated_at = $5 \
@@ -46,8 +60,18 @@ impl ConversationStore for SqlStore {
         .bind(now)
         .bind(conversation)
         .bind(user_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        feed::record(
+            &mut tx,
+            self.backend,
+            Whom::Users(&[user_id]),
+            FeedKind::Conversation,
+            conversation.as_str(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -64,7 +88,7 @@ impl ConversationStore for SqlStore {
         let to = seq.min(last_seq);
         // Forward only, never past the last seq; the messages still unread after the new
         // position are those past it that others sent.
-        sqlx::query(
+        let moved = sqlx::query(
             "UPDATE conversation_member SET read_seq = $1, updated_at = $2, read_countable = $3 - \
                (SELECT COUNT(*) FROM message m WHERE m.conversation_id = $4 AND m.seq > $1 \
                   AND m.sender_id <> $5 AND m.status = 'normal' AND m.kind <> 'system') \
@@ -77,6 +101,10 @@ impl ConversationStore for SqlStore {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        if moved.rows_affected() > 0 {
+            let whom = Whom::Users(&[user_id]);
+            feed::record(&mut tx, self.backend, whom, FeedKind::Conversation, conversation.as_str(), now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

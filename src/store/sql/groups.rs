@@ -6,10 +6,13 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyArguments;
 
+use super::feed::{self, Whom};
 use super::rows::{self, GROUP_COLUMNS, USER_COLUMNS};
 use super::{SqlStore, placeholders, sql};
 use crate::error::{Error, Result};
-use crate::model::{ConversationId, Group, GroupId, GroupPatch, JoinPolicy, Member, NewGroup, Role, Standing, UserId};
+use crate::model::{
+    ConversationId, FeedKind, Group, GroupId, GroupPatch, JoinPolicy, Member, NewGroup, Role, Standing, UserId,
+};
 use crate::store::GroupStore;
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
@@ -52,6 +55,8 @@ impl SqlStore {
         let mut tx = self.writer.begin().await?;
         change.execute(&mut *tx).await?;
         let group = Self::touch(&mut tx, group_id, now).await?;
+        feed::record(&mut tx, self.backend, Whom::Members(group_id), FeedKind::Group, &group_id.to_string(), now)
+            .await?;
         tx.commit().await?;
         Ok(group)
     }
@@ -116,6 +121,8 @@ impl GroupStore for SqlStore {
         .await?;
         let user_ids: Vec<UserId> = everyone.iter().map(|(id, _)| *id).collect();
         Self::add_states(&mut tx, &conversation, &user_ids, now).await?;
+        feed::record(&mut tx, self.backend, Whom::Members(group_id), FeedKind::Group, &group_id.to_string(), now)
+            .await?;
         let group = Self::fetch_group(&mut *tx, group_id).await?.ok_or(Error::NotFound)?;
         tx.commit().await?;
         Ok(group)
@@ -197,6 +204,7 @@ impl GroupStore for SqlStore {
             });
         }
         Self::add_states(&mut tx, &ConversationId::group(group_id), user_ids, now).await?;
+        feed::record(&mut tx, self.backend, Whom::Users(user_ids), FeedKind::Group, &group_id.to_string(), now).await?;
         let group = Self::fetch_group(&mut *tx, group_id).await?.ok_or(Error::NotFound)?;
         tx.commit().await?;
         Ok(group)
@@ -229,6 +237,7 @@ impl GroupStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let group = Self::touch(&mut tx, group_id, now).await?;
+        feed::record(&mut tx, self.backend, Whom::Users(user_ids), FeedKind::Group, &group_id.to_string(), now).await?;
         tx.commit().await?;
         Ok(group)
     }
@@ -273,16 +282,26 @@ impl GroupStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let group = Self::touch(&mut tx, group_id, now).await?;
+        feed::record(&mut tx, self.backend, Whom::Members(group_id), FeedKind::Group, &group_id.to_string(), now)
+            .await?;
         tx.commit().await?;
         Ok(group)
     }
 
     async fn dismiss(&self, group_id: GroupId, now: i64) -> Result<()> {
-        sqlx::query("UPDATE chat_group SET dismissed_at = $1, updated_at = $1 WHERE id = $2 AND dismissed_at IS NULL")
-            .bind(now)
-            .bind(group_id)
-            .execute(&self.writer)
-            .await?;
+        let mut tx = self.writer.begin().await?;
+        let dismissed = sqlx::query(
+            "UPDATE chat_group SET dismissed_at = $1, updated_at = $1 WHERE id = $2 AND dismissed_at IS NULL",
+        )
+        .bind(now)
+        .bind(group_id)
+        .execute(&mut *tx)
+        .await?;
+        if dismissed.rows_affected() > 0 {
+            let whom = Whom::Members(group_id);
+            feed::record(&mut tx, self.backend, whom, FeedKind::Group, &group_id.to_string(), now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

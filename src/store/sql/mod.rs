@@ -8,6 +8,7 @@
 
 mod append;
 mod conversations;
+mod feed;
 mod files;
 mod groups;
 mod messages;

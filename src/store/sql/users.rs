@@ -3,10 +3,11 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::feed::{self, Whom};
 use super::rows::{self, USER_COLUMNS};
 use super::{SqlStore, sql};
 use crate::error::{Error, Result};
-use crate::model::{Account, LoginAttempt, LoginId, LoginRecord, Profile, User, UserId};
+use crate::model::{Account, FeedEntry, FeedKind, LoginAttempt, LoginId, LoginRecord, Profile, User, UserId};
 use crate::store::UserStore;
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -67,7 +68,27 @@ impl UserStore for SqlStore {
         }))
     }
 
+    async fn feed_after(&self, user_id: UserId, after: i64, limit: i64) -> Result<(Vec<FeedEntry>, bool)> {
+        let rows = sqlx::query(
+            "SELECT pos, kind, subject FROM user_change WHERE user_id = $1 AND pos > $2 ORDER BY pos LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows.iter().take(limit as usize) {
+            let kind: String = row.try_get(1)?;
+            if let Some(kind) = FeedKind::parse(&kind) {
+                entries.push(FeedEntry { pos: row.try_get(0)?, kind, subject: row.try_get(2)? });
+            }
+        }
+        Ok((entries, rows.len() as i64 > limit))
+    }
+
     async fn update_profile(&self, user_id: UserId, profile: &Profile, now: i64) -> Result<User> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE profile SET nickname = $1, avatar = $2, gender = $3, birthday = $4, age = $5, \
              signature = $6, updated_at = $7 WHERE user_id = $8",
@@ -80,8 +101,11 @@ impl UserStore for SqlStore {
         .bind(&profile.signature)
         .bind(now)
         .bind(user_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        feed::record(&mut tx, self.backend, Whom::Users(&[user_id]), FeedKind::Profile, &user_id.to_string(), now)
+            .await?;
+        tx.commit().await?;
         self.fetch_user(user_id).await?.ok_or(Error::NotFound)
     }
 
