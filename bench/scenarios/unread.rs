@@ -46,23 +46,31 @@ pub fn s10(report: &mut Report, _z: &Sizes) {
         }
         let started = Instant::now();
         let all: Vec<&String> = groups.iter().flatten().collect();
-        pipeline(&base, &sender.0, &all, PER_CONVERSATION).await;
+        pipeline(&base, &sender.0, &all, PER_CONVERSATION, "seed").await;
         let seeded = started.elapsed();
         // Each user reads everything, so that the pending news is just what follows.
         let known_many = read_all(&api, &many.0).await;
         let known_few = read_all(&api, &few.0).await;
+        let listed = |known: &Value| known.as_array().map_or(0, Vec::len);
+        assert_eq!((listed(&known_many), listed(&known_few)), (MANY, FEW), "every conversation listed");
         let first_page = [("limit", "100".to_owned())];
         let list = time_calls(|| api.get(&many.0, "/conversation/list", &first_page)).await;
         // The same ten changes pending for both: one message in each of ten conversations.
         let pending: Vec<&String> = groups[0].iter().take(FEW).chain(groups[1].iter()).collect();
-        pipeline(&base, &sender.0, &pending, 1).await;
+        pipeline(&base, &sender.0, &pending, 1, "pending").await;
         let sync = |token: &str, known: &Value| {
             let body = json!({"log": true, "conversations": known});
             let token = token.to_owned();
             let api = &api;
             async move {
                 let reply = api.call(&token, "/message/sync", body).await;
-                assert_eq!(reply["conversations"].as_array().map(Vec::len), Some(FEW), "ten conversations with news");
+                let ids: Vec<&Value> = reply["conversations"]
+                    .as_array()
+                    .expect("conversations")
+                    .iter()
+                    .map(|c| &c["conversation"]["conversationId"])
+                    .collect();
+                assert_eq!(ids.len(), FEW, "ten conversations with news: {ids:?}, {}", reply["hasMore"]);
             }
         };
         let many_sync = time_calls(|| sync(&many.0, &known_many)).await;
@@ -147,8 +155,9 @@ impl Api<'_> {
     }
 }
 
-/// `n` messages to each group, pipelined over one socket, `WINDOW` in flight.
-async fn pipeline(base: &str, token: &str, groups: &[&String], n: usize) {
+/// `n` messages to each group, pipelined over one socket, `WINDOW` in flight; `phase` keeps
+/// each call's idempotency keys apart.
+async fn pipeline(base: &str, token: &str, groups: &[&String], n: usize, phase: &str) {
     let mut request =
         format!("{}/ws?format=json", base.replace("http://", "ws://")).into_client_request().expect("ws url");
     request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
@@ -158,7 +167,7 @@ async fn pipeline(base: &str, token: &str, groups: &[&String], n: usize) {
     for window in sends.chunks(WINDOW) {
         for (i, group) in window {
             next_id += 1;
-            let data = json!({"chatType": "group", "to": group, "kind": "text", "content": {"text": format!("message {i}")}, "clientMsgId": format!("s10-{group}-{i}-{next_id}")});
+            let data = json!({"chatType": "group", "to": group, "kind": "text", "content": {"text": format!("message {i}")}, "clientMsgId": format!("s10-{phase}-{group}-{i}")});
             let frame = json!({"type": "req", "id": next_id, "route": "/message/send", "data": data});
             ws.feed(Message::Text(frame.to_string().into())).await.expect("ws send");
         }
@@ -178,11 +187,11 @@ async fn pipeline(base: &str, token: &str, groups: &[&String], n: usize) {
 /// Marks every conversation of the user read and returns its `[{conversationId, pos}]`.
 async fn read_all(api: &Api<'_>, token: &str) -> Value {
     let mut known = Vec::new();
-    let mut cursor: Option<i64> = None;
+    let mut cursor: Option<String> = None;
     loop {
         let mut query = vec![("limit", "100".to_owned())];
-        if let Some(c) = cursor {
-            query.push(("cursor", c.to_string()));
+        if let Some(c) = cursor.take() {
+            query.push(("cursor", c));
         }
         let page = api.get(token, "/conversation/list", &query).await;
         for c in page["conversations"].as_array().expect("conversations") {
@@ -190,8 +199,8 @@ async fn read_all(api: &Api<'_>, token: &str) -> Value {
                 .await;
             known.push(json!({"conversationId": c["conversationId"], "pos": c["lastPos"]}));
         }
-        match page["nextCursor"].as_i64() {
-            Some(c) => cursor = Some(c),
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
             None => return Value::Array(known),
         }
     }

@@ -1,6 +1,7 @@
 -- The conversation log: every change to a conversation's messages (a new message, a recall, an
 -- edit, a reaction added or removed, a delete for everyone) takes the next position of the
--- conversation's one monotonic sequence, apart from the gapless message seq. Sync returns the
+-- conversation's one monotonic sequence, apart from the gapless message seq. A new message's
+-- position is its row's `pos`; the other changes are rows of message_change. Sync returns the
 -- entries after a device's position, so a device that was away converges to what an online one
 -- saw. Written by the message writer, in the transaction of the change itself.
 
@@ -22,18 +23,17 @@ CREATE TABLE message_change (
     conversation_id TEXT   NOT NULL REFERENCES conversation(id) ON DELETE CASCADE,
     pos             BIGINT NOT NULL,
     message_id      BIGINT NOT NULL,
-    kind            TEXT   NOT NULL CHECK (kind IN ('new','recall','delete','edit','react','unreact')),
+    kind            TEXT   NOT NULL CHECK (kind IN ('recall','delete','edit','react','unreact')),
     actor_id        BIGINT NOT NULL,
     data            TEXT   NOT NULL,
     at              BIGINT NOT NULL,
     PRIMARY KEY (conversation_id, pos)
 );
-COMMENT ON TABLE message_change IS 'each conversation''s log: new messages and every change to them, by position';
+COMMENT ON TABLE message_change IS 'each conversation''s log of changes to its messages, by position (new messages keep theirs in message.pos)';
 COMMENT ON COLUMN message_change.pos IS 'position in the conversation''s log: 1, 2, 3...';
 COMMENT ON COLUMN message_change.data IS 'the state it left, as JSON: the edited content, a reaction''s key and count';
 
-INSERT INTO message_change (conversation_id, pos, message_id, kind, actor_id, data, at)
-SELECT conversation_id, seq, id, 'new', sender_id, '{}', sent_at FROM message;
+-- Every message already stored is its conversation's entry at its seq.
 UPDATE conversation SET last_pos = last_seq;
 
 CREATE TABLE message_edit (

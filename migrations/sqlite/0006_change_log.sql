@@ -1,6 +1,7 @@
 -- The conversation log: every change to a conversation's messages (a new message, a recall, an
 -- edit, a reaction added or removed, a delete for everyone) takes the next position of the
--- conversation's one monotonic sequence, apart from the gapless message seq. Sync returns the
+-- conversation's one monotonic sequence, apart from the gapless message seq. A new message's
+-- position is its row's `pos`; the other changes are rows of message_change. Sync returns the
 -- entries after a device's position, so a device that was away converges to what an online one
 -- saw. Written by the message writer, in the transaction of the change itself.
 
@@ -34,8 +35,8 @@ ALTER TABLE message_next RENAME TO message;
 CREATE TABLE message_change (
     conversation_id TEXT    NOT NULL REFERENCES conversation(id) ON DELETE CASCADE, -- whose log
     pos             INTEGER NOT NULL,              -- position in the conversation's log: 1, 2, 3...
-    message_id      INTEGER NOT NULL,              -- the message made or changed
-    kind            TEXT    NOT NULL CHECK (kind IN ('new','recall','delete','edit','react','unreact')), -- what happened to it
+    message_id      INTEGER NOT NULL,              -- the message changed
+    kind            TEXT    NOT NULL CHECK (kind IN ('recall','delete','edit','react','unreact')), -- what happened to it
     actor_id        INTEGER NOT NULL,              -- who did it
     data            TEXT    NOT NULL,              -- the state it left, as JSON: the edited content, a reaction's key and count
     at              INTEGER NOT NULL,              -- when
@@ -43,8 +44,6 @@ CREATE TABLE message_change (
 );
 
 -- Every message already stored is its conversation's entry at its seq.
-INSERT INTO message_change (conversation_id, pos, message_id, kind, actor_id, data, at)
-SELECT conversation_id, seq, id, 'new', sender_id, '{}', sent_at FROM message;
 UPDATE conversation SET last_pos = last_seq;
 
 CREATE TABLE message_edit (

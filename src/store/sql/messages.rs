@@ -57,32 +57,58 @@ impl MessageStore for SqlStore {
     }
 
     async fn log_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<LogPage> {
+        // Seqs and positions grow together, so the messages made after position `after` are
+        // those past the newest seq at or below it: found walking back from the newest, past
+        // exactly the messages about to be returned.
         let text = format!(
-            "SELECT c.pos AS entry_pos, c.kind AS entry_kind, c.actor_id AS entry_actor, c.data AS entry_data, \
-             c.at AS entry_at, {MESSAGE_COLUMNS} FROM message_change c JOIN message m ON m.id = c.message_id \
-             WHERE c.conversation_id = $1 AND c.pos > $2 ORDER BY c.pos LIMIT $3"
+            "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.conversation_id = $1 AND m.seq > COALESCE(\
+               (SELECT b.seq FROM message b WHERE b.conversation_id = $1 AND b.pos <= $2 ORDER BY b.seq DESC LIMIT 1), 0) \
+             ORDER BY m.seq LIMIT $3"
         );
         let rows = sqlx::query(sql(text)).bind(conversation).bind(after).bind(limit + 1).fetch_all(&self.pool).await?;
-        let mut page = LogPage { pos: after, has_more: rows.len() as i64 > limit, ..LogPage::default() };
-        for row in rows.iter().take(limit as usize) {
-            let pos: i64 = row.try_get("entry_pos")?;
-            let kind: String = row.try_get("entry_kind")?;
-            let data: String = row.try_get("entry_data")?;
-            let message = rows::message(row)?;
-            match rows::changed(&kind, &data) {
-                None => page.messages.push(message),
-                Some(what) => page.changes.push(Change {
-                    conversation_id: message.conversation_id,
-                    pos,
-                    message_id: message.id,
-                    seq: message.seq,
-                    by: row.try_get("entry_actor")?,
-                    at: row.try_get("entry_at")?,
+        let messages: Vec<Message> = rows.iter().map(rows::message).collect::<Result<_>>()?;
+        let rows = sqlx::query(
+            "SELECT c.pos, c.kind, c.actor_id, c.data, c.at, c.message_id, m.seq FROM message_change c \
+             JOIN message m ON m.id = c.message_id WHERE c.conversation_id = $1 AND c.pos > $2 ORDER BY c.pos LIMIT $3",
+        )
+        .bind(conversation)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (kind, data): (String, String) = (row.try_get(1)?, row.try_get(3)?);
+            if let Some(what) = rows::changed(&kind, &data) {
+                changes.push(Change {
+                    conversation_id: conversation.clone(),
+                    pos: row.try_get(0)?,
+                    message_id: row.try_get(5)?,
+                    seq: row.try_get(6)?,
+                    by: row.try_get(2)?,
+                    at: row.try_get(4)?,
                     what,
-                }),
+                });
             }
-            page.pos = pos;
         }
+        // Each list holds a prefix of its own kind; the first `limit` of both by position are
+        // then a prefix of the log.
+        let mut page = LogPage { pos: after, ..LogPage::default() };
+        let (mut messages, mut changes) = (messages.into_iter().peekable(), changes.into_iter().peekable());
+        for _ in 0..limit {
+            let message_first = match (messages.peek(), changes.peek()) {
+                (Some(m), Some(c)) => m.pos < c.pos,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if message_first {
+                page.messages.extend(messages.next().inspect(|m| page.pos = m.pos));
+            } else {
+                page.changes.extend(changes.next().inspect(|c| page.pos = c.pos));
+            }
+        }
+        page.has_more = messages.peek().is_some() || changes.peek().is_some();
         Ok(page)
     }
 

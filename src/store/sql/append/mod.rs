@@ -209,7 +209,7 @@ async fn store_batch(writer: &AnyPool, backend: Backend, ops: &[&Op]) -> Result<
             ids = messages::insert(&mut tx, backend, &news, &fates, &tallies_of_messages(&tallies)).await?;
         }
         advance_senders(&mut tx, backend, reads).await?;
-        changes::log(&mut tx, backend, entries(ops, &news, &fates, &change_fates, &ids)?).await?;
+        changes::log(&mut tx, backend, entries(ops, &change_fates)).await?;
     }
     tx.commit().await?;
     let mut messages = messages::answers(&news, fates, &ids)?.into_iter();
@@ -386,28 +386,13 @@ fn place<'b>(
     Ok(reads)
 }
 
-/// The log rows of the batch's new messages and applied changes.
-fn entries<'b>(
-    ops: &[&'b Op],
-    news: &[&'b NewMessage],
-    fates: &[Fate],
-    change_fates: &[ChangeFate],
-    ids: &Ids,
-) -> Result<Vec<Entry<'b>>> {
-    let mut out = Vec::new();
-    for (new, fate) in news.iter().zip(fates) {
-        if let Fate::New { seq, pos } = fate {
-            let message_id = *ids
-                .get(&(new.conversation_id.clone(), *seq))
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("an inserted message has no id")))?;
-            let (conversation_id, actor, at) = (&new.conversation_id, new.from, new.sent_at);
-            out.push(Entry { conversation_id, pos: *pos, message_id, kind: "new", actor, data: "{}".into(), at });
-        }
-    }
+/// The log rows of the batch's applied changes (a new message's position is on its row).
+fn entries<'b>(ops: &[&'b Op], change_fates: &[ChangeFate]) -> Vec<Entry<'b>> {
     let changes = ops.iter().filter_map(|op| if let Op::Change(c) = op { Some(c) } else { None });
-    for (change, fate) in changes.zip(change_fates) {
-        if let ChangeFate::Applied { what, pos, .. } = fate {
-            out.push(Entry {
+    changes
+        .zip(change_fates)
+        .filter_map(|(change, fate)| match fate {
+            ChangeFate::Applied { what, pos, .. } => Some(Entry {
                 conversation_id: &change.conversation_id,
                 pos: *pos,
                 message_id: change.message_id,
@@ -415,10 +400,10 @@ fn entries<'b>(
                 actor: change.by,
                 data: changes::data_of(what),
                 at: change.at,
-            });
-        }
-    }
-    Ok(out)
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
