@@ -668,6 +668,11 @@ export class Chatgate {
     return op.promise;
   }
 
+  /** How many sends and changes wait for the server's acknowledgement. */
+  get queued() {
+    return this._outbox.length;
+  }
+
   /** Takes `op` out of the queue, settling it with `result` (an error rejects). */
   _finish(op, result) {
     const i = this._outbox.indexOf(op);
