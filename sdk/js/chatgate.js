@@ -421,7 +421,8 @@ export class Chatgate {
 
   /**
    * Syncs until nothing is missing, on socket `ws`, retrying with backoff (each failure is a
-   * `syncError` event) until it succeeds or the socket goes; resolves to whether it succeeded.
+   * `syncError` event) until it succeeds or the socket goes; resolves to whether it succeeded
+   * with `ws` still the socket.
    * After a reconnection it also re-reads the conversations' own state (read positions, pins,
    * drafts), which changes outside the log.
    */
@@ -433,6 +434,7 @@ export class Chatgate {
           await this._sync();
           if (refreshState) await this._refreshConversations();
           refreshState = false;
+          if (this._ws !== ws) return false;
           // Something came past a gap after the last round: sync again.
           if (![...this._held.values()].some((h) => h.early.size)) return true;
         } catch (err) {
