@@ -41,18 +41,66 @@ export interface Member {
 
 export type Kind = "text" | "image" | "video" | "audio" | "file" | "location" | "custom" | "system" | "unsupported";
 
+export interface Reaction {
+  key: string;
+  count: number;
+  /** Whether the user reacted with it. */
+  mine: boolean;
+}
+
 export interface Message {
   id: string;
   conversationId: string;
   seq: number;
+  /** Its entry's position in the conversation's log. */
+  pos: number;
   chatType: ChatType;
   from: string;
   to: string;
   kind: Kind;
+  /** `{}` once recalled or deleted. */
   content: Record<string, unknown>;
   clientMsgId: string;
   sentAt: number;
-  status: "normal" | "recalled";
+  /** `deleted`: deleted for everyone, a tombstone in its place. */
+  status: "normal" | "recalled" | "deleted";
+  /** When its sender last edited it. */
+  editedAt: number | null;
+  /** By key, about in the order keys first appeared. */
+  reactions: Reaction[];
+}
+
+/** A change to a message, as pushed, as sync lists it, and as this device made it. */
+export interface Change {
+  type: "recall" | "delete" | "edit" | "react" | "unreact";
+  conversationId: string;
+  messageId: string;
+  seq: number;
+  /** The change's position in the conversation's log. */
+  pos: number;
+  by: string;
+  /** When, ms; for a change this device made, the edit time of an edit and this device's clock otherwise. */
+  at: number;
+  /** `edit`: the content since. */
+  content?: Record<string, unknown>;
+  /** `react`, `unreact`: the reaction. */
+  key?: string;
+  /** `react`, `unreact`: how many have that key since. */
+  count?: number;
+}
+
+/** `{message, pos}`: a message after a change to it; `pos` null when nothing changed (it was so already). */
+export interface Changed {
+  message: Message;
+  pos: number | null;
+}
+
+export interface Version {
+  /** 1 for the content as sent, then one more per edit. */
+  version: number;
+  content: Record<string, unknown>;
+  /** When an edit replaced it. */
+  replacedAt: number;
 }
 
 export interface Conversation {
@@ -68,6 +116,21 @@ export interface Conversation {
   hidden: boolean;
   draft: string;
   updatedAt: number;
+}
+
+/** What the device holds of a conversation. */
+export interface Held {
+  conversationId: string;
+  /** The last log position applied. */
+  pos: number;
+  lastSeq: number;
+  readSeq: number;
+  /** Counted over the messages held, by the server's rule (others', not recalled or deleted, not system). */
+  unread: number;
+  /** The server's view of it, as last heard (null for a conversation only heard of by push). */
+  conversation: Conversation | null;
+  /** In seq order, as they are now: every message since the first, or since a reset's newest page. */
+  messages: Message[];
 }
 
 export interface Built {
@@ -88,14 +151,20 @@ export interface Upload {
 
 export type State = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
+/** What the events tell happened after the first `ready`: the first sync loads silently. */
 export interface Events {
-  /** Every message of the user's conversations, exactly once, in seq order per conversation. */
+  /** Every new message of the user's conversations, own sends included, exactly once, in log order per conversation. */
   message: Message;
-  recalled: { conversationId: string; messageId: string; seq: number };
+  /** Every change to a message, own ones included, once, in log order; `message` as it is now, if held. */
+  changed: { change: Change; message?: Message };
+  /** A `changed` of type `recall`, for the apps that only show recalls. */
+  recalled: Change;
+  /** The log no longer reaches what was held: drop what is shown of the conversation and show these (its newest page). */
+  reset: { conversationId: string; messages: Message[] };
   /** One-to-one read receipt: the peer read up to `seq`. */
   read: { conversationId: string; userId: string; seq: number };
   typing: { conversationId: string; userId: string };
-  /** The user's own state of a conversation, changed on another device. */
+  /** The user's own state of a conversation (read, pinned, muted, hidden, draft), changed on another device or while away. */
   conversation: Conversation;
   group:
     | { event: "group.updated"; group: Group }
@@ -103,7 +172,10 @@ export interface Events {
     | { event: "group.dismissed"; groupId: string; by: string };
   kicked: { reason: "logout" | "password_reset" | "token_expired" | "session_limit" };
   state: State;
+  /** The session is bound and synced: what is held is what the server has; queued requests go out. */
   ready: { userId: string; node: string; pingInterval: number; pongTimeout: number; resumed: boolean };
+  /** A sync failed; it is tried again in `retryIn` ms (`ready` waits for it). */
+  syncError: { error: unknown; attempt: number; retryIn: number };
   push: { event: string; data: unknown };
   error: unknown;
 }
@@ -121,7 +193,7 @@ export interface Options {
   format?: "json" | "msgpack";
   /** Milliseconds a request waits for its reply (10,000). */
   requestTimeout?: number;
-  /** Milliseconds `send` keeps retrying (5 minutes). */
+  /** Milliseconds a queued send or change keeps retrying (5 minutes). */
   sendTimeout?: number;
   /** Reconnection delays: `initial` doubled per attempt up to `max`, jittered (500, 15,000). */
   backoff?: { initial?: number; max?: number };
@@ -185,6 +257,8 @@ export type Route =
 export class Chatgate {
   constructor(options: Options);
   readonly state: State;
+  /** How many sends and changes wait for the server's acknowledgement. */
+  readonly queued: number;
   token: string | null;
   user: UserInfo | null;
   userId?: string;
@@ -199,10 +273,20 @@ export class Chatgate {
   reconnectDelay(attempt: number): number;
   request<T = unknown>(route: Route, data?: Record<string, unknown>, options?: { timeout?: number }): Promise<T>;
 
+  /** What the device holds of a conversation, or of each. */
+  held(conversationId: string): Held | undefined;
+  held(): Held[];
+
+  // Sends and changes are queued: offline too, in order, retried until acknowledged.
   send(chatType: ChatType, to: string, built: Built, options?: { clientMsgId?: string }): Promise<Message>;
   sendText(to: string, text: string, options?: { mentions?: string[] | "all"; replyTo?: string }): Promise<Message>;
   history(conversationId: string, options?: { beforeSeq?: number; afterSeq?: number; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
-  recall(messageId: string): Promise<{ message: Message }>;
+  recall(messageId: string): Promise<Changed>;
+  deleteForEveryone(messageId: string): Promise<Changed>;
+  edit(messageId: string, content: string | { text: string; mentions?: string[] | "all" }): Promise<Changed>;
+  react(messageId: string, key: string): Promise<Changed>;
+  unreact(messageId: string, key: string): Promise<Changed>;
+  versions(messageId: string): Promise<Version[]>;
   typing(conversationId: string): Promise<Record<string, never>>;
   readers(messageId: string): Promise<{ count: number; userIds: string[] }>;
 

@@ -1,6 +1,7 @@
 // chatgate's JavaScript SDK: one WebSocket per device, requests correlated with their replies,
-// typed events, reconnection with backoff and jitter, and a resync by seq after every
-// reconnection, so the app sees every message exactly once and in order. Dependency-free.
+// typed events, reconnection with backoff and jitter, and every conversation held as its log
+// says it is: messages and changes applied in log order, once, resynced by position after every
+// reconnection, and changes made offline queued until the server has them. Dependency-free.
 // The API, with an example of each call, is in sdk/js/README.md.
 
 import * as msgpack from "./msgpack.js";
@@ -10,12 +11,69 @@ import { ChatgateError, createText, strip } from "./content.js";
 export * from "./content.js";
 
 // Reasons worth sending again: the request may not have reached the server, or the server
-// could not serve it for a while. Idempotent sends make the retry safe.
+// could not serve it for a while. The server's idempotency (a send's clientMsgId, a change that
+// is already made changing nothing) makes the retry safe.
 const RETRYABLE = new Set(["timeout", "connection.lost", "not_connected", "unavailable", "rate_limited"]);
+
+// Queued requests in flight at once: enough to pipeline, few enough that a long queue flushed
+// after a reconnection neither times out behind itself nor runs into the session's rate limit
+// as one burst (the server closes a session refused too often).
+const OUTBOX_WINDOW = 16;
+
+// What is held of a conversation after a reset: the newest page, as the server suggests.
+const RESET_PAGE = 50;
+
+// The fields of a conversation that are the user's own, rather than its messages'.
+const OWN_FIELDS = ["readSeq", "pinned", "muted", "hidden", "draft"];
 
 function randomId() {
   if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A message as `change` left it, as seen by `userId`. Changes carry state, not differences. */
+function changed(message, change, userId) {
+  switch (change.type) {
+    case "recall":
+      return { ...message, status: "recalled", content: {}, reactions: [] };
+    case "delete":
+      return { ...message, status: "deleted", content: {}, reactions: [] };
+    case "edit":
+      return { ...message, content: change.content, editedAt: change.at };
+    case "react":
+    case "unreact": {
+      const reactions = (message.reactions || []).filter((r) => r.key !== change.key || change.count > 0);
+      const i = reactions.findIndex((r) => r.key === change.key);
+      const mine = change.by === userId ? change.type === "react" : reactions[i]?.mine ?? false;
+      if (i >= 0) reactions[i] = { ...reactions[i], count: change.count, mine };
+      else if (change.count > 0) reactions.push({ key: change.key, count: change.count, mine });
+      return { ...message, reactions };
+    }
+    default:
+      return message;
+  }
+}
+
+/** What the device holds of one conversation. */
+class Held {
+  constructor(id) {
+    this.id = id;
+    /** The last log position applied. */
+    this.pos = 0;
+    this.lastSeq = 0;
+    /** By seq, in seq order (the log adds them in that order). */
+    this.messages = new Map();
+    /** The server's conversation object, its read position never moving back. */
+    this.conversation = null;
+    /** Entries past a gap, by position, until sync fills it. */
+    this.early = new Map();
+    /** Counts the pushes of the user's own state, so that an older snapshot does not undo one. */
+    this.stamp = 0;
+    /** While a reset fetches the newest page, entries wait in `early`. */
+    this.resetting = false;
+  }
 }
 
 // ---- the client ----
@@ -53,11 +111,21 @@ export class Chatgate {
     this._wantOpen = false;
     this._reconnectTimer = null;
     this._waiters = [];
-    // Per conversation: the last seq handed to the app, messages that came early, a gap fill in
-    // progress.
-    this._known = new Map();
-    this._early = new Map();
-    this._filling = new Set();
+    // Conversations by id. Until the first sync is done (`_loaded`) they fill silently: events
+    // tell what changes after the app has been told it is ready.
+    this._held = new Map();
+    this._loaded = false;
+    // Synced on the current socket: the outbox may flush.
+    this._ready = false;
+    this._syncing = null;
+    this._resyncing = null;
+    // Sync requests sent, so that an entry can tell whether a sync was asked after it came.
+    this._round = 0;
+    // Sends and changes not yet acknowledged, in the order made.
+    this._outbox = [];
+    this._window = OUTBOX_WINDOW;
+    this._pausedUntil = 0;
+    this._pauseTimer = null;
     // Signed file links by file id, with their expiry, so that re-rendering reuses one URL.
     this._links = new Map();
   }
@@ -140,7 +208,7 @@ export class Chatgate {
 
   // ---- the socket ----
 
-  /** Opens the socket and resolves once the session is ready; it then reconnects by itself. */
+  /** Opens the socket and resolves once the session is ready and synced; it then reconnects by itself. */
   connect() {
     if (!this.token) return Promise.reject(new ChatgateError("auth.required", "log in first"));
     if (!this.WebSocket) return Promise.reject(new ChatgateError("not_supported", "no WebSocket in this environment"));
@@ -150,17 +218,28 @@ export class Chatgate {
     return ready;
   }
 
-  /** Closes the socket for good (no reconnection). */
+  /** Closes the socket for good (no reconnection); what is still queued fails. */
   close() {
     this._wantOpen = false;
     clearTimeout(this._reconnectTimer);
+    clearTimeout(this._pauseTimer);
+    this._abandon(new ChatgateError("connection.lost", "closed by the app"));
     this._failPending("connection.lost", "closed by the app");
+    this._ready = false;
     if (this._ws) {
       const ws = this._ws;
       this._ws = null;
       ws.close(1000);
     }
     this._setState("closed");
+  }
+
+  /** The server will not take this session back (kicked, token refused): nothing more goes out. */
+  _stop(err) {
+    this._wantOpen = false;
+    this._setState("closed");
+    this._abandon(err);
+    this._rejectWaiters(err);
   }
 
   // The socket URL carries a single-use ticket of about 30 s, never the token: URLs are copied,
@@ -185,9 +264,7 @@ export class Chatgate {
       this._ws = null;
       // A refused token will not be accepted later: stop, as when kicked.
       if (err instanceof ChatgateError && err.reason?.startsWith("auth.")) {
-        this._wantOpen = false;
-        this._setState("closed");
-        this._rejectWaiters(err);
+        this._stop(err);
         return;
       }
       this._scheduleReconnect();
@@ -211,12 +288,11 @@ export class Chatgate {
     ws.onclose = (event) => {
       if (this._ws !== ws) return;
       this._ws = null;
+      this._ready = false;
       this._failPending("connection.lost", "the connection closed");
       // 4001: kicked (logout, reset, expiry, session limit): reconnecting would not help.
       if (event?.code === 4001) {
-        this._wantOpen = false;
-        this._setState("closed");
-        this._rejectWaiters(new ChatgateError("closed", event?.reason || "closed by the server"));
+        this._stop(new ChatgateError("closed", event?.reason || "closed by the server"));
         return;
       }
       this._scheduleReconnect();
@@ -286,10 +362,13 @@ export class Chatgate {
         this._emit("kicked", data);
         break;
       case "message.new":
-        this._deliver(data.message);
+        this._offer(data.message.conversationId, { pos: data.message.pos, message: data.message });
         break;
       case "message.recalled":
-        this._emit("recalled", data);
+      case "message.deleted":
+      case "message.edited":
+      case "message.reaction":
+        this._offer(data.conversationId, { pos: data.pos, change: data });
         break;
       case "message.read":
         this._emit("read", data);
@@ -297,9 +376,13 @@ export class Chatgate {
       case "typing":
         this._emit("typing", data);
         break;
-      case "conversation.updated":
-        this._emit("conversation", data.conversation);
+      case "conversation.updated": {
+        const h = this._hold(data.conversation.conversationId);
+        h.stamp += 1;
+        this._takeConversation(h, data.conversation);
+        this._emit("conversation", h.conversation);
         break;
+      }
       case "group.updated":
       case "group.member":
       case "group.dismissed":
@@ -311,106 +394,400 @@ export class Chatgate {
   }
 
   async _onReady(data) {
-    const again = this._everReady;
-    this._everReady = true;
+    const ws = this._ws;
+    const resumed = this._everReady;
     this._attempt = 0;
-    this.userId = data.userId;
+    this.userId = String(data.userId);
     this._setState("open");
-    try {
-      if (again) await this._resync();
-      else await this._seed();
-    } catch (err) {
-      this._emit("error", err);
-    }
-    this._emit("ready", { ...data, resumed: again });
+    if (!(await this._resync(ws, resumed))) return;
+    this._everReady = true;
+    this._loaded = true;
+    this._ready = true;
+    this._emit("ready", { ...data, resumed });
     for (const w of this._waiters.splice(0)) w.resolve(data);
+    this._pump();
   }
 
-  /** What the app has: the last seq of each conversation as the server lists them now. */
-  async _seed() {
+  // ---- the log ----
+
+  _hold(id) {
+    let h = this._held.get(id);
+    if (!h) {
+      h = new Held(id);
+      this._held.set(id, h);
+    }
+    return h;
+  }
+
+  /**
+   * Syncs until nothing is missing, on socket `ws`, retrying with backoff (each failure is a
+   * `syncError` event) until it succeeds or the socket goes; resolves to whether it succeeded
+   * with `ws` still the socket.
+   * After a reconnection it also re-reads the conversations' own state (read positions, pins,
+   * drafts), which changes outside the log.
+   */
+  async _resync(ws, refreshState) {
+    this._resyncing = ws;
+    try {
+      for (let attempt = 0; ; ) {
+        try {
+          await this._sync();
+          if (refreshState) await this._refreshConversations();
+          refreshState = false;
+          if (this._ws !== ws) return false;
+          // Something came past a gap after the last round: sync again.
+          if (![...this._held.values()].some((h) => h.early.size)) return true;
+        } catch (err) {
+          if (this._ws !== ws || !this._wantOpen) return false;
+          const retryIn = this.reconnectDelay(attempt++);
+          this._emit("syncError", { error: err, attempt: attempt - 1, retryIn });
+          await sleep(retryIn);
+          if (this._ws !== ws || !this._wantOpen) return false;
+        }
+      }
+    } finally {
+      if (this._resyncing === ws) this._resyncing = null;
+    }
+  }
+
+  /** One sync at a time: a caller during one shares it (it goes on while anything is missing). */
+  _sync() {
+    if (!this._syncing) {
+      this._syncing = this._syncRounds().finally(() => {
+        this._syncing = null;
+      });
+    }
+    return this._syncing;
+  }
+
+  // Answers are paged by bytes: a large backlog takes many rounds, each of which carries at
+  // least one entry, so a round that carries none while promising more means the server is not
+  // moving on.
+  async _syncRounds() {
+    for (;;) {
+      const round = ++this._round;
+      const stamps = new Map();
+      const conversations = [];
+      for (const h of this._held.values()) {
+        stamps.set(h.id, h.stamp);
+        conversations.push({ conversationId: h.id, pos: h.pos });
+      }
+      const reply = await this.request("/message/sync", { log: true, conversations });
+      let moved = false;
+      let reset = false;
+      for (const c of reply.conversations) {
+        const h = this._hold(c.conversation.conversationId);
+        if (c.reset) {
+          await this._reset(h, c);
+          reset = moved = true;
+        } else {
+          moved = this._applySynced(h, c) || moved;
+        }
+        if (h.stamp === (stamps.get(h.id) ?? 0) && this._takeConversation(h, c.conversation) && this._loaded) {
+          this._emit("conversation", h.conversation);
+        }
+      }
+      const waiting = this._dropStale(round);
+      const more = reply.hasMore || reply.conversations.some((c) => c.hasMore);
+      if (!more && !reset && !waiting) return;
+      if (more && !moved) throw new ChatgateError("sync.stalled", "the server answered a sync with more to come but nothing in it");
+    }
+  }
+
+  /** Applies one conversation's answer, in log order; whether it moved the position. */
+  _applySynced(h, c) {
+    const entries = [
+      ...c.messages.map((message) => ({ pos: message.pos, message })),
+      ...c.changes.map((change) => ({ pos: change.pos, change })),
+    ].sort((a, b) => a.pos - b.pos);
+    const before = h.pos;
+    for (const entry of entries) if (entry.pos > h.pos) this._apply(h, entry);
+    // The answer covers every entry up to its `pos`.
+    if (c.pos > h.pos) h.pos = c.pos;
+    this._drain(h);
+    return h.pos > before;
+  }
+
+  /**
+   * The log no longer reaches what is held: drop it, hold the newest page instead, and go on
+   * from the position the server gave (the next round brings what followed it).
+   */
+  async _reset(h, c) {
+    h.resetting = true;
+    let page;
+    try {
+      page = await this.request("/message/history", { conversationId: h.id, limit: RESET_PAGE });
+    } finally {
+      h.resetting = false;
+    }
+    h.messages = new Map(page.messages.map((m) => [m.seq, m]));
+    h.lastSeq = page.messages.at(-1)?.seq ?? 0;
+    h.pos = c.pos;
+    if (this._loaded) this._emit("reset", { conversationId: h.id, messages: page.messages });
+    this._drain(h);
+  }
+
+  /**
+   * Early entries that came before sync round `round` was asked, and that its answer did not
+   * reach, are not coming (the server's log is the truth): drop them. Whether any that came
+   * during the round still wait.
+   */
+  _dropStale(round) {
+    let waiting = false;
+    for (const h of this._held.values()) {
+      for (const [pos, entry] of h.early) {
+        if (pos <= h.pos || entry.round < round) h.early.delete(pos);
+        else waiting = true;
+      }
+    }
+    return waiting;
+  }
+
+  /**
+   * An entry from a push or from a reply to this device: applied if it is the next position,
+   * ignored if held already, kept while sync fills the gap before it. A conversation never heard
+   * of is held from position 0, so sync brings it from its start.
+   */
+  _offer(id, entry) {
+    const h = this._hold(id);
+    if (entry.pos <= h.pos) return;
+    if (entry.pos === h.pos + 1 && !h.resetting) {
+      this._apply(h, entry);
+      this._drain(h);
+      return;
+    }
+    h.early.set(entry.pos, { ...entry, round: this._round });
+    // A resync in progress goes on while anything waits; before the first, the ready path syncs.
+    if (!this._resyncing && this._ready) this._resync(this._ws, false);
+  }
+
+  _drain(h) {
+    while (h.early.has(h.pos + 1) && !h.resetting) {
+      const entry = h.early.get(h.pos + 1);
+      h.early.delete(h.pos + 1);
+      this._apply(h, entry);
+    }
+    for (const pos of h.early.keys()) if (pos <= h.pos) h.early.delete(pos);
+  }
+
+  _apply(h, entry) {
+    h.pos = entry.pos;
+    if (entry.message) {
+      const m = entry.message;
+      // A message held already (from a reset's page) is only brought up to date.
+      const known = h.messages.has(m.seq);
+      h.messages.set(m.seq, m);
+      if (m.seq > h.lastSeq) h.lastSeq = m.seq;
+      if (!known && this._loaded) this._emit("message", m);
+      return;
+    }
+    const change = entry.change;
+    const old = h.messages.get(change.seq);
+    const message = old?.id === change.messageId ? changed(old, change, this.userId) : undefined;
+    if (message) h.messages.set(change.seq, message);
+    if (!this._loaded) return;
+    this._emit("changed", { change, message });
+    if (change.type === "recall") this._emit("recalled", change);
+  }
+
+  /** Takes the server's view of a conversation; whether the user's own fields changed. */
+  _takeConversation(h, conversation) {
+    const before = h.conversation;
+    const readSeq = Math.max(before?.readSeq ?? 0, conversation.readSeq ?? 0);
+    h.conversation = { ...conversation, readSeq };
+    return !before || OWN_FIELDS.some((f) => before[f] !== h.conversation[f]);
+  }
+
+  async _refreshConversations() {
+    const stamps = new Map([...this._held.values()].map((h) => [h.id, h.stamp]));
     let cursor;
     do {
       const page = await this.request("/conversation/list", cursor ? { cursor, limit: 100 } : { limit: 100 });
       for (const c of page.conversations) {
-        if (!this._known.has(c.conversationId)) this._known.set(c.conversationId, c.lastSeq);
+        const h = this._held.get(c.conversationId);
+        if (h && h.stamp === stamps.get(h.id) && this._takeConversation(h, c)) this._emit("conversation", h.conversation);
       }
       cursor = page.nextCursor;
     } while (cursor);
   }
 
-  /** After a reconnection: everything past the known seqs, in order, once. */
-  // Answers are paged by bytes: a large backlog takes many rounds, each of which carries at
-  // least one message, so a round that carries none means the server is not moving on.
-  async _resync() {
-    for (;;) {
-      const conversations = [...this._known].map(([conversationId, seq]) => ({ conversationId, seq }));
-      const reply = await this.request("/message/sync", { conversations });
-      for (const c of reply.conversations) {
-        for (const m of c.messages) this._deliver(m);
-        if (c.hasMore) await this._fill(c.conversation.conversationId);
-      }
-      if (!reply.hasMore) return;
-      if (!reply.conversations.some((c) => c.messages.length)) {
-        throw new ChatgateError("sync.stalled", "the server answered a sync with more to come but nothing in it");
-      }
+  _unread(h) {
+    const readSeq = h.conversation?.readSeq ?? 0;
+    let unread = 0;
+    for (const m of h.messages.values()) {
+      if (m.seq > readSeq && m.from !== this.userId && m.status === "normal" && m.kind !== "system") unread += 1;
     }
+    return unread;
   }
 
   /**
-   * Hands a message to the app exactly once and in seq order: a repeat is dropped, an early one
-   * waits while the gap before it is filled from history.
+   * What the device holds of a conversation (or, without an id, of each):
+   * `{conversationId, pos, lastSeq, readSeq, unread, conversation, messages}`, messages in seq
+   * order as they are now. `unread` is counted over the messages held, by the server's rule.
    */
-  _deliver(message) {
-    const id = message.conversationId;
-    const last = this._known.get(id);
-    if (last === undefined) {
-      // A conversation new to this device: it starts here.
-      this._known.set(id, message.seq);
-      this._emit("message", message);
-      this._drainEarly(id);
-      return;
-    }
-    if (message.seq <= last) return;
-    if (message.seq === last + 1) {
-      this._known.set(id, message.seq);
-      this._emit("message", message);
-      this._drainEarly(id);
-      return;
-    }
-    if (!this._early.has(id)) this._early.set(id, new Map());
-    this._early.get(id).set(message.seq, message);
-    this._fill(id).catch((err) => this._emit("error", err));
+  held(conversationId) {
+    if (conversationId === undefined) return [...this._held.keys()].map((id) => this.held(id));
+    const h = this._held.get(conversationId);
+    if (!h) return undefined;
+    return {
+      conversationId: h.id,
+      pos: h.pos,
+      lastSeq: h.lastSeq,
+      readSeq: h.conversation?.readSeq ?? 0,
+      unread: this._unread(h),
+      conversation: h.conversation,
+      messages: [...h.messages.values()],
+    };
   }
 
-  _drainEarly(id) {
-    const early = this._early.get(id);
-    if (!early) return;
-    let next = this._known.get(id) + 1;
-    while (early.has(next)) {
-      const m = early.get(next);
-      early.delete(next);
-      this._known.set(id, next);
-      this._emit("message", m);
-      next += 1;
-    }
-    for (const seq of early.keys()) if (seq < next) early.delete(seq);
-    if (early.size === 0) this._early.delete(id);
+  // ---- the outbox ----
+
+  /**
+   * Queues a request that changes something, until the server acknowledges it or `sendTimeout`
+   * passes: it survives disconnections and goes out in order once synced again. `key` names
+   * what it does: the same request made again while it is the last queued for its `target` is
+   * the same request, not a second one. Requests on one target (a message's status or content,
+   * one reaction, a conversation's state, the sends to one conversation) are in flight one at a
+   * time and in order: when a connection drops at most one of them is in doubt per target, and
+   * its retry finds it made (the server then changes nothing) or makes it, so each is applied
+   * at most once; and a send refused for a while (rate limited) is not overtaken by the next.
+   * Requests on other targets go on meanwhile.
+   */
+  _enqueue({ key, route, data, target, done }) {
+    const last = this._outbox.findLast((op) => op.target === target);
+    if (last?.key === key) return last.promise;
+    const op = { key, route, data, target, done, inflight: false, attempts: 0, lastError: null };
+    op.promise = new Promise((resolve, reject) => {
+      op.resolve = resolve;
+      op.reject = reject;
+    });
+    op.deadline = Date.now() + this.sendTimeout;
+    op.timer = setTimeout(() => {
+      if (!op.inflight) this._finish(op, op.lastError || new ChatgateError("not_connected", `${route} was not sent in time`));
+    }, this.sendTimeout);
+    this._outbox.push(op);
+    this._pump();
+    return op.promise;
   }
 
-  /** Pages a conversation's history forward from the known seq until nothing is missing. */
-  async _fill(id) {
-    if (this._filling.has(id)) return;
-    this._filling.add(id);
-    try {
-      for (;;) {
-        const afterSeq = this._known.get(id) ?? 0;
-        const reply = await this.request("/message/history", { conversationId: id, afterSeq, limit: 100 });
-        for (const m of reply.messages) this._deliver(m);
-        if (!reply.hasMore || !reply.messages.length) break;
-      }
-    } finally {
-      this._filling.delete(id);
+  /** How many sends and changes wait for the server's acknowledgement. */
+  get queued() {
+    return this._outbox.length;
+  }
+
+  /** Takes `op` out of the queue, settling it with `result` (an error rejects). */
+  _finish(op, result) {
+    const i = this._outbox.indexOf(op);
+    if (i < 0) return;
+    this._outbox.splice(i, 1);
+    clearTimeout(op.timer);
+    if (result instanceof Error) op.reject(result);
+    else op.resolve(result);
+  }
+
+  _abandon(err) {
+    for (const op of [...this._outbox]) this._finish(op, err);
+  }
+
+  /** Sends what may go now, in order; a request waits only for the one before it on its target. */
+  _pump() {
+    if (!this._ready || Date.now() < this._pausedUntil) return;
+    const inflight = this._outbox.filter((op) => op.inflight);
+    const busy = new Set(inflight.map((op) => op.target));
+    let room = this._window - inflight.length;
+    for (const op of this._outbox) {
+      if (room <= 0) return;
+      if (op.inflight || busy.has(op.target)) continue;
+      busy.add(op.target);
+      room -= 1;
+      this._dispatch(op);
     }
+  }
+
+  _dispatch(op) {
+    op.inflight = true;
+    op.attempts += 1;
+    this.request(op.route, op.data).then(
+      (reply) => {
+        op.inflight = false;
+        if (!this._outbox.includes(op)) return;
+        this._window = Math.min(OUTBOX_WINDOW, this._window + 1);
+        let result;
+        try {
+          result = op.done(reply);
+        } catch (err) {
+          this._emit("error", err);
+          result = reply;
+        }
+        this._finish(op, result);
+        this._pump();
+      },
+      (err) => {
+        op.inflight = false;
+        if (!this._outbox.includes(op)) return;
+        const retry = err instanceof ChatgateError && RETRYABLE.has(err.reason) && this._wantOpen && Date.now() < op.deadline;
+        if (!retry) {
+          this._finish(op, err);
+          this._pump();
+          return;
+        }
+        op.lastError = err;
+        // A lost connection: the next ready flushes (asking again at once would spin until the
+        // close is noticed). Otherwise the server is there but could not serve: wait before
+        // asking again, all of the queue, to keep its order.
+        if (err.reason === "rate_limited") {
+          this._window = Math.max(1, this._window >> 1);
+          this._pause(err.retryAfter || 1000);
+        } else if (err.reason === "timeout" || err.reason === "unavailable") {
+          this._pause(this.reconnectDelay(Math.min(op.attempts - 1, 4)));
+        }
+      },
+    );
+  }
+
+  _pause(ms) {
+    this._pausedUntil = Math.max(this._pausedUntil, Date.now() + ms);
+    clearTimeout(this._pauseTimer);
+    this._pauseTimer = setTimeout(() => this._pump(), this._pausedUntil - Date.now());
+  }
+
+  /** A change to a message, queued; its reply is applied at the change's log position. */
+  _change(route, type, data, target) {
+    return this._enqueue({
+      key: `${route} ${JSON.stringify(data)}`,
+      route,
+      data,
+      target,
+      done: (reply) => {
+        if (reply.pos != null) {
+          this._offer(reply.message.conversationId, { pos: reply.pos, change: this._ownChange(type, data, reply) });
+        }
+        return reply;
+      },
+    });
+  }
+
+  /**
+   * The change this device made, as other devices get it pushed. The reply does not say when:
+   * `at` is the edit time for an edit and this device's clock otherwise.
+   */
+  _ownChange(type, data, { message, pos }) {
+    const change = { type, conversationId: message.conversationId, messageId: message.id, seq: message.seq, pos, by: this.userId };
+    change.at = type === "edit" ? message.editedAt : Date.now();
+    if (type === "edit") change.content = message.content;
+    if (type === "react" || type === "unreact") {
+      change.key = data.key;
+      change.count = message.reactions?.find((r) => r.key === data.key)?.count ?? 0;
+    }
+    return change;
+  }
+
+  /** A conversation's state changed by this device: a newer snapshot than any push before it. */
+  _ownConversation(conversation) {
+    const h = this._hold(conversation.conversationId);
+    h.stamp += 1;
+    this._takeConversation(h, conversation);
+    return conversation;
   }
 
   // ---- requests ----
@@ -439,46 +816,27 @@ export class Chatgate {
     });
   }
 
-  _whenOpen(deadline) {
-    if (this._ws && this.state === "open") return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const stop = this.on("ready", () => {
-        stop();
-        clearTimeout(timer);
-        resolve();
-      });
-      const timer = setTimeout(() => {
-        stop();
-        reject(new ChatgateError("timeout", "not connected in time"));
-      }, Math.max(0, deadline - Date.now()));
-    });
-  }
-
   // ---- messages ----
 
   /**
    * Sends a built message (`createText(...)` and the like) to a user (`chatType: "single"`) or
-   * a group. Its clientMsgId is chosen once and kept across retries, which go on (after
-   * reconnections, and rate limits) until the server acknowledges it: a retry never makes a
-   * duplicate. Resolves to the stored message, which is also handed to "message" listeners.
+   * a group. It is queued (offline too) and retried with one clientMsgId, after reconnections
+   * and rate limits, until the server acknowledges it: a retry never makes a duplicate.
+   * Resolves to the stored message, which is also handed to "message" listeners.
    */
-  async send(chatType, to, built, { clientMsgId } = {}) {
+  send(chatType, to, built, { clientMsgId } = {}) {
     const key = clientMsgId || randomId();
     const data = { chatType, to: String(to), kind: built.kind, content: built.content, clientMsgId: key };
-    const deadline = Date.now() + this.sendTimeout;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this._whenOpen(deadline);
-        const reply = await this.request("/message/send", data);
-        this._deliver(reply.message);
-        return reply.message;
-      } catch (err) {
-        const retry = err instanceof ChatgateError && RETRYABLE.has(err.reason) && this._wantOpen;
-        if (!retry || Date.now() >= deadline) throw err;
-        const wait = err.reason === "rate_limited" ? err.retryAfter || 1000 : this.reconnectDelay(Math.min(attempt, 4));
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
+    return this._enqueue({
+      key: `send ${key}`,
+      route: "/message/send",
+      data,
+      target: `conversation ${chatType} ${data.to}`,
+      done: ({ message }) => {
+        this._offer(message.conversationId, { pos: message.pos, message });
+        return message;
+      },
+    });
   }
 
   /** Sends text to a user. */
@@ -491,9 +849,40 @@ export class Chatgate {
     return this.request("/message/history", strip({ conversationId, beforeSeq, afterSeq, limit }));
   }
 
-  /** Recalls a message. */
+  /** Recalls a message: `{message, pos}`. Queued, as every change. */
   recall(messageId) {
-    return this.request("/message/recall", { messageId: String(messageId) });
+    const id = String(messageId);
+    return this._change("/message/recall", "recall", { messageId: id }, `message ${id}`);
+  }
+
+  /** Deletes a message for everyone (a tombstone keeps its place): `{message, pos}`. */
+  deleteForEveryone(messageId) {
+    const id = String(messageId);
+    return this._change("/message/delete", "delete", { messageId: id }, `message ${id}`);
+  }
+
+  /** Edits a text message: `content` is new text, or `{text, mentions?}`. Resolves to `{message, pos}`. */
+  edit(messageId, content) {
+    const id = String(messageId);
+    const data = { messageId: id, content: typeof content === "string" ? { text: content } : content };
+    return this._change("/message/edit", "edit", data, `message ${id}`);
+  }
+
+  /** Adds the user's reaction `key` (an emoji or a short name): `{message, pos}`. */
+  react(messageId, key) {
+    const id = String(messageId);
+    return this._change("/message/react", "react", { messageId: id, key }, `reaction ${id} ${key}`);
+  }
+
+  /** Removes the user's reaction `key`: `{message, pos}`. */
+  unreact(messageId, key) {
+    const id = String(messageId);
+    return this._change("/message/unreact", "unreact", { messageId: id, key }, `reaction ${id} ${key}`);
+  }
+
+  /** A message's earlier contents, oldest first: `[{version, content, replacedAt}]`. */
+  versions(messageId) {
+    return this.request("/message/versions", { messageId: String(messageId) }).then((d) => d.versions);
   }
 
   /** Tells the other participants the user is typing. */
@@ -523,14 +912,27 @@ export class Chatgate {
     return this.request("/conversation/unread", {});
   }
 
-  /** Marks a conversation read up to `seq`. */
+  /** Marks a conversation read up to `seq`. Queued. */
   markRead(conversationId, seq) {
-    return this.request("/conversation/read", { conversationId, seq }).then((d) => d.conversation);
+    return this._enqueue({
+      key: `read ${conversationId} ${seq}`,
+      route: "/conversation/read",
+      data: { conversationId, seq },
+      target: `read ${conversationId}`,
+      done: (d) => this._ownConversation(d.conversation),
+    });
   }
 
-  /** Pins, mutes, hides or sets the draft of a conversation. */
+  /** Pins, mutes, hides or sets the draft of a conversation. Queued. */
   updateConversation(conversationId, patch) {
-    return this.request("/conversation/update", { conversationId, ...patch }).then((d) => d.conversation);
+    const data = { conversationId, ...patch };
+    return this._enqueue({
+      key: `update ${JSON.stringify(data)}`,
+      route: "/conversation/update",
+      data,
+      target: `conversation ${conversationId}`,
+      done: (d) => this._ownConversation(d.conversation),
+    });
   }
 
   // ---- users ----
