@@ -79,7 +79,7 @@ export interface Change {
   /** The change's position in the conversation's log. */
   pos: number;
   by: string;
-  /** When, ms; for a change this device made, the edit time of an edit and this device's clock otherwise. */
+  /** When, ms. */
   at: number;
   /** `edit`: the content since. */
   content?: Record<string, unknown>;
@@ -89,10 +89,12 @@ export interface Change {
   count?: number;
 }
 
-/** `{message, pos}`: a message after a change to it; `pos` null when nothing changed (it was so already). */
+/** `{message, pos, change}`: a message after a change to it; `pos` and `change` null when nothing changed (it was so already). */
 export interface Changed {
   message: Message;
   pos: number | null;
+  /** The change as other sessions are pushed it. */
+  change: Change | null;
 }
 
 export interface Version {

@@ -578,6 +578,10 @@ export class Chatgate {
       const known = h.messages.has(m.seq);
       h.messages.set(m.seq, m);
       if (m.seq > h.lastSeq) h.lastSeq = m.seq;
+      // As on the server: sending a message (not a system one) reads the conversation up to it.
+      if (m.from === this.userId && m.kind !== "system" && h.conversation && m.seq > (h.conversation.readSeq ?? 0)) {
+        h.conversation = { ...h.conversation, readSeq: m.seq };
+      }
       if (!known && this._loaded) this._emit("message", m);
       return;
     }
@@ -752,34 +756,18 @@ export class Chatgate {
   }
 
   /** A change to a message, queued; its reply is applied at the change's log position. */
-  _change(route, type, data, target) {
+  _change(route, data, target) {
     return this._enqueue({
       key: `${route} ${JSON.stringify(data)}`,
       route,
       data,
       target,
       done: (reply) => {
-        if (reply.pos != null) {
-          this._offer(reply.message.conversationId, { pos: reply.pos, change: this._ownChange(type, data, reply) });
-        }
+        // The reply carries the change as other sessions are pushed it.
+        if (reply.change) this._offer(reply.message.conversationId, { pos: reply.change.pos, change: reply.change });
         return reply;
       },
     });
-  }
-
-  /**
-   * The change this device made, as other devices get it pushed. The reply does not say when:
-   * `at` is the edit time for an edit and this device's clock otherwise.
-   */
-  _ownChange(type, data, { message, pos }) {
-    const change = { type, conversationId: message.conversationId, messageId: message.id, seq: message.seq, pos, by: this.userId };
-    change.at = type === "edit" ? message.editedAt : Date.now();
-    if (type === "edit") change.content = message.content;
-    if (type === "react" || type === "unreact") {
-      change.key = data.key;
-      change.count = message.reactions?.find((r) => r.key === data.key)?.count ?? 0;
-    }
-    return change;
   }
 
   /** A conversation's state changed by this device: a newer snapshot than any push before it. */
@@ -852,32 +840,32 @@ export class Chatgate {
   /** Recalls a message: `{message, pos}`. Queued, as every change. */
   recall(messageId) {
     const id = String(messageId);
-    return this._change("/message/recall", "recall", { messageId: id }, `message ${id}`);
+    return this._change("/message/recall", { messageId: id }, `message ${id}`);
   }
 
   /** Deletes a message for everyone (a tombstone keeps its place): `{message, pos}`. */
   deleteForEveryone(messageId) {
     const id = String(messageId);
-    return this._change("/message/delete", "delete", { messageId: id }, `message ${id}`);
+    return this._change("/message/delete", { messageId: id }, `message ${id}`);
   }
 
   /** Edits a text message: `content` is new text, or `{text, mentions?}`. Resolves to `{message, pos}`. */
   edit(messageId, content) {
     const id = String(messageId);
     const data = { messageId: id, content: typeof content === "string" ? { text: content } : content };
-    return this._change("/message/edit", "edit", data, `message ${id}`);
+    return this._change("/message/edit", data, `message ${id}`);
   }
 
   /** Adds the user's reaction `key` (an emoji or a short name): `{message, pos}`. */
   react(messageId, key) {
     const id = String(messageId);
-    return this._change("/message/react", "react", { messageId: id, key }, `reaction ${id} ${key}`);
+    return this._change("/message/react", { messageId: id, key }, `reaction ${id} ${key}`);
   }
 
   /** Removes the user's reaction `key`: `{message, pos}`. */
   unreact(messageId, key) {
     const id = String(messageId);
-    return this._change("/message/unreact", "unreact", { messageId: id, key }, `reaction ${id} ${key}`);
+    return this._change("/message/unreact", { messageId: id, key }, `reaction ${id} ${key}`);
   }
 
   /** A message's earlier contents, oldest first: `[{version, content, replacedAt}]`. */

@@ -215,7 +215,7 @@ pub struct MessageRef {
     pub message_id: Option<MessageId>,
 }
 
-/// `{message, pos}`: a message after a change to it.
+/// `{message, pos, change}`: a message after a change to it.
 #[derive(Debug, Serialize)]
 pub struct ChangeReply {
     /// The message as it is now.
@@ -223,6 +223,8 @@ pub struct ChangeReply {
     /// The change's position in the conversation's log; null when the message was in that
     /// state already and nothing changed.
     pub pos: Option<i64>,
+    /// The change as logged, as the other sessions are pushed it; null with `pos`.
+    pub change: Option<ChangeInfo>,
 }
 
 /// `POST /message/edit`.
@@ -349,7 +351,11 @@ fn target(message_id: Option<MessageId>) -> Result<MessageId> {
 }
 
 fn changed(made: Made) -> ChangeReply {
-    ChangeReply { message: made.message.into(), pos: made.pos }
+    ChangeReply {
+        message: made.message.into(),
+        pos: made.change.as_ref().map(|c| c.pos),
+        change: made.change.map(Into::into),
+    }
 }
 
 /// `POST /message/recall`.

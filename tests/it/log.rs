@@ -13,6 +13,7 @@ on_both!(
     a_device_away_learns_every_change_from_sync,
     edits_keep_their_versions_within_the_rules,
     reactions_are_idempotent_and_bounded,
+    a_change_retried_late_is_answered_as_done,
 );
 
 /// What a client holds of one message: its status, content, edit time and reaction counts.
@@ -312,4 +313,28 @@ async fn reactions_are_idempotent_and_bounded(backend: Backend) {
     alice.call("/message/react", json!({"messageId": id, "key": "k7"})).await.ok();
     let (mut eve, _) = user(&server, Via::Http, "react-eve").await;
     eve.call("/message/react", json!({"messageId": id, "key": "🎉"})).await.fails("not_found");
+}
+
+async fn a_change_retried_late_is_answered_as_done(backend: Backend) {
+    let server = Server::start_with(backend, &["--recall-window-secs", "1"]).await;
+    let (mut alice, _) = user(&server, Via::Http, "late-alice").await;
+    let (_, bob_id) = user(&server, Via::Http, "late-bob").await;
+    let text =
+        json!({"chatType": "single", "to": bob_id, "kind": "text", "content": {"text": "oops"}, "clientMsgId": "late"});
+    let sent = alice.call("/message/send", text).await.ok()["message"].clone();
+    let recalled = alice.call("/message/recall", json!({"messageId": sent["id"]})).await.ok();
+    assert_eq!(recalled["change"]["pos"], recalled["pos"], "the reply carries the change as pushed");
+    assert_eq!(recalled["change"]["type"], "recall");
+    assert!(recalled["change"]["at"].as_i64().is_some());
+    // The recall window passes before the retry of a recall whose answer was lost.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = alice.call("/message/recall", json!({"messageId": sent["id"]})).await.ok();
+    assert_eq!(
+        (&again["pos"], &again["change"], &again["message"]["status"]),
+        (&Value::Null, &Value::Null, &json!("recalled"))
+    );
+    let deleted = alice.call("/message/delete", json!({"messageId": sent["id"]})).await.ok();
+    assert_eq!(deleted["message"]["status"], "deleted");
+    let again = alice.call("/message/delete", json!({"messageId": sent["id"]})).await.ok();
+    assert_eq!(again["pos"], Value::Null);
 }

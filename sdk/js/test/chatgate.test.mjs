@@ -47,6 +47,8 @@ class Log {
     };
     c.messages.set(m.seq, m);
     c.entries.push({ message: m });
+    // As the server does: sending reads the conversation up to the message, for its sender.
+    if (from === this.me) c.readSeq = Math.max(c.readSeq, m.seq);
     return this.view(m);
   }
 
@@ -227,7 +229,7 @@ class FakeServer {
       case "/message/react":
       case "/message/unreact": {
         const change = log.change(route.slice("/message/".length), data.messageId, { content: data.content, key: data.key });
-        return { message: log.view(log.find(data.messageId)[1]), pos: change?.pos ?? null };
+        return { message: log.view(log.find(data.messageId)[1]), pos: change?.pos ?? null, change: change ?? null };
       }
       case "/conversation/read": {
         const c = log.conversation(data.conversationId);
@@ -571,12 +573,13 @@ test("sends and changes made offline are queued and flushed in order after the r
   // The second send waits for the first, to the same conversation; the others go meanwhile.
   assert.deepEqual(routes.filter((r) => !["/message/sync", "/conversation/list"].includes(r)),
     ["/message/send", "/message/edit", "/message/react", "/conversation/read", "/conversation/update", "/message/send"]);
-  assert.deepEqual([one.seq, two.seq, edited.pos, reacted.pos, read.readSeq, updated.pinned], [3, 4, 4, 5, 2, true]);
+  // Sending reads the conversation up to what was sent: the read to 2 finds it at 3 already.
+  assert.deepEqual([one.seq, two.seq, edited.pos, reacted.pos, read.readSeq, updated.pinned], [3, 4, 4, 5, 3, true]);
   const summary = seen.map(([name, d]) => (name === "message" ? `message ${d.content.text}` : `changed ${d.change.type} ${d.change.pos}`));
   assert.deepEqual(summary, ["message one", "changed edit 4", "changed react 5", "message two"]);
   assert.deepEqual(client.held("s:1:2").messages[0].reactions, [{ key: "👍", count: 1, mine: true }]);
   holdsTheLog(client, server, "s:1:2");
-  assert.deepEqual([client.held("s:1:2").readSeq, client.held("s:1:2").conversation.pinned], [2, true]);
+  assert.deepEqual([client.held("s:1:2").readSeq, client.held("s:1:2").conversation.pinned], [4, true]);
   client.close();
 });
 

@@ -7,18 +7,20 @@ use serde_json::Value;
 use super::super::content::validate_content;
 use super::Messages;
 use crate::error::{Error, Result};
-use crate::model::{Alteration, ConversationRef, Identity, Message, MessageId, NewChange, Status, Turn, now_ms};
+use crate::model::{
+    Alteration, Change, ConversationRef, Identity, Message, MessageId, NewChange, Status, Turn, now_ms,
+};
 
 /// Longest reaction key, in bytes: an emoji sequence (flags and families are long) or a name.
 const MAX_REACTION_KEY: usize = 32;
 
-/// A change made: the message as it is now, and the change's position (none when the message
+/// A change made: the message as it is now, and the change as logged (none when the message
 /// was in that state already and nothing was logged).
 pub struct Made {
     /// The message now, with its reactions as the caller sees them.
     pub message: Message,
-    /// The change's position in the conversation's log.
-    pub pos: Option<i64>,
+    /// The change, with its position in the conversation's log.
+    pub change: Option<Change>,
 }
 
 /// An earlier version of an edited message.
@@ -36,6 +38,10 @@ impl Messages {
     /// Recalls a message: its sender within the recall window, or a group's owner or admin.
     pub async fn recall(&self, who: &Identity, message_id: MessageId, turn: &Turn) -> Result<Made> {
         let (message, conversation) = self.changeable(who, message_id).await?;
+        // A retry whose answer was lost may come after the window: what it asked is done.
+        if message.status == Status::Recalled {
+            return self.unchanged(who, message).await;
+        }
         let own_in_time = message.from == who.user_id && now_ms() - message.sent_at <= self.limits.recall_window_ms;
         if !own_in_time && !self.moderates(who, conversation, &message).await? {
             return Err(Error::Forbidden);
@@ -47,6 +53,9 @@ impl Messages {
     /// keeps its place as a `deleted` tombstone.
     pub async fn delete(&self, who: &Identity, message_id: MessageId, turn: &Turn) -> Result<Made> {
         let (message, conversation) = self.changeable(who, message_id).await?;
+        if message.status == Status::Deleted {
+            return self.unchanged(who, message).await;
+        }
         if message.from != who.user_id && !self.moderates(who, conversation, &message).await? {
             return Err(Error::Forbidden);
         }
@@ -132,9 +141,15 @@ impl Messages {
             at: now_ms(),
             session: who.session,
         };
-        let pos = self.store.change_message(change, turn).await?.map(|c| c.pos);
+        let change = self.store.change_message(change, turn).await?;
         let mut message = self.store.message(message.id).await?.ok_or(Error::NotFound)?;
         self.with_reactions(who, std::iter::once(&mut message)).await?;
-        Ok(Made { message, pos })
+        Ok(Made { message, change })
+    }
+
+    /// The answer to a change the message already shows.
+    async fn unchanged(&self, who: &Identity, mut message: Message) -> Result<Made> {
+        self.with_reactions(who, std::iter::once(&mut message)).await?;
+        Ok(Made { message, change: None })
     }
 }
