@@ -10,7 +10,7 @@ COMMENT ON COLUMN users.feed_pos IS 'position of the newest entry of the user''s
 CREATE TABLE user_change (
     user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     pos     BIGINT NOT NULL,
-    kind    TEXT   NOT NULL CHECK (kind IN ('conversation','group','profile')),
+    kind    TEXT   NOT NULL CHECK (kind IN ('conversation','group','profile','hidden')),
     subject TEXT   NOT NULL,
     at      BIGINT NOT NULL,
     PRIMARY KEY (user_id, pos)

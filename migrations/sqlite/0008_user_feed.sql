@@ -9,8 +9,8 @@ ALTER TABLE users ADD COLUMN feed_pos INTEGER NOT NULL DEFAULT 0; -- position of
 CREATE TABLE user_change (
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, -- whose feed
     pos     INTEGER NOT NULL,                  -- position in the user's feed: 1, 2, 3...
-    kind    TEXT    NOT NULL CHECK (kind IN ('conversation','group','profile')), -- what changed
-    subject TEXT    NOT NULL,                  -- which: the conversation id, the group id, or the user id
+    kind    TEXT    NOT NULL CHECK (kind IN ('conversation','group','profile','hidden')), -- what changed; 'hidden' is a message deleted for this user only
+    subject TEXT    NOT NULL,                  -- which: the conversation id, the group id, the user id, or the message id
     at      INTEGER NOT NULL,                  -- when
     PRIMARY KEY (user_id, pos)
 );

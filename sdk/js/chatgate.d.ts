@@ -63,7 +63,8 @@ export interface Message {
   clientMsgId: string;
   sentAt: number;
   /** `deleted`: deleted for everyone, a tombstone in its place. */
-  status: "normal" | "recalled" | "deleted";
+  /** `hidden`: deleted for this user only (others see it as it is). */
+  status: "normal" | "recalled" | "deleted" | "hidden";
   /** When its sender last edited it. */
   editedAt: number | null;
   /** By key, about in the order keys first appeared. */
@@ -159,6 +160,8 @@ export interface Events {
   message: Message;
   /** Every change to a message, own ones included, once, in log order; `message` as it is now, if held. */
   changed: { change: Change; message?: Message };
+  /** A message this user deleted for themselves, here or on another device; it now reads as `hidden`. */
+  hidden: { conversationId: string; messageId: string; seq: number; message: Message };
   /** A `changed` of type `recall`, for the apps that only show recalls. */
   recalled: Change;
   /** The log no longer reaches what was held: drop what is shown of the conversation and show these (its newest page). */
@@ -246,6 +249,7 @@ export type Route =
   | "/message/edit"
   | "/message/react"
   | "/message/unreact"
+  | "/message/hide"
   | "/message/versions"
   | "/message/typing"
   | "/message/readers"
@@ -285,6 +289,8 @@ export class Chatgate {
   history(conversationId: string, options?: { beforeSeq?: number; afterSeq?: number; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
   recall(messageId: string): Promise<Changed>;
   deleteForEveryone(messageId: string): Promise<Changed>;
+  /** Deletes a message for this user only (queued like every change). */
+  deleteForMe(messageId: string): Promise<{ message: Message }>;
   edit(messageId: string, content: string | { text: string; mentions?: string[] | "all" }): Promise<Changed>;
   react(messageId: string, key: string): Promise<Changed>;
   unreact(messageId: string, key: string): Promise<Changed>;

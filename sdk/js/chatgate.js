@@ -370,6 +370,9 @@ export class Chatgate {
       case "message.reaction":
         this._offer(data.conversationId, { pos: data.pos, change: data });
         break;
+      case "message.hidden":
+        this._hideHeld(data);
+        break;
       case "message.read":
         this._emit("read", data);
         break;
@@ -847,6 +850,33 @@ export class Chatgate {
   deleteForEveryone(messageId) {
     const id = String(messageId);
     return this._change("/message/delete", { messageId: id }, `message ${id}`);
+  }
+
+  /**
+   * Deletes a message for this user only: their devices show it as `hidden`, others as it is,
+   * and it stops counting as unread. Queued like every change. Resolves to `{message}`.
+   */
+  deleteForMe(messageId) {
+    const id = String(messageId);
+    return this._enqueue({
+      key: `/message/hide ${id}`,
+      route: "/message/hide",
+      data: { messageId: id },
+      target: `message ${id}`,
+      done: (reply) => {
+        this._hideHeld({ conversationId: reply.message.conversationId, messageId: id, seq: reply.message.seq });
+        return reply;
+      },
+    });
+  }
+
+  /** A message this user deleted for themselves, here or on another device. */
+  _hideHeld({ conversationId, messageId, seq }) {
+    const m = this._held.get(conversationId)?.messages.get(seq);
+    if (!m || m.id !== messageId || m.status === "hidden") return;
+    const hidden = { ...m, status: "hidden", content: {}, reactions: [] };
+    this._held.get(conversationId).messages.set(seq, hidden);
+    this._emit("hidden", { conversationId, messageId, seq, message: hidden });
   }
 
   /** Edits a text message: `content` is new text, or `{text, mentions?}`. Resolves to `{message, pos}`. */

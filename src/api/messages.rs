@@ -186,6 +186,18 @@ pub enum FeedChange {
         /// The group.
         group_id: GroupId,
     },
+    /// `{type: "hidden", pos, conversationId, messageId, seq}`: a message the caller deleted for
+    /// themselves.
+    Hidden {
+        /// Position.
+        pos: i64,
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// The message.
+        message_id: MessageId,
+        /// Its seq.
+        seq: i64,
+    },
     /// `{type: "profile", pos, userinfo}`: the caller's own profile.
     Profile {
         /// Position.
@@ -202,6 +214,9 @@ impl From<(i64, Fed)> for FeedChange {
             Fed::Group(group) => FeedChange::Group { pos, group: group.into() },
             Fed::Left(group_id) => FeedChange::Left { pos, group_id },
             Fed::Profile(user) => FeedChange::Profile { pos, userinfo: user.into() },
+            Fed::Hidden(m) => {
+                FeedChange::Hidden { pos, conversation_id: m.conversation_id, message_id: m.id, seq: m.seq }
+            }
         }
     }
 }
@@ -384,6 +399,11 @@ pub(super) async fn react(api: &Api, cx: &Ctx<'_>, req: ReactMessage) -> Result<
 pub(super) async fn unreact(api: &Api, cx: &Ctx<'_>, req: ReactMessage) -> Result<ChangeReply> {
     let messages = &api.domain.messages;
     Ok(changed(messages.react(cx.who()?, target(req.message_id)?, req.key, false, cx.turn()).await?))
+}
+
+/// `POST /message/hide`.
+pub(super) async fn hide(api: &Api, cx: &Ctx<'_>, req: MessageRef) -> Result<MessageReply> {
+    Ok(MessageReply { message: api.domain.messages.hide(cx.who()?, target(req.message_id)?).await?.into() })
 }
 
 /// `GET /message/versions`.

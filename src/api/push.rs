@@ -13,7 +13,8 @@ use super::groups::GroupReply;
 use super::messages::MessageReply;
 use super::views::ChangeInfo;
 use crate::model::{
-    Change, Changed, ConversationId, ConversationView, Group, GroupId, KickReason, MemberChange, Message, UserId,
+    Change, Changed, ConversationId, ConversationView, Group, GroupId, KickReason, MemberChange, Message, MessageId,
+    UserId,
 };
 
 /// A server push, encoded lazily and at most once per format.
@@ -98,6 +99,8 @@ pub mod event {
     pub const MESSAGE_EDITED: &str = "message.edited";
     /// A reaction was added or removed; a change with `key` and `count`.
     pub const MESSAGE_REACTION: &str = "message.reaction";
+    /// The user deleted a message for themselves on another device; `{conversationId, messageId, seq}`.
+    pub const MESSAGE_HIDDEN: &str = "message.hidden";
     /// The peer read up to a seq; `{conversationId, userId, seq}`.
     pub const MESSAGE_READ: &str = "message.read";
     /// Someone is typing; `{conversationId, userId}`.
@@ -139,6 +142,14 @@ struct GroupMember<'a> {
 struct GroupDismissed {
     group_id: GroupId,
     by: UserId,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Hidden {
+    conversation_id: ConversationId,
+    message_id: MessageId,
+    seq: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -196,6 +207,11 @@ pub fn message_changed(change: Change) -> Push {
         Changed::Reaction { .. } => event::MESSAGE_REACTION,
     };
     Push::new(name, ChangeInfo::from(change))
+}
+
+/// `message.hidden {conversationId, messageId, seq}`.
+pub fn message_hidden(conversation_id: ConversationId, message_id: MessageId, seq: i64) -> Push {
+    Push::new(event::MESSAGE_HIDDEN, Hidden { conversation_id, message_id, seq })
 }
 
 /// `message.read {conversationId, userId, seq}`.

@@ -173,6 +173,7 @@ pub static ROUTES: &[Route] = &[
     route!(Post "/message/edit", User, Client, Order::Log, EditMessage => ChangeReply, messages::edit),
     route!(Post "/message/react", User, Client, Order::Log, ReactMessage => ChangeReply, messages::react),
     route!(Post "/message/unreact", User, Client, Order::Log, ReactMessage => ChangeReply, messages::unreact),
+    route!(Post "/message/hide", User, Client, Order::Key("messageId"), MessageRef => MessageReply, messages::hide),
     route!(Get "/message/versions", User, Client, MessageRef => VersionsReply, messages::versions),
     route!(Post "/message/typing", User, Client, ConversationArg => Done, messages::typing),
     route!(Get "/message/readers", User, Client, MessageRef => ReadersReply, messages::readers),

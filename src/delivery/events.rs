@@ -39,6 +39,10 @@ impl Events for Gateway {
             Event::MessageChanged { change, audience, skip_session } => {
                 self.fan_out(push::message_changed(change), &audience, skip_session);
             }
+            Event::MessageHidden { user_id, conversation_id, message_id, seq, skip_session } => {
+                let push = push::message_hidden(conversation_id, message_id, seq);
+                self.fan_out(push, &Audience::Users(vec![user_id]), skip_session);
+            }
             Event::Typing { conversation_id, user_id, audience } => {
                 self.fan_out(push::typing(conversation_id, user_id), &audience, None);
             }

@@ -2,7 +2,7 @@
 //! changed after the device's feed position, its state now. A device that was away learns that
 //! it left a group (or was removed, or the group was dismissed), that it joined one, that a
 //! group's info changed, that a conversation was read, pinned or given a draft on another
-//! device, and its own profile.
+//! device, that it deleted a message for itself, and its own profile.
 //!
 //! Its cost follows the changes since the position, not the user's conversations: one query for
 //! the entries, then one per family of what they name.
@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use super::budget::{Budget, SYNC_FEED_BUDGET, view_estimate};
 use super::conversation::Conversations;
 use crate::error::Result;
-use crate::model::{ConversationId, ConversationView, FeedKind, Group, GroupId, Identity, User};
+use crate::model::{ConversationId, ConversationView, FeedKind, Group, GroupId, Identity, Message, MessageId, User};
 
 /// Feed entries read per sync at most.
 const FEED_PAGE: i64 = 100;
@@ -30,6 +30,8 @@ pub enum Fed {
     Left(GroupId),
     /// The user's own profile.
     Profile(User),
+    /// A message the user deleted for themselves.
+    Hidden(Message),
 }
 
 /// A page of the feed.
@@ -74,6 +76,12 @@ impl Conversations {
                 }
             }
         }
+        let hidden: Vec<MessageId> = subjects(FeedKind::Hidden).filter_map(|s| s.parse().ok()).map(MessageId).collect();
+        for message in self.store.messages_by_ids(&hidden).await? {
+            if let Some(&pos) = latest.get(&(FeedKind::Hidden, message.id.to_string().as_str())) {
+                fed.push((pos, Fed::Hidden(message)));
+            }
+        }
         if let Some(&pos) = latest.get(&(FeedKind::Profile, who.user_id.to_string().as_str())) {
             fed.extend(self.store.user_by_id(who.user_id).await?.map(|user| (pos, Fed::Profile(user))));
         }
@@ -100,7 +108,7 @@ fn size(item: &Fed) -> usize {
         Fed::Group(group) => {
             ENTRY_OVERHEAD + 2 * (group.name.len() + group.avatar.len() + group.intro.len() + group.notice.len())
         }
-        Fed::Left(_) => ENTRY_OVERHEAD,
+        Fed::Left(_) | Fed::Hidden(_) => ENTRY_OVERHEAD,
         Fed::Profile(user) => {
             let p = &user.profile;
             ENTRY_OVERHEAD + 2 * (user.username.len() + p.nickname.len() + p.avatar.len() + p.signature.len())

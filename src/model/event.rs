@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::change::Change;
 use super::conversation::ConversationView;
 use super::group::{Group, MemberAction};
-use super::ids::{ConversationId, GroupId, SessionId, UserId};
+use super::ids::{ConversationId, GroupId, MessageId, SessionId, UserId};
 use super::message::Message;
 
 /// Why sessions are being ended.
@@ -117,6 +117,19 @@ pub enum Event {
         /// Every participant.
         audience: Audience,
         /// The session that made it, which has its reply already.
+        skip_session: Option<SessionId>,
+    },
+    /// A user deleted a message for themselves: their other sessions hear of it.
+    MessageHidden {
+        /// Who.
+        user_id: UserId,
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The message.
+        message_id: MessageId,
+        /// Its seq.
+        seq: i64,
+        /// The session that did it, which has its reply already.
         skip_session: Option<SessionId>,
     },
     /// Someone is typing. Ephemeral: never stored.

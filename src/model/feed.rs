@@ -9,6 +9,8 @@ pub enum FeedKind {
     Group,
     /// The user's own profile.
     Profile,
+    /// A message the user deleted for themselves.
+    Hidden,
 }
 
 impl FeedKind {
@@ -18,12 +20,15 @@ impl FeedKind {
             FeedKind::Conversation => "conversation",
             FeedKind::Group => "group",
             FeedKind::Profile => "profile",
+            FeedKind::Hidden => "hidden",
         }
     }
 
     /// Parses the stored name.
     pub fn parse(s: &str) -> Option<FeedKind> {
-        [FeedKind::Conversation, FeedKind::Group, FeedKind::Profile].into_iter().find(|k| k.as_str() == s)
+        [FeedKind::Conversation, FeedKind::Group, FeedKind::Profile, FeedKind::Hidden]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -34,6 +39,6 @@ pub struct FeedEntry {
     pub pos: i64,
     /// What it is about.
     pub kind: FeedKind,
-    /// Which one: the conversation id, the group id, or the user id.
+    /// Which one: the conversation id, the group id, the user id, or the message id.
     pub subject: String,
 }

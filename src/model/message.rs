@@ -84,6 +84,9 @@ pub enum Status {
     Recalled,
     /// Deleted for everyone: a tombstone in its place, with no content.
     Deleted,
+    /// Deleted for the user reading only: a tombstone in its place for them, with no content.
+    /// Never stored as a status: others see the message as it is.
+    Hidden,
 }
 
 impl Status {
@@ -93,10 +96,11 @@ impl Status {
             Status::Normal => "normal",
             Status::Recalled => "recalled",
             Status::Deleted => "deleted",
+            Status::Hidden => "hidden",
         }
     }
 
-    /// Parses the stored name.
+    /// Parses a stored name (`hidden` is never stored).
     pub fn parse(s: &str) -> Option<Status> {
         [Status::Normal, Status::Recalled, Status::Deleted].into_iter().find(|status| status.as_str() == s)
     }

@@ -75,6 +75,11 @@ pub trait MessageStore: Send + Sync {
     async fn messages_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<Vec<Message>>;
     /// Messages with seq below `before`, descending.
     async fn messages_before(&self, conversation: &ConversationId, before: i64, limit: i64) -> Result<Vec<Message>>;
+    /// Hides a message from `user_id`'s own devices (delete for me): it stops counting as their
+    /// unread, and the hide is an entry of their feed. `false` if it was hidden already.
+    async fn hide_message(&self, user_id: UserId, message: &Message, now: i64) -> Result<bool>;
+    /// Which of `messages` `user_id` has hidden.
+    async fn hidden_among(&self, user_id: UserId, messages: &[MessageId]) -> Result<Vec<MessageId>>;
     /// Entries of a conversation's log after position `after`: at most `limit` of them.
     async fn log_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<LogPage>;
     /// The reactions of `messages`, with `reader`'s own marked, by message.

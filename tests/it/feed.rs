@@ -25,6 +25,7 @@ async fn feed_since(api: &mut Api, mut pos: i64) -> (HashMap<String, Value>, i64
                 "group" => format!("g{}", change["group"]["id"].as_str().unwrap()),
                 "left" => format!("g{}", change["groupId"].as_str().unwrap()),
                 "profile" => "profile".to_owned(),
+                "hidden" => format!("m{}", change["messageId"].as_str().unwrap()),
                 other => panic!("unknown feed change {other}"),
             };
             seen.insert(subject, change.clone());
@@ -53,6 +54,9 @@ async fn a_device_away_learns_its_own_changes_from_the_feed(backend: Backend) {
     let single = alice.call("/message/send", text).await.ok()["message"]["conversationId"].as_str().unwrap().to_owned();
     alice.call("/message/send", json!({"chatType": "group", "to": renamed, "kind": "text", "content": {"text": "hey"}, "clientMsgId": "f2"})).await.ok();
 
+    let other = json!({"chatType": "single", "to": bob_id, "kind": "text", "content": {"text": "ignore me"}, "clientMsgId": "f3"});
+    let unwanted = alice.call("/message/send", other).await.ok()["message"].clone();
+
     // The laptop syncs, then goes away.
     let (_, laptop) = feed_since(&mut bob, 0).await;
     let (again, same) = feed_since(&mut bob, laptop).await;
@@ -69,6 +73,16 @@ async fn a_device_away_learns_its_own_changes_from_the_feed(backend: Backend) {
         .await
         .ok();
     bob.call("/user/info", json!({"userinfo": {"nickname": "Bobby"}})).await.ok();
+    // And deletes one of Alice's messages for himself only: unread, it stops counting.
+    let before =
+        bob.call("/conversation/info", json!({"conversationId": single})).await.ok()["conversation"]["unread"].clone();
+    let hidden = bob.call("/message/hide", json!({"messageId": unwanted["id"]})).await.ok();
+    assert_eq!((&hidden["message"]["status"], &hidden["message"]["content"]), (&json!("hidden"), &json!({})));
+    let after =
+        bob.call("/conversation/info", json!({"conversationId": single})).await.ok()["conversation"]["unread"].clone();
+    assert_eq!((before.as_i64(), after.as_i64()), (Some(1), Some(0)));
+    let hers = alice.call("/message/history", json!({"conversationId": single})).await.ok();
+    assert_eq!(hers["messages"][1]["status"], "normal", "others still see it");
 
     let (changes, reached) = feed_since(&mut bob, laptop).await;
     assert!(reached > laptop);
@@ -79,10 +93,12 @@ async fn a_device_away_learns_its_own_changes_from_the_feed(backend: Backend) {
     assert_eq!(changes[&format!("g{dismissed}")]["type"], "left", "so is a dismissal");
     let read = &changes[&single]["conversation"];
     assert_eq!((read["readSeq"].as_i64(), read["unread"].as_i64()), (Some(1), Some(0)));
+    let gone = &changes[&format!("m{}", unwanted["id"].as_str().unwrap())];
+    assert_eq!((&gone["type"], &gone["seq"]), (&json!("hidden"), &unwanted["seq"]));
     let pinned = &changes[&group_conversation]["conversation"];
     assert_eq!((&pinned["pinned"], &pinned["draft"]), (&json!(true), &json!("later")));
     assert_eq!(changes["profile"]["userinfo"]["nickname"], "Bobby");
-    assert_eq!(changes.len(), 7, "each subject once, at its latest: {:?}", changes.keys());
+    assert_eq!(changes.len(), 8, "each subject once, at its latest: {:?}", changes.keys());
 
     // Alice's feed holds her own changes, not Bob's.
     let (hers, _) = feed_since(&mut alice, 0).await;

@@ -1,6 +1,7 @@
 //! Unread counts are counters kept with the changes that move them, and they stay exact: after a
-//! randomized workload of sends, recalls, deletes, reads and mutes, from several users at once,
-//! every count equals a recount from the messages themselves.
+//! randomized workload of sends, recalls, deletes for everyone and for oneself, reads and mutes,
+//! from several users at once, every count equals a recount from the messages themselves (a
+//! message deleted for oneself reads as `hidden`, and so is not counted).
 
 use std::collections::HashMap;
 
@@ -23,7 +24,7 @@ async fn workload(api: &mut Api, me: usize, conversations: &[(String, Value)], s
     for step in 0..STEPS {
         let (conversation, to) = &conversations[rng.random_range(0..conversations.len())];
         match rng.random_range(0..10) {
-            0..5 => {
+            0..4 => {
                 let data = json!({"chatType": to["chatType"], "to": to["to"], "kind": "text", "content": {"text": format!("{me}:{step}")}, "clientMsgId": format!("u{me}-{step}")});
                 let reply = api.call("/message/send", data).await;
                 if reply.code == 0 {
@@ -37,6 +38,13 @@ async fn workload(api: &mut Api, me: usize, conversations: &[(String, Value)], s
             6 if !mine.is_empty() => {
                 let message = mine.swap_remove(rng.random_range(0..mine.len()));
                 api.call("/message/delete", json!({"messageId": message["id"]})).await.ok();
+            }
+            4 => {
+                // Delete for me someone's message, wherever it is.
+                let page = api.call("/message/history", json!({"conversationId": conversation, "limit": 20})).await;
+                let Some(messages) = page.data["messages"].as_array().filter(|m| !m.is_empty()) else { continue };
+                let message = &messages[rng.random_range(0..messages.len())];
+                api.call("/message/hide", json!({"messageId": message["id"]})).await.ok();
             }
             7 | 8 => {
                 // A one-to-one conversation exists from its first message on.

@@ -231,6 +231,10 @@ class FakeServer {
         const change = log.change(route.slice("/message/".length), data.messageId, { content: data.content, key: data.key });
         return { message: log.view(log.find(data.messageId)[1]), pos: change?.pos ?? null, change: change ?? null };
       }
+      case "/message/hide": {
+        const [, m] = log.find(data.messageId);
+        return { message: { ...log.view(m), status: "hidden", content: {}, reactions: [] } };
+      }
       case "/conversation/read": {
         const c = log.conversation(data.conversationId);
         c.readSeq = Math.max(c.readSeq, data.seq);
@@ -478,6 +482,23 @@ test("a conversation first heard of at a later position is fetched from its star
   await server.when(() => seen.length === 6, "six messages");
   assert.deepEqual(seen.map(([, m]) => m.seq), [1, 2, 3, 4, 5, 6]);
   holdsTheLog(client, server, "g:9");
+  client.close();
+});
+
+test("a message deleted for this user reads as hidden, here and when another device did it", async () => {
+  const server = new FakeServer();
+  const first = server.log.send("s:1:2", "first", { from: "2" });
+  const second = server.log.send("s:1:2", "second", { from: "2" });
+  const client = connected(server);
+  await client.connect();
+  const here = await client.deleteForMe(first.id);
+  assert.equal(here.message.status, "hidden");
+  const elsewhere = next(client, "hidden");
+  server.push("message.hidden", { conversationId: "s:1:2", messageId: second.id, seq: second.seq });
+  assert.equal((await elsewhere).messageId, second.id);
+  const statuses = client.held("s:1:2").messages.map((m) => [m.seq, m.status, JSON.stringify(m.content)]);
+  assert.deepEqual(statuses, [[1, "hidden", "{}"], [2, "hidden", "{}"]]);
+  assert.equal(client.held("s:1:2").unread, 0, "hidden messages are not unread");
   client.close();
 });
 

@@ -38,11 +38,13 @@ impl Messages {
     /// Recalls a message: its sender within the recall window, or a group's owner or admin.
     pub async fn recall(&self, who: &Identity, message_id: MessageId, turn: &Turn) -> Result<Made> {
         let (message, conversation) = self.changeable(who, message_id).await?;
-        // A retry whose answer was lost may come after the window: what it asked is done.
-        if message.status == Status::Recalled {
+        let own = message.from == who.user_id;
+        // The sender's retry whose answer was lost may come after the window: what it asked is
+        // done. (A moderator's is answered so by the log: nothing changes.)
+        if own && message.status == Status::Recalled {
             return self.unchanged(who, message).await;
         }
-        let own_in_time = message.from == who.user_id && now_ms() - message.sent_at <= self.limits.recall_window_ms;
+        let own_in_time = own && now_ms() - message.sent_at <= self.limits.recall_window_ms;
         if !own_in_time && !self.moderates(who, conversation, &message).await? {
             return Err(Error::Forbidden);
         }
@@ -53,9 +55,6 @@ impl Messages {
     /// keeps its place as a `deleted` tombstone.
     pub async fn delete(&self, who: &Identity, message_id: MessageId, turn: &Turn) -> Result<Made> {
         let (message, conversation) = self.changeable(who, message_id).await?;
-        if message.status == Status::Deleted {
-            return self.unchanged(who, message).await;
-        }
         if message.from != who.user_id && !self.moderates(who, conversation, &message).await? {
             return Err(Error::Forbidden);
         }

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::model::turn::FREE;
 use crate::model::{
     Audience, ConversationId, ConversationRef, Event, GroupId, Identity, Message, MessageId, NewMessage, Outgoing,
-    Recipient, Role, Standing, Turn, UserId, now_ms,
+    Recipient, Role, Standing, Status, Turn, UserId, now_ms,
 };
 use crate::store::{Committed, Store};
 
@@ -256,7 +256,8 @@ impl Messages {
         Ok(())
     }
 
-    /// Fills in the reactions of `messages` as `who` sees them: one query for them all.
+    /// Makes `messages` what `who` sees: their reactions, and those `who` deleted for
+    /// themselves as `hidden` tombstones. Two queries for them all.
     pub(super) async fn with_reactions<'m>(
         &self,
         who: &Identity,
@@ -269,7 +270,33 @@ impl Messages {
                 message.reactions.push(reaction);
             }
         }
+        for id in self.store.hidden_among(who.user_id, &ids).await? {
+            if let Some(message) = by_id.get_mut(&id) {
+                message.status = Status::Hidden;
+                message.content = Value::Object(Default::default());
+                message.reactions.clear();
+            }
+        }
         Ok(())
+    }
+
+    /// Deletes a message for the caller only: their devices show it as `hidden`, and it no
+    /// longer counts as their unread. Others see it as it is.
+    pub async fn hide(&self, who: &Identity, message_id: MessageId) -> Result<Message> {
+        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
+        self.participant(who, &message.conversation_id).await?;
+        if self.store.hide_message(who.user_id, &message, now_ms()).await? {
+            self.events.publish(Event::MessageHidden {
+                user_id: who.user_id,
+                conversation_id: message.conversation_id.clone(),
+                message_id,
+                seq: message.seq,
+                skip_session: who.session,
+            });
+        }
+        let mut message = message;
+        self.with_reactions(who, std::iter::once(&mut message)).await?;
+        Ok(message)
     }
 
     /// Who (other than its sender) has read a message.

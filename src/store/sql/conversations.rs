@@ -91,7 +91,8 @@ impl ConversationStore for SqlStore {
         let moved = sqlx::query(
             "UPDATE conversation_member SET read_seq = $1, updated_at = $2, read_countable = $3 - \
                (SELECT COUNT(*) FROM message m WHERE m.conversation_id = $4 AND m.seq > $1 \
-                  AND m.sender_id <> $5 AND m.status = 'normal' AND m.kind <> 'system') \
+                  AND m.sender_id <> $5 AND m.status = 'normal' AND m.kind <> 'system' \
+                  AND m.id NOT IN (SELECT h.message_id FROM message_hidden h WHERE h.user_id = $5)) \
              WHERE conversation_id = $4 AND user_id = $5 AND read_seq < $1",
         )
         .bind(to)

@@ -3,12 +3,15 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::feed::{self, Whom};
 use super::rows::{self, MESSAGE_COLUMNS};
-use super::{SqlStore, placeholders, sql};
+use super::{Backend, SqlStore, placeholders, sql};
 use crate::error::Result;
 use serde_json::Value;
 
-use crate::model::{Change, ConversationId, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId};
+use crate::model::{
+    Change, ConversationId, FeedKind, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId,
+};
 use crate::store::{CommitHook, LogHead, LogPage, MessageStore};
 
 #[async_trait]
@@ -110,6 +113,49 @@ impl MessageStore for SqlStore {
         }
         page.has_more = messages.peek().is_some() || changes.peek().is_some();
         Ok(page)
+    }
+
+    async fn hide_message(&self, user_id: UserId, message: &Message, now: i64) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        // Ordered with the message writer and reads by the conversation row, as they are.
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let text = format!("SELECT id FROM conversation WHERE id = $1{lock}");
+        sqlx::query(sql(text)).bind(&message.conversation_id).fetch_optional(&mut *tx).await?;
+        let hidden = sqlx::query(
+            "INSERT INTO message_hidden (user_id, message_id, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, message_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(message.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if hidden {
+            // Still unread for them (someone else's, counted, past their read position): no more.
+            sqlx::query(
+                "UPDATE conversation_member SET read_countable = read_countable + 1 \
+                 WHERE conversation_id = $1 AND user_id = $2 AND read_seq < $3 AND EXISTS \
+                   (SELECT 1 FROM message m WHERE m.id = $4 AND m.sender_id <> $2 AND m.status = 'normal' AND m.kind <> 'system')",
+            )
+            .bind(&message.conversation_id)
+            .bind(user_id)
+            .bind(message.seq)
+            .bind(message.id)
+            .execute(&mut *tx)
+            .await?;
+            let whom = Whom::Users(&[user_id]);
+            feed::record(&mut tx, self.backend, whom, FeedKind::Hidden, &message.id.to_string(), now).await?;
+        }
+        tx.commit().await?;
+        Ok(hidden)
+    }
+
+    async fn hidden_among(&self, user_id: UserId, messages: &[MessageId]) -> Result<Vec<MessageId>> {
+        let select = "SELECT message_id FROM message_hidden WHERE user_id = $1 AND message_id";
+        let rows = self.fetch_in(select, &[user_id.0], messages.iter().map(|m| m.0)).await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     async fn change_message(&self, change: NewChange, turn: &Turn) -> Result<Option<Change>> {

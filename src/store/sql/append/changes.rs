@@ -105,8 +105,8 @@ async fn empty(tx: &mut Tx<'_>, id: MessageId, status: Status) -> Result<()> {
 }
 
 /// Takes a message that counted as unread out of the unread counters: from the conversation's
-/// countable messages, and from what each participant who had read it (or sent it) holds, so
-/// that only those who had not read it see their count drop.
+/// countable messages, and from what each participant who had read it (or sent it, or hidden
+/// it) holds, so that only those for whom it was unread see their count drop.
 async fn uncount(tx: &mut Tx<'_>, change: &NewChange, seq: i64, sender: UserId, counted: bool) -> Result<()> {
     if !counted {
         return Ok(());
@@ -116,12 +116,13 @@ async fn uncount(tx: &mut Tx<'_>, change: &NewChange, seq: i64, sender: UserId, 
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "UPDATE conversation_member SET read_countable = read_countable - 1 \
-         WHERE conversation_id = $1 AND (read_seq >= $2 OR user_id = $3)",
+        "UPDATE conversation_member SET read_countable = read_countable - 1 WHERE conversation_id = $1 \
+         AND (read_seq >= $2 OR user_id = $3 OR user_id IN (SELECT user_id FROM message_hidden WHERE message_id = $4))",
     )
     .bind(&change.conversation_id)
     .bind(seq)
     .bind(sender)
+    .bind(change.message_id)
     .execute(&mut **tx)
     .await?;
     Ok(())

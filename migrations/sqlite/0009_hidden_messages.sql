@@ -1,0 +1,11 @@
+-- Delete for me: messages a user has hidden from their own devices. Others still see them. A
+-- hidden message no longer counts as unread for its hider (the unread counters move with the
+-- hide, in its transaction), and the hide is an entry of the hider's feed.
+
+CREATE TABLE message_hidden (
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,     -- who hid it
+    message_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,   -- the message
+    at         INTEGER NOT NULL,                                            -- when
+    PRIMARY KEY (user_id, message_id)
+);
+CREATE INDEX message_hidden_message ON message_hidden (message_id);
