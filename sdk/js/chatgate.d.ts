@@ -65,6 +65,8 @@ export interface Message {
   /** `deleted`: deleted for everyone, a tombstone in its place. */
   /** `hidden`: deleted for this user only (others see it as it is). */
   status: "normal" | "recalled" | "deleted" | "hidden";
+  /** A reply's quoted message as it is now (`snippet` empty once it is recalled or deleted); null otherwise. */
+  quote: { messageId: string; from: string; kind: string; status: "normal" | "recalled" | "deleted"; snippet: string } | null;
   /** When its sender last edited it. */
   editedAt: number | null;
   /** By key, about in the order keys first appeared. */

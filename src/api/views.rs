@@ -37,6 +37,24 @@ pub struct MessageInfo {
     pub edited_at: Option<i64>,
     /// Its reactions by key, with whether the reader reacted.
     pub reactions: Vec<ReactionInfo>,
+    /// A reply's quoted message as it is now, or null.
+    pub quote: Option<QuoteInfo>,
+}
+
+/// `{messageId, from, kind, status, snippet}`: what a reply shows of the message it quotes.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuoteInfo {
+    /// The quoted message.
+    pub message_id: MessageId,
+    /// Its sender.
+    pub from: UserId,
+    /// Its kind.
+    pub kind: String,
+    /// `normal`, `recalled`, `deleted`.
+    pub status: &'static str,
+    /// The start of its text; empty for other kinds and once recalled or deleted.
+    pub snippet: String,
 }
 
 /// A change to a message, as pushed and as sync lists it: `{type, conversationId, messageId,
@@ -125,6 +143,13 @@ impl From<Message> for MessageInfo {
                 .into_iter()
                 .map(|r| ReactionInfo { key: r.key, count: r.count, mine: r.mine })
                 .collect(),
+            quote: m.quote.map(|q| QuoteInfo {
+                message_id: q.message_id,
+                from: q.from,
+                kind: q.kind,
+                status: q.status.as_str(),
+                snippet: q.snippet,
+            }),
         }
     }
 }

@@ -31,13 +31,17 @@ const MESSAGE_OVERHEAD: usize = 448;
 /// key: ids, seq, position, times, its type and the field names.
 const CHANGE_OVERHEAD: usize = 320;
 
+/// What a reply's quote takes besides its kind and snippet: ids, status and the field names.
+const QUOTE_OVERHEAD: usize = 160;
+
 /// What one reaction takes besides its key: its count, its flag and the field names.
 const REACTION_OVERHEAD: usize = 64;
 
 /// An upper bound of the bytes `message` takes in a JSON reply (MessagePack is smaller).
 pub fn estimate(message: &Message) -> usize {
     let reactions: usize = message.reactions.iter().map(|r| REACTION_OVERHEAD + string_bytes(&r.key)).sum();
-    MESSAGE_OVERHEAD + value_bytes(&message.content) + reactions
+    let quote = message.quote.as_ref().map_or(0, |q| QUOTE_OVERHEAD + string_bytes(&q.kind) + string_bytes(&q.snippet));
+    MESSAGE_OVERHEAD + value_bytes(&message.content) + reactions + quote
 }
 
 /// An upper bound of the bytes `change` takes in a JSON reply.
@@ -119,7 +123,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::{ConversationId, MessageId, Reaction, Recipient, Status, UserId};
+    use crate::model::message::QUOTE_CHARS;
+    use crate::model::{ConversationId, MessageId, Quote, Reaction, Recipient, Status, UserId};
 
     fn message(content: Value) -> Message {
         Message {
@@ -136,6 +141,13 @@ mod tests {
             pos: i64::MAX,
             edited_at: Some(i64::MAX),
             reactions: vec![Reaction { key: "\"".repeat(32), count: i64::MAX, mine: false }],
+            quote: Some(Quote {
+                message_id: MessageId(i64::MAX),
+                from: UserId(i64::MAX),
+                kind: "custom".into(),
+                status: Status::Recalled,
+                snippet: "\"".repeat(QUOTE_CHARS),
+            }),
         }
     }
 
@@ -155,6 +167,7 @@ mod tests {
                 "kind": m.kind, "content": m.content, "clientMsgId": m.client_msg_id, "sentAt": m.sent_at,
                 "status": "recalled", "pos": m.pos, "editedAt": m.edited_at,
                 "reactions": m.reactions.iter().map(|r| json!({"key": r.key, "count": r.count, "mine": r.mine})).collect::<Vec<_>>(),
+                "quote": m.quote.as_ref().map(|q| json!({"messageId": q.message_id.0.to_string(), "from": q.from.0.to_string(), "kind": q.kind, "status": "recalled", "snippet": q.snippet})),
             }))
             .unwrap();
             assert!(estimate(&m) >= wire.len(), "{} < {}", estimate(&m), wire.len());
@@ -165,7 +178,7 @@ mod tests {
     fn pages_stop_at_the_budget_but_hold_one() {
         let big = || message(json!({"text": "x".repeat(100_000)}));
         let small = || message(json!({"text": "x"}));
-        let mut budget = Budget::new(2000);
+        let mut budget = Budget::new(4000);
         budget.admitted = 1;
         assert_eq!(budget.fitting(&[small(), small(), small()]), 2);
         let mut budget = Budget::new(1000);

@@ -106,6 +106,42 @@ impl Status {
     }
 }
 
+/// What a reply shows of the message it quotes, as that message is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The quoted message.
+    pub message_id: MessageId,
+    /// Its sender.
+    pub from: UserId,
+    /// Its kind.
+    pub kind: String,
+    /// Its status: a recalled or deleted message shows no text.
+    pub status: Status,
+    /// The start of its text (at most [`QUOTE_CHARS`] characters), empty for other kinds and
+    /// for a message no longer normal.
+    pub snippet: String,
+}
+
+/// Characters of a quoted text a reply carries.
+pub const QUOTE_CHARS: usize = 100;
+
+impl Quote {
+    /// What a reply shows of `message`.
+    pub fn of(message: &Message) -> Quote {
+        let snippet = match (message.status, message.content.get("text").and_then(Value::as_str)) {
+            (Status::Normal, Some(text)) => text.chars().take(QUOTE_CHARS).collect(),
+            _ => String::new(),
+        };
+        Quote {
+            message_id: message.id,
+            from: message.from,
+            kind: message.kind.clone(),
+            status: message.status,
+            snippet,
+        }
+    }
+}
+
 /// One reaction key's count on a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reaction {
@@ -147,6 +183,8 @@ pub struct Message {
     /// Its reactions, by key, for the user reading (empty where not looked up: pushes of new
     /// messages, which have none).
     pub reactions: Vec<Reaction>,
+    /// For a reply (`replyTo` in its content), the quoted message as it is now.
+    pub quote: Option<Quote>,
 }
 
 /// A message to store.
@@ -174,6 +212,8 @@ pub struct NewMessage {
     /// The uploaded files its content references: stored with it, they become readable by
     /// every participant of the conversation.
     pub files: Vec<FileId>,
+    /// For a reply, the quoted message as it was checked.
+    pub quote: Option<Quote>,
 }
 
 /// What a client asks to send.

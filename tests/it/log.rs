@@ -228,6 +228,11 @@ async fn edits_keep_their_versions_within_the_rules(backend: Backend) {
     let first = alice.call("/message/send", send("one", "e1")).await.ok()["message"].clone();
     let reply = json!({"chatType": "single", "to": bob_id, "kind": "text", "content": {"text": "re", "replyTo": first["id"]}, "clientMsgId": "e2"});
     let second = alice.call("/message/send", reply).await.ok()["message"].clone();
+    let quote = &second["quote"];
+    assert_eq!(
+        (&quote["messageId"], &quote["status"], &quote["snippet"]),
+        (&first["id"], &json!("normal"), &json!("one"))
+    );
 
     let once = alice.call("/message/edit", json!({"messageId": first["id"], "content": {"text": "two"}})).await.ok();
     assert_eq!(once["message"]["content"], json!({"text": "two"}));
@@ -264,6 +269,10 @@ async fn edits_keep_their_versions_within_the_rules(backend: Backend) {
         .fails("message.not_editable");
     let versions = bob.call("/message/versions", json!({"messageId": first["id"]})).await.ok();
     assert_eq!(versions["versions"], json!([]), "a recall takes the earlier versions with it");
+    // A reply's quote follows the quoted message: recalled, it shows no text.
+    let page = bob.call("/message/history", json!({"conversationId": first["conversationId"]})).await.ok();
+    let reply = page["messages"].as_array().unwrap().iter().find(|m| m["id"] == second["id"]).unwrap().clone();
+    assert_eq!((&reply["quote"]["status"], &reply["quote"]["snippet"]), (&json!("recalled"), &json!("")));
 
     // Past the window, nothing can be edited.
     let strict = Server::start_with(backend, &["--edit-window-secs", "0"]).await;

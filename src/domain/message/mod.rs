@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::model::turn::FREE;
 use crate::model::{
     Audience, ConversationId, ConversationRef, Event, GroupId, Identity, Message, MessageId, NewMessage, Outgoing,
-    Recipient, Role, Standing, Status, Turn, UserId, now_ms,
+    Quote, Recipient, Role, Standing, Status, Turn, UserId, now_ms,
 };
 use crate::store::{Committed, Store};
 
@@ -126,16 +126,7 @@ impl Messages {
                 (ConversationId::group(group.id), Vec::new())
             }
         };
-        if let Some(reply_to) = content.get("replyTo").and_then(Value::as_str) {
-            let target = reply_to.parse::<MessageId>().ok();
-            let found = match target {
-                Some(id) => self.store.message(id).await?,
-                None => None,
-            };
-            if found.is_none_or(|m| m.conversation_id != conversation_id) {
-                return Err(Error::validation("replyTo", "replyTo must name a message of this conversation"));
-            }
-        }
+        let quote = self.quoted(&content, &conversation_id).await?;
         Ok(NewMessage {
             conversation_id,
             from: who.user_id,
@@ -147,7 +138,21 @@ impl Messages {
             participants,
             session: who.session,
             files,
+            quote,
         })
+    }
+
+    /// What a reply quotes: its `replyTo` must name a message of the same conversation.
+    async fn quoted(&self, content: &Value, conversation_id: &ConversationId) -> Result<Option<Quote>> {
+        let Some(reply_to) = content.get("replyTo").and_then(Value::as_str) else { return Ok(None) };
+        let found = match reply_to.parse::<MessageId>() {
+            Ok(id) => self.store.message(id).await?,
+            Err(_) => None,
+        };
+        match found {
+            Some(target) if target.conversation_id == *conversation_id => Ok(Some(Quote::of(&target))),
+            _ => Err(Error::validation("replyTo", "replyTo must name a message of this conversation")),
+        }
     }
 
     /// Appends a server-made `system` message to a group's conversation and pushes it.
@@ -165,6 +170,7 @@ impl Messages {
             participants: Vec::new(),
             session: None,
             files: Vec::new(),
+            quote: None,
         };
         Ok(self.store.append_message(new, &FREE).await?.0)
     }
@@ -256,8 +262,8 @@ impl Messages {
         Ok(())
     }
 
-    /// Makes `messages` what `who` sees: their reactions, and those `who` deleted for
-    /// themselves as `hidden` tombstones. Two queries for them all.
+    /// Makes `messages` what `who` sees: their reactions, those `who` deleted for themselves as
+    /// `hidden` tombstones, and what replies quote as it is now. Three queries for them all.
     pub(super) async fn with_reactions<'m>(
         &self,
         who: &Identity,
@@ -265,6 +271,16 @@ impl Messages {
     ) -> Result<()> {
         let mut by_id: HashMap<MessageId, &'m mut Message> = messages.map(|m| (m.id, m)).collect();
         let ids: Vec<MessageId> = by_id.keys().copied().collect();
+        let quoted: Vec<MessageId> = by_id
+            .values()
+            .filter_map(|m| m.content.get("replyTo").and_then(Value::as_str).and_then(|id| id.parse().ok()))
+            .collect();
+        let quotes: HashMap<MessageId, Quote> =
+            self.store.messages_by_ids(&quoted).await?.iter().map(|q| (q.id, Quote::of(q))).collect();
+        for message in by_id.values_mut() {
+            let target = message.content.get("replyTo").and_then(Value::as_str).and_then(|id| id.parse().ok());
+            message.quote = target.and_then(|id: MessageId| quotes.get(&id).cloned());
+        }
         for (id, reaction) in self.store.reactions(&ids, who.user_id).await? {
             if let Some(message) = by_id.get_mut(&id) {
                 message.reactions.push(reaction);
@@ -275,6 +291,7 @@ impl Messages {
                 message.status = Status::Hidden;
                 message.content = Value::Object(Default::default());
                 message.reactions.clear();
+                message.quote = None;
             }
         }
         Ok(())

@@ -109,6 +109,7 @@ pub fn message(row: &AnyRow) -> Result<Message> {
         pos: row.try_get("pos")?,
         edited_at: row.try_get("edited_at")?,
         reactions: Vec::new(),
+        quote: None,
     })
 }
 

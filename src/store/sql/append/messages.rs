@@ -14,7 +14,7 @@ use crate::model::{ConversationId, FileId, Message, MessageId, NewMessage, Recip
 /// What happens to each message of a batch.
 pub(super) enum Fate {
     /// Sent before: answered with the stored message.
-    Stored(Message),
+    Stored(Box<Message>),
     /// The same key earlier in this batch: answered with what that one became.
     SameAs(usize),
     /// Inserted with this seq and log position (0 until they are allocated).
@@ -163,7 +163,7 @@ fn fates_of(
             fates.push(Fate::NoRecipient);
         } else if let Some(message) = stored.remove(&(new.from, new.client_msg_id.clone())) {
             first_of.insert(key, i);
-            fates.push(Fate::Stored(message));
+            fates.push(Fate::Stored(Box::new(message)));
         } else if let Some(&first) = first_of.get(&key) {
             fates.push(Fate::SameAs(first));
         } else {
@@ -279,7 +279,7 @@ pub(super) fn answers(batch: &[&NewMessage], fates: Vec<Fate>, ids: &Ids) -> Res
     let mut out: Vec<Result<(Message, bool)>> = Vec::with_capacity(batch.len());
     for (fate, new) in fates.into_iter().zip(batch) {
         let result = match fate {
-            Fate::Stored(message) => Ok((message, false)),
+            Fate::Stored(message) => Ok((*message, false)),
             Fate::SameAs(first) => match &out[first] {
                 Ok((message, _)) => Ok((message.clone(), false)),
                 Err(_) => Err(Error::NotFound),
@@ -313,5 +313,6 @@ fn stored_message(new: &NewMessage, id: MessageId, seq: i64, pos: i64) -> Messag
         pos,
         edited_at: None,
         reactions: Vec::new(),
+        quote: new.quote.clone(),
     }
 }

@@ -430,6 +430,7 @@ mod tests {
             participants: vec![from, to],
             session: None,
             files: Vec::new(),
+            quote: None,
         }
     }
 
