@@ -287,6 +287,8 @@ export class Chatgate {
 
   // Sends and changes are queued: offline too, in order, retried until acknowledged.
   send(chatType: ChatType, to: string, built: Built, options?: { clientMsgId?: string }): Promise<Message>;
+  /** Forwards a message of a conversation this user is in; `content.forwardedFrom` names the original. */
+  forward(chatType: ChatType, to: string, messageId: string, options?: { clientMsgId?: string }): Promise<Message>;
   sendText(to: string, text: string, options?: { mentions?: string[] | "all"; replyTo?: string }): Promise<Message>;
   history(conversationId: string, options?: { beforeSeq?: number; afterSeq?: number; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
   recall(messageId: string): Promise<Changed>;

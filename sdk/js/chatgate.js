@@ -817,12 +817,25 @@ export class Chatgate {
    */
   send(chatType, to, built, { clientMsgId } = {}) {
     const key = clientMsgId || randomId();
-    const data = { chatType, to: String(to), kind: built.kind, content: built.content, clientMsgId: key };
+    return this._sendData({ chatType, to: String(to), kind: built.kind, content: built.content, clientMsgId: key });
+  }
+
+  /**
+   * Forwards a message of a conversation this user is in to a user or a group: its kind and
+   * content, with `content.forwardedFrom` naming the original. Queued and retried as `send`.
+   */
+  forward(chatType, to, messageId, { clientMsgId } = {}) {
+    const key = clientMsgId || randomId();
+    return this._sendData({ chatType, to: String(to), forwardFrom: String(messageId), clientMsgId: key });
+  }
+
+  /** Queues a send; sends to one conversation go one after another, so they keep their order. */
+  _sendData(data) {
     return this._enqueue({
-      key: `send ${key}`,
+      key: `send ${data.clientMsgId}`,
       route: "/message/send",
       data,
-      target: `conversation ${chatType} ${data.to}`,
+      target: `conversation ${data.chatType} ${data.to}`,
       done: ({ message }) => {
         this._offer(message.conversationId, { pos: message.pos, message });
         return message;

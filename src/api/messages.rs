@@ -35,12 +35,16 @@ pub struct SendMessage {
     /// The peer user or the group.
     #[serde(deserialize_with = "de_loose_id")]
     pub to: Option<i64>,
-    /// Kind.
-    pub kind: String,
-    /// Content object.
-    pub content: Value,
+    /// Kind; absent when forwarding.
+    pub kind: Option<String>,
+    /// Content object; absent when forwarding.
+    pub content: Option<Value>,
     /// Idempotency key.
     pub client_msg_id: String,
+    /// A message to forward, from a conversation the caller is in, instead of `kind` and
+    /// `content`; malformed ids name nothing.
+    #[serde(default, deserialize_with = "de_loose_id")]
+    pub forward_from: Option<MessageId>,
 }
 
 impl SendMessage {
@@ -54,7 +58,16 @@ impl SendMessage {
     pub fn outgoing(self) -> Result<Outgoing> {
         let chat_type = self.chat_type()?;
         let to = Recipient::of(chat_type, self.to.ok_or(Error::NotFound)?);
-        Ok(Outgoing { to, kind: self.kind, content: self.content, client_msg_id: self.client_msg_id })
+        let (kind, content) = match (self.kind, self.content, self.forward_from) {
+            (Some(kind), Some(content), None) => (kind, content),
+            (None, None, Some(_)) => (String::new(), Value::Null),
+            (_, _, Some(_)) => {
+                return Err(Error::validation("forwardFrom", "give kind and content, or forwardFrom, not both"));
+            }
+            (None, _, None) => return Err(Error::validation("kind", "kind is required")),
+            (Some(_), None, None) => return Err(Error::validation("content", "content is required")),
+        };
+        Ok(Outgoing { to, kind, content, client_msg_id: self.client_msg_id, forward_from: self.forward_from })
     }
 }
 
@@ -303,7 +316,9 @@ impl Request for ConversationArg {}
 impl Request for SendMessage {
     fn probe(self) {
         let _ = self.chat_type();
-        let _ = validate_content(&self.kind, self.content, 5000);
+        if let (Some(kind), Some(content)) = (self.kind, self.content) {
+            let _ = validate_content(&kind, content, 5000);
+        }
     }
 }
 

@@ -227,6 +227,8 @@ pub struct Outgoing {
     pub content: Value,
     /// Idempotency key.
     pub client_msg_id: String,
+    /// Forward this message instead: its kind and content, marked as forwarded.
+    pub forward_from: Option<MessageId>,
 }
 
 /// A conversation's news, as sync returns them.

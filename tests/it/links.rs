@@ -10,7 +10,8 @@ on_both!(
     files_are_read_by_those_they_were_shared_with,
     signed_links_open_one_file_until_they_expire,
     avatars_are_readable_by_everyone,
-    files_are_served_sandboxed
+    files_are_served_sandboxed,
+    a_forward_carries_its_origin_and_its_files
 );
 
 const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 1, 2, 3];
@@ -152,4 +153,47 @@ async fn files_are_served_sandboxed(backend: Backend) {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers.get("content-disposition").map(|v| v.to_str().unwrap()), disposition, "{up}");
     }
+}
+
+async fn a_forward_carries_its_origin_and_its_files(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (mut alice, alice_id) = user(&server, Via::Http, "fwd-alice").await;
+    let (mut bob, bob_id) = user(&server, Via::Http, "fwd-bob").await;
+    let (carol, carol_id) = user(&server, Via::Http, "fwd-carol").await;
+    let up = upload(&server, &alice, PNG).await;
+    let url = up["url"].as_str().unwrap().to_owned();
+    let sent = alice.call("/message/send", image("single", &bob_id, &url, "fwd-1")).await.ok()["message"].clone();
+    let group = bob.call("/group/room/add", json!({"name": "Forwards", "members": [carol_id]})).await.ok();
+    let group_id = group["group"]["id"].as_str().unwrap().to_owned();
+    let carol_token = carol.token.clone().unwrap();
+    assert_eq!(status(&server, &url, Some(&carol_token)).await, 404, "not shared with Carol yet");
+
+    let forward =
+        |key: &str, from: &Value| json!({"chatType": "group", "to": group_id, "forwardFrom": from, "clientMsgId": key});
+    let fwd = bob.call("/message/send", forward("fwd-2", &sent["id"])).await.ok()["message"].clone();
+    assert_eq!((&fwd["kind"], &fwd["content"]["url"]), (&json!("image"), &json!(url)));
+    assert_eq!(fwd["content"]["forwardedFrom"], json!({"messageId": sent["id"], "from": alice_id}));
+    assert_eq!(status(&server, &url, Some(&carol_token)).await, 200, "forwarding shares the file with the group");
+    // A forward of a forward names the first message.
+    let again = bob
+        .call(
+            "/message/send",
+            json!({"chatType": "single", "to": alice_id, "forwardFrom": fwd["id"], "clientMsgId": "fwd-3"}),
+        )
+        .await
+        .ok();
+    assert_eq!(again["message"]["content"]["forwardedFrom"]["messageId"], sent["id"]);
+
+    // Only from a conversation the caller is in, and either forwardFrom or content.
+    let (mut eve, _) = user(&server, Via::Http, "fwd-eve").await;
+    eve.call(
+        "/message/send",
+        json!({"chatType": "single", "to": bob_id, "forwardFrom": sent["id"], "clientMsgId": "fwd-4"}),
+    )
+    .await
+    .fails("not_found");
+    let both = json!({"chatType": "group", "to": group_id, "kind": "text", "content": {"text": "x"}, "forwardFrom": sent["id"], "clientMsgId": "fwd-5"});
+    bob.call("/message/send", both).await.fails("validation.forwardFrom");
+    alice.call("/message/recall", json!({"messageId": sent["id"]})).await.ok();
+    bob.call("/message/send", forward("fwd-6", &sent["id"])).await.fails("validation.forwardFrom");
 }

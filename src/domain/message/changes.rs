@@ -75,9 +75,13 @@ impl Messages {
             return Err(Error::NotEditable);
         }
         let mut content = validate_content("text", content, self.limits.max_text)?;
-        // A reply keeps quoting what it quoted.
-        if let (Some(object), Some(reply_to)) = (content.as_object_mut(), message.content.get("replyTo")) {
-            object.insert("replyTo".into(), reply_to.clone());
+        // A reply keeps quoting what it quoted, and a forward says where it came from.
+        if let Some(object) = content.as_object_mut() {
+            for kept in ["replyTo", "forwardedFrom"] {
+                if let Some(value) = message.content.get(kept) {
+                    object.insert(kept.into(), value.clone());
+                }
+            }
         }
         self.change(who, message, Alteration::Edit { content }, turn).await
     }

@@ -101,8 +101,15 @@ impl Messages {
     }
 
     /// Checks that `who` may send `out` and returns the message to store.
-    async fn prepare(&self, who: &Identity, out: Outgoing, client_msg_id: String) -> Result<NewMessage> {
-        let content = validate_content(&out.kind, out.content, self.limits.max_text)?;
+    async fn prepare(&self, who: &Identity, mut out: Outgoing, client_msg_id: String) -> Result<NewMessage> {
+        let mut marker = None;
+        if let Some(source) = out.forward_from {
+            (out.kind, out.content, marker) = self.forwarded(who, source).await?;
+        }
+        let mut content = validate_content(&out.kind, out.content, self.limits.max_text)?;
+        if let (Some(object), Some(marker)) = (content.as_object_mut(), marker) {
+            object.insert("forwardedFrom".into(), marker);
+        }
         // Sharing a file grants its reading to the conversation: only a file the sender may
         // read can be shared, or knowing an id would be enough to read it.
         let files = referenced_files(&content)?;
@@ -140,6 +147,30 @@ impl Messages {
             files,
             quote,
         })
+    }
+
+    /// What forwarding `source` sends: its kind and content (without what it replied to), and
+    /// the `forwardedFrom` marker, which names the first message of a chain of forwards. The
+    /// caller must take part in its conversation; its files are then readable by the caller,
+    /// and so may be shared on.
+    async fn forwarded(&self, who: &Identity, source: MessageId) -> Result<(String, Value, Option<Value>)> {
+        let message = self.store.message(source).await?.ok_or(Error::NotFound)?;
+        self.participant(who, &message.conversation_id).await?;
+        if message.status != Status::Normal || message.kind == "system" {
+            return Err(Error::validation("forwardFrom", "only a message as sent can be forwarded"));
+        }
+        if self.store.hidden_among(who.user_id, &[source]).await?.contains(&source) {
+            return Err(Error::NotFound);
+        }
+        let mut content = message.content;
+        let earlier = content.as_object_mut().and_then(|o| {
+            o.remove("replyTo");
+            o.remove("forwardedFrom")
+        });
+        let marker = earlier.unwrap_or_else(
+            || serde_json::json!({"messageId": message.id.to_string(), "from": message.from.to_string()}),
+        );
+        Ok((message.kind, content, Some(marker)))
     }
 
     /// What a reply quotes: its `replyTo` must name a message of the same conversation.
