@@ -12,7 +12,7 @@ use super::users::UserInfo;
 use super::views::{ChangeInfo, MessageInfo};
 use super::wire::{Done, de_loose_id, de_opt_int};
 use super::{Api, Ctx, Request};
-use crate::domain::budget::{Budget, REPLY_BUDGET, SYNC_MESSAGES_BUDGET, view_estimate};
+use crate::domain::budget::{Budget, SYNC_CONVERSATIONS_BUDGET, view_estimate};
 use crate::domain::content::validate_content;
 use crate::domain::feed::Fed;
 use crate::domain::{Known, Made};
@@ -346,11 +346,16 @@ pub(super) async fn sync(api: &Api, cx: &Ctx<'_>, req: SyncRequest) -> Result<Sy
         .collect();
     let (synced, mut has_more) = api.domain.messages.sync(who, &known, req.log).await?;
     let mut out = Vec::with_capacity(synced.len());
-    // The conversations' own fields take the rest of the reply's budget; those that do not fit
-    // wait for the next call, whose known seqs have not moved past them.
-    let mut budget = Budget::new(REPLY_BUDGET - SYNC_MESSAGES_BUDGET);
+    // The conversations' own fields take their share of the reply's budget; those that do not
+    // fit wait for the next call, whose known seqs have not moved past them.
+    let ids: Vec<ConversationId> = synced.iter().map(|s| s.conversation_id.clone()).collect();
+    let mut views = api.domain.conversations.infos(who, &ids).await?.into_iter().peekable();
+    let mut budget = Budget::new(SYNC_CONVERSATIONS_BUDGET);
     for conversation in synced {
-        let view = api.domain.conversations.info(who, &conversation.conversation_id).await?;
+        // In the same order; one the caller left in between has no view, and is left out.
+        let Some(view) = views.next_if(|v| v.state.conversation_id == conversation.conversation_id) else {
+            continue;
+        };
         if !budget.admit(view_estimate(&view)) {
             has_more = true;
             break;

@@ -19,6 +19,10 @@ pub const SYNC_MESSAGES_BUDGET: usize = REPLY_BUDGET / 8 * 5;
 /// The share of [`REPLY_BUDGET`] a sync gives the user's feed.
 pub const SYNC_FEED_BUDGET: usize = REPLY_BUDGET / 8;
 
+/// The share of [`REPLY_BUDGET`] a sync gives the conversations its messages belong to: the
+/// rest, so that the three shares add up to the whole.
+pub const SYNC_CONVERSATIONS_BUDGET: usize = REPLY_BUDGET - SYNC_MESSAGES_BUDGET - SYNC_FEED_BUDGET;
+
 /// What a conversation's fields other than its texts take on the wire, at most: ids, counters,
 /// flags, times and field names.
 const CONVERSATION_OVERHEAD: usize = 1024;

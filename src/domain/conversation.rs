@@ -111,6 +111,15 @@ impl Conversations {
         Ok((views, total_unread, next))
     }
 
+    /// The caller's views of `ids`, in that order; those the caller does not take part in are
+    /// left out. Four queries whatever their number.
+    pub async fn infos(&self, who: &Identity, ids: &[ConversationId]) -> Result<Vec<ConversationView>> {
+        let states = self.store.conversation_states_in(who.user_id, ids).await?;
+        let mut views: HashMap<ConversationId, ConversationView> =
+            self.views(who, states).await?.into_iter().map(|v| (v.state.conversation_id.clone(), v)).collect();
+        Ok(ids.iter().filter_map(|id| views.remove(id)).collect())
+    }
+
     /// One conversation.
     pub async fn info(&self, who: &Identity, conversation_id: &ConversationId) -> Result<ConversationView> {
         self.view(who, conversation_id).await

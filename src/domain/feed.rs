@@ -19,6 +19,27 @@ const FEED_PAGE: i64 = 100;
 /// What a group or profile entry takes on the wire at most, besides its texts.
 const ENTRY_OVERHEAD: usize = 512;
 
+/// What a feed entry names, parsed from its stored kind and subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Conversation(ConversationId),
+    Group(GroupId),
+    Hidden(MessageId),
+    /// The user's own profile: the feed is theirs, so its subject names no one else.
+    Profile,
+}
+
+impl Subject {
+    fn of(kind: FeedKind, subject: &str) -> Option<Subject> {
+        Some(match kind {
+            FeedKind::Conversation => Subject::Conversation(ConversationId(subject.to_owned())),
+            FeedKind::Group => Subject::Group(subject.parse().ok()?),
+            FeedKind::Hidden => Subject::Hidden(subject.parse().ok()?),
+            FeedKind::Profile => Subject::Profile,
+        })
+    }
+}
+
 /// The state now of something that changed.
 #[derive(Debug, Clone)]
 pub enum Fed {
@@ -50,18 +71,23 @@ impl Conversations {
     pub async fn feed(&self, who: &Identity, after: i64) -> Result<FeedPage> {
         let (entries, mut has_more) = self.store.feed_after(who.user_id, after, FEED_PAGE).await?;
         // Only the latest entry of each subject matters: the answer is its state now.
-        let mut latest: HashMap<(FeedKind, &str), i64> = HashMap::new();
-        for entry in &entries {
-            latest.insert((entry.kind, entry.subject.as_str()), entry.pos);
+        let latest: HashMap<Subject, i64> =
+            entries.iter().filter_map(|e| Some((Subject::of(e.kind, &e.subject)?, e.pos))).collect();
+        let mut conversation_ids = Vec::new();
+        let mut group_ids = Vec::new();
+        let mut hidden = Vec::new();
+        for subject in latest.keys() {
+            match subject {
+                Subject::Conversation(id) => conversation_ids.push(id.clone()),
+                Subject::Group(id) => group_ids.push(*id),
+                Subject::Hidden(id) => hidden.push(*id),
+                Subject::Profile => {}
+            }
         }
-        let subjects = |kind: FeedKind| latest.keys().filter(move |(k, _)| *k == kind).map(|(_, s)| *s);
-        let conversation_ids: Vec<ConversationId> =
-            subjects(FeedKind::Conversation).map(|s| ConversationId(s.to_owned())).collect();
-        let group_ids: Vec<GroupId> = subjects(FeedKind::Group).filter_map(|s| s.parse().ok()).collect();
+        let pos_of = |subject: Subject| latest.get(&subject).copied();
         let mut fed: Vec<(i64, Fed)> = Vec::with_capacity(latest.len());
-        let states = self.store.conversation_states_in(who.user_id, &conversation_ids).await?;
-        for view in self.views(who, states).await? {
-            let pos = latest.get(&(FeedKind::Conversation, view.state.conversation_id.as_str())).copied();
+        for view in self.infos(who, &conversation_ids).await? {
+            let pos = pos_of(Subject::Conversation(view.state.conversation_id.clone()));
             fed.extend(pos.map(|pos| (pos, Fed::Conversation(Box::new(view)))));
         }
         if !group_ids.is_empty() {
@@ -69,20 +95,17 @@ impl Conversations {
             let groups: HashMap<GroupId, Group> =
                 self.store.groups_by_ids(&group_ids).await?.into_iter().map(|g| (g.id, g)).collect();
             for id in group_ids {
-                let pos = latest[&(FeedKind::Group, id.to_string().as_str())];
+                let Some(pos) = pos_of(Subject::Group(id)) else { continue };
                 match groups.get(&id) {
                     Some(group) if mine.contains(&id) => fed.push((pos, Fed::Group(group.clone()))),
                     _ => fed.push((pos, Fed::Left(id))),
                 }
             }
         }
-        let hidden: Vec<MessageId> = subjects(FeedKind::Hidden).filter_map(|s| s.parse().ok()).map(MessageId).collect();
         for message in self.store.messages_by_ids(&hidden).await? {
-            if let Some(&pos) = latest.get(&(FeedKind::Hidden, message.id.to_string().as_str())) {
-                fed.push((pos, Fed::Hidden(message)));
-            }
+            fed.extend(pos_of(Subject::Hidden(message.id)).map(|pos| (pos, Fed::Hidden(message))));
         }
-        if let Some(&pos) = latest.get(&(FeedKind::Profile, who.user_id.to_string().as_str())) {
+        if let Some(pos) = pos_of(Subject::Profile) {
             fed.extend(self.store.user_by_id(who.user_id).await?.map(|user| (pos, Fed::Profile(user))));
         }
         fed.sort_by_key(|(pos, _)| *pos);

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::ids::{ConversationId, MessageId, SessionId, UserId};
+use super::message::Message;
 
 /// What a participant asks to change in a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +117,25 @@ pub struct Change {
     pub at: i64,
     /// The state it left.
     pub what: Changed,
+}
+
+/// One entry of a conversation's log: a message made (as it is now), or a change to one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogEntry {
+    /// A new message; its position is its own.
+    Message(Message),
+    /// A change to a message.
+    Change(Change),
+}
+
+impl LogEntry {
+    /// Its position in the conversation's log.
+    pub fn pos(&self) -> i64 {
+        match self {
+            LogEntry::Message(message) => message.pos,
+            LogEntry::Change(change) => change.pos,
+        }
+    }
 }
 
 /// The most distinct reaction keys one message may have.

@@ -12,7 +12,7 @@ pub mod message;
 pub mod turn;
 pub mod user;
 
-pub use change::{Alteration, Change, Changed, NewChange};
+pub use change::{Alteration, Change, Changed, LogEntry, NewChange};
 pub use conversation::{ConversationPatch, ConversationState, ConversationView, Peer};
 pub use event::{Audience, Event, KickReason, MemberChange};
 pub use feed::{FeedEntry, FeedKind};

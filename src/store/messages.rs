@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::model::{Change, ConversationId, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId};
+use crate::model::{
+    Change, ConversationId, LogEntry, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId,
+};
 
 /// What the message writer committed: a new message or a change to one.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +24,8 @@ pub type CommitHook = Box<dyn Fn(Committed<'_>) + Send + Sync>;
 /// A page of a conversation's log.
 #[derive(Debug, Clone, Default)]
 pub struct LogPage {
-    /// The messages made in the page's range, as they are now, ascending.
-    pub messages: Vec<Message>,
-    /// The other changes of the range, ascending by position.
-    pub changes: Vec<Change>,
-    /// The last position the page covers.
-    pub pos: i64,
+    /// The entries, in log order: a prefix of what follows the position asked.
+    pub entries: Vec<LogEntry>,
     /// Entries beyond the page wait.
     pub has_more: bool,
 }

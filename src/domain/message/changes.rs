@@ -146,13 +146,13 @@ impl Messages {
         };
         let change = self.store.change_message(change, turn).await?;
         let mut message = self.store.message(message.id).await?.ok_or(Error::NotFound)?;
-        self.with_reactions(who, std::iter::once(&mut message)).await?;
+        self.as_seen_by(who, std::iter::once(&mut message)).await?;
         Ok(Made { message, change })
     }
 
     /// The answer to a change the message already shows.
     async fn unchanged(&self, who: &Identity, mut message: Message) -> Result<Made> {
-        self.with_reactions(who, std::iter::once(&mut message)).await?;
+        self.as_seen_by(who, std::iter::once(&mut message)).await?;
         Ok(Made { message, change: None })
     }
 }

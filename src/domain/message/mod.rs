@@ -263,7 +263,7 @@ impl Messages {
             has_more |= cut > 0;
             page.drain(..cut);
         }
-        self.with_reactions(who, page.iter_mut()).await?;
+        self.as_seen_by(who, page.iter_mut()).await?;
         Ok((page, has_more))
     }
 
@@ -295,7 +295,7 @@ impl Messages {
 
     /// Makes `messages` what `who` sees: their reactions, those `who` deleted for themselves as
     /// `hidden` tombstones, and what replies quote as it is now. Three queries for them all.
-    pub(super) async fn with_reactions<'m>(
+    pub(super) async fn as_seen_by<'m>(
         &self,
         who: &Identity,
         messages: impl Iterator<Item = &'m mut Message>,
@@ -343,7 +343,7 @@ impl Messages {
             });
         }
         let mut message = message;
-        self.with_reactions(who, std::iter::once(&mut message)).await?;
+        self.as_seen_by(who, std::iter::once(&mut message)).await?;
         Ok(message)
     }
 

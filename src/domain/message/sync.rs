@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::super::budget::{Budget, SYNC_MESSAGES_BUDGET, change_estimate, estimate};
 use super::Messages;
 use crate::error::Result;
-use crate::model::{Change, ConversationId, Identity, Message, SyncedConversation};
+use crate::model::{ConversationId, Identity, LogEntry, SyncedConversation};
 use crate::store::LogHead;
 
 /// Messages (or log entries) per conversation in one sync answer.
@@ -19,25 +19,11 @@ const SYNC_PAGE: i64 = 100;
 /// Conversations in one sync answer.
 const SYNC_CONVERSATIONS: usize = 100;
 
-/// One entry of a conversation's log.
-enum Entry {
-    Message(Message),
-    Change(Change),
-}
-
-impl Entry {
-    fn pos(&self) -> i64 {
-        match self {
-            Entry::Message(message) => message.pos,
-            Entry::Change(change) => change.pos,
-        }
-    }
-
-    fn size(&self) -> usize {
-        match self {
-            Entry::Message(message) => estimate(message),
-            Entry::Change(change) => change_estimate(change),
-        }
+/// What an entry takes in a reply, at most.
+fn size(entry: &LogEntry) -> usize {
+    match entry {
+        LogEntry::Message(message) => estimate(message),
+        LogEntry::Change(change) => change_estimate(change),
     }
 }
 
@@ -105,7 +91,7 @@ impl Messages {
                 break;
             }
         }
-        self.with_reactions(who, out.iter_mut().flat_map(|s| s.messages.iter_mut())).await?;
+        self.as_seen_by(who, out.iter_mut().flat_map(|s| s.messages.iter_mut())).await?;
         Ok((out, more_conversations))
     }
 
@@ -159,21 +145,18 @@ impl Messages {
         let page = self.store.log_after(&conversation_id, pos, SYNC_PAGE).await?;
         // Entries are admitted in log order, so that what fits is a prefix of the log and the
         // position returned covers exactly what is sent.
-        let mut entries: Vec<Entry> =
-            page.messages.into_iter().map(Entry::Message).chain(page.changes.into_iter().map(Entry::Change)).collect();
-        entries.sort_by_key(Entry::pos);
         let (mut kept_messages, mut kept_changes) = (Vec::new(), Vec::new());
         let mut reached = pos;
         let mut cut = false;
-        for entry in entries {
-            if !budget.admit(entry.size()) {
+        for entry in page.entries {
+            if !budget.admit(size(&entry)) {
                 cut = true;
                 break;
             }
             reached = entry.pos();
             match entry {
-                Entry::Message(message) => kept_messages.push(message),
-                Entry::Change(change) => kept_changes.push(change),
+                LogEntry::Message(message) => kept_messages.push(message),
+                LogEntry::Change(change) => kept_changes.push(change),
             }
         }
         let has_more = page.has_more || cut;

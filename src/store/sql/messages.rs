@@ -10,7 +10,7 @@ use crate::error::Result;
 use serde_json::Value;
 
 use crate::model::{
-    Change, ConversationId, FeedKind, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId,
+    Change, ConversationId, FeedKind, LogEntry, Message, MessageId, NewChange, NewMessage, Reaction, Turn, UserId,
 };
 use crate::store::{CommitHook, LogHead, LogPage, MessageStore};
 
@@ -96,20 +96,17 @@ impl MessageStore for SqlStore {
         }
         // Each list holds a prefix of its own kind; the first `limit` of both by position are
         // then a prefix of the log.
-        let mut page = LogPage { pos: after, ..LogPage::default() };
+        let mut page = LogPage::default();
         let (mut messages, mut changes) = (messages.into_iter().peekable(), changes.into_iter().peekable());
-        for _ in 0..limit {
-            let message_first = match (messages.peek(), changes.peek()) {
-                (Some(m), Some(c)) => m.pos < c.pos,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
+        while page.entries.len() < limit as usize {
+            let entry = match (messages.peek(), changes.peek()) {
+                (Some(m), Some(c)) if m.pos < c.pos => messages.next().map(LogEntry::Message),
+                (Some(_), None) => messages.next().map(LogEntry::Message),
+                (_, Some(_)) => changes.next().map(LogEntry::Change),
+                (None, None) => None,
             };
-            if message_first {
-                page.messages.extend(messages.next().inspect(|m| page.pos = m.pos));
-            } else {
-                page.changes.extend(changes.next().inspect(|c| page.pos = c.pos));
-            }
+            let Some(entry) = entry else { break };
+            page.entries.push(entry);
         }
         page.has_more = messages.peek().is_some() || changes.peek().is_some();
         Ok(page)

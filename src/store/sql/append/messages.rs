@@ -252,17 +252,16 @@ async fn finish_conversations(
     fates: &[Fate],
     ids: &Ids,
 ) -> Result<()> {
+    let mut newest: HashMap<&ConversationId, i64> = HashMap::new();
+    for (new, fate) in news.iter().zip(fates) {
+        if let Fate::New { seq, .. } = fate {
+            let top = newest.entry(&new.conversation_id).or_default();
+            *top = (*top).max(*seq);
+        }
+    }
     let mut last = Statement::new(backend, "UPDATE conversation SET last_message_id = CASE id");
     for (conversation, _) in counts {
-        let seq = news
-            .iter()
-            .zip(fates)
-            .filter_map(|(n, f)| match f {
-                Fate::New { seq, .. } if n.conversation_id == **conversation => Some(*seq),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let seq = newest.get(*conversation).copied().unwrap_or(0);
         let id = ids.get(&((*conversation).clone(), seq)).copied();
         last.sql(" WHEN ").bind((*conversation).clone())?.sql(" THEN ").bind(id)?;
     }
