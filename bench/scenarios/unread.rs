@@ -53,13 +53,16 @@ pub fn s10(report: &mut Report, _z: &Sizes) {
         let known_few = read_all(&api, &few.0).await;
         let listed = |known: &Value| known.as_array().map_or(0, Vec::len);
         assert_eq!((listed(&known_many), listed(&known_few)), (MANY, FEW), "every conversation listed");
+        // And each device syncs to a cursor, from which it follows every conversation at once.
+        let cursor_many = catch_up(&api, &many.0).await;
+        let cursor_few = catch_up(&api, &few.0).await;
         let first_page = [("limit", "100".to_owned())];
         let list = time_calls(|| api.get(&many.0, "/conversation/list", &first_page)).await;
         // The same ten changes pending for both: one message in each of ten conversations.
         let pending: Vec<&String> = groups[0].iter().take(FEW).chain(groups[1].iter()).collect();
         pipeline(&base, &sender.0, &pending, 1, "pending").await;
-        let sync = |token: &str, known: &Value| {
-            let body = json!({"log": true, "conversations": known});
+        let sync = |token: &str, cursor: &str| {
+            let body = json!({"cursor": cursor});
             let token = token.to_owned();
             let api = &api;
             async move {
@@ -71,10 +74,11 @@ pub fn s10(report: &mut Report, _z: &Sizes) {
                     .map(|c| &c["conversation"]["conversationId"])
                     .collect();
                 assert_eq!(ids.len(), FEW, "ten conversations with news: {ids:?}, {}", reply["hasMore"]);
+                assert_eq!(reply["hasMore"], false, "in one answer");
             }
         };
-        let many_sync = time_calls(|| sync(&many.0, &known_many)).await;
-        let few_sync = time_calls(|| sync(&few.0, &known_few)).await;
+        let many_sync = time_calls(|| sync(&many.0, &cursor_many)).await;
+        let few_sync = time_calls(|| sync(&few.0, &cursor_few)).await;
         (list, many_sync, few_sync, seeded)
     });
     let messages = (MANY + FEW) * PER_CONVERSATION;
@@ -89,7 +93,7 @@ pub fn s10(report: &mut Report, _z: &Sizes) {
         ms(list.p99)
     ));
     report.detail(&format!(
-        "- /message/sync by position with 10 conversations' news pending, {CALLS} calls each: p50 {:.2} ms with 1,000 conversations, {:.2} ms with 10",
+        "- /message/sync by cursor with 10 conversations' news pending, {CALLS} calls each: p50 {:.2} ms with 1,000 conversations, {:.2} ms with 10",
         ms(many.p50),
         ms(few.p50)
     ));
@@ -202,6 +206,18 @@ async fn read_all(api: &Api<'_>, token: &str) -> Value {
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => return Value::Array(known),
+        }
+    }
+}
+
+/// Syncs by cursor from nothing to the end of the round; returns the cursor reached.
+async fn catch_up(api: &Api<'_>, token: &str) -> String {
+    let mut cursor = "0".to_owned();
+    loop {
+        let reply = api.call(token, "/message/sync", json!({"cursor": cursor})).await;
+        cursor = reply["cursor"].as_str().expect("a cursor").to_owned();
+        if reply["hasMore"] == false {
+            return cursor;
         }
     }
 }

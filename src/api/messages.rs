@@ -1,23 +1,18 @@
 //! The message routes: send, history, sync, the changes (recall, delete, edit, reactions),
 //! versions, typing and readers.
 
-use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::conversations::{ConversationArg, ConversationInfo};
-use super::groups::GroupInfo;
-use super::users::UserInfo;
+use super::conversations::ConversationArg;
 use super::views::{ChangeInfo, MessageInfo};
 use super::wire::{Done, de_loose_id, de_opt_int};
 use super::{Api, Ctx, Request};
-use crate::domain::budget::{Budget, SYNC_CONVERSATIONS_BUDGET, view_estimate};
 use crate::domain::content::validate_content;
-use crate::domain::feed::Fed;
-use crate::domain::{Known, Made};
+use crate::domain::Made;
 use crate::error::{Error, Result};
-use crate::model::{ChatType, ConversationId, GroupId, MessageId, Outgoing, Recipient, UserId};
+use crate::model::{ChatType, ConversationId, MessageId, Outgoing, Recipient, UserId};
 
 /// `{message}`.
 #[derive(Debug, Serialize)]
@@ -98,142 +93,6 @@ pub struct HistoryReply {
     pub has_more: bool,
 }
 
-/// One `{conversationId, seq, pos}` a client already has.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct KnownSeq {
-    /// The conversation.
-    pub conversation_id: ConversationId,
-    /// The last seq the client holds (syncing by seq).
-    #[serde(default, deserialize_with = "de_opt_int")]
-    pub seq: Option<i64>,
-    /// The last log position the client holds (syncing by position).
-    #[serde(default, deserialize_with = "de_opt_int")]
-    pub pos: Option<i64>,
-}
-
-/// `POST /message/sync`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SyncRequest {
-    /// What the client has; unlisted conversations count as seq (or position) 0.
-    #[serde(default)]
-    pub conversations: Vec<KnownSeq>,
-    /// Sync by log position: every message and change after each `pos`. Otherwise by seq,
-    /// new messages only.
-    #[serde(default)]
-    pub log: bool,
-    /// The position the client holds of the caller's own feed: when given, the answer's `feed`
-    /// carries what changed after it.
-    #[serde(default, deserialize_with = "de_opt_int")]
-    pub feed_pos: Option<i64>,
-}
-
-/// One conversation in a sync answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncedInfo {
-    /// Its state.
-    pub conversation: ConversationInfo,
-    /// Messages after the known seq (or made after the known position), ascending.
-    pub messages: Vec<MessageInfo>,
-    /// By position: the changes to messages after it, ascending by position.
-    pub changes: Vec<ChangeInfo>,
-    /// By position: the position held once this is applied; null by seq.
-    pub pos: Option<i64>,
-    /// By position: the log no longer reaches the known position; drop this conversation's
-    /// messages, fetch its window with history, and go on from `pos`.
-    pub reset: bool,
-    /// More follows: by seq, page with history; by position, sync again.
-    pub has_more: bool,
-}
-
-/// `{conversations, hasMore}`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncReply {
-    /// Conversations with news.
-    pub conversations: Vec<SyncedInfo>,
-    /// Other conversations have news too: call again with the seqs now known.
-    pub has_more: bool,
-    /// What changed in the caller's own state after `feedPos`; absent without it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub feed: Option<FeedInfo>,
-}
-
-/// `{changes, pos, hasMore}`: a page of the caller's feed.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FeedInfo {
-    /// What changed, each once, as it is now, in feed order.
-    pub changes: Vec<FeedChange>,
-    /// The feed position held once this is applied.
-    pub pos: i64,
-    /// More follows: sync again with `pos`.
-    pub has_more: bool,
-}
-
-/// One thing of the caller's own state that changed, as it is now, with the position of its
-/// latest entry.
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
-pub enum FeedChange {
-    /// `{type: "conversation", pos, conversation}`: settings or read position.
-    Conversation {
-        /// Position.
-        pos: i64,
-        /// The caller's state of it.
-        conversation: Box<ConversationInfo>,
-    },
-    /// `{type: "group", pos, group}`: joined, or its info changed.
-    Group {
-        /// Position.
-        pos: i64,
-        /// The group.
-        group: GroupInfo,
-    },
-    /// `{type: "left", pos, groupId}`: no longer a member (left, removed, or dismissed).
-    Left {
-        /// Position.
-        pos: i64,
-        /// The group.
-        group_id: GroupId,
-    },
-    /// `{type: "hidden", pos, conversationId, messageId, seq}`: a message the caller deleted for
-    /// themselves.
-    Hidden {
-        /// Position.
-        pos: i64,
-        /// Its conversation.
-        conversation_id: ConversationId,
-        /// The message.
-        message_id: MessageId,
-        /// Its seq.
-        seq: i64,
-    },
-    /// `{type: "profile", pos, userinfo}`: the caller's own profile.
-    Profile {
-        /// Position.
-        pos: i64,
-        /// The caller, with private fields.
-        userinfo: UserInfo,
-    },
-}
-
-impl From<(i64, Fed)> for FeedChange {
-    fn from((pos, fed): (i64, Fed)) -> Self {
-        match fed {
-            Fed::Conversation(view) => FeedChange::Conversation { pos, conversation: Box::new((*view).into()) },
-            Fed::Group(group) => FeedChange::Group { pos, group: group.into() },
-            Fed::Left(group_id) => FeedChange::Left { pos, group_id },
-            Fed::Profile(user) => FeedChange::Profile { pos, userinfo: user.into() },
-            Fed::Hidden(m) => {
-                FeedChange::Hidden { pos, conversation_id: m.conversation_id, message_id: m.id, seq: m.seq }
-            }
-        }
-    }
-}
-
 /// `{messageId}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -309,7 +168,6 @@ pub struct ReadersReply {
 impl Request for HistoryQuery {}
 impl Request for EditMessage {}
 impl Request for ReactMessage {}
-impl Request for SyncRequest {}
 impl Request for MessageRef {}
 impl Request for ConversationArg {}
 
@@ -334,50 +192,6 @@ pub(super) async fn history(api: &Api, cx: &Ctx<'_>, req: HistoryQuery) -> Resul
     let (page, has_more) =
         messages.history(cx.who()?, &req.conversation_id, req.before_seq, req.after_seq, req.limit).await?;
     Ok(HistoryReply { messages: page.into_iter().map(Into::into).collect(), has_more })
-}
-
-/// `POST /message/sync`.
-pub(super) async fn sync(api: &Api, cx: &Ctx<'_>, req: SyncRequest) -> Result<SyncReply> {
-    let who = cx.who()?;
-    let known: HashMap<ConversationId, Known> = req
-        .conversations
-        .into_iter()
-        .map(|k| (k.conversation_id, Known { seq: k.seq.unwrap_or(0), pos: req.log.then(|| k.pos.unwrap_or(0)) }))
-        .collect();
-    let (synced, mut has_more) = api.domain.messages.sync(who, &known, req.log).await?;
-    let mut out = Vec::with_capacity(synced.len());
-    // The conversations' own fields take their share of the reply's budget; those that do not
-    // fit wait for the next call, whose known seqs have not moved past them.
-    let ids: Vec<ConversationId> = synced.iter().map(|s| s.conversation_id.clone()).collect();
-    let mut views = api.domain.conversations.infos(who, &ids).await?.into_iter().peekable();
-    let mut budget = Budget::new(SYNC_CONVERSATIONS_BUDGET);
-    for conversation in synced {
-        // In the same order; one the caller left in between has no view, and is left out.
-        let Some(view) = views.next_if(|v| v.state.conversation_id == conversation.conversation_id) else {
-            continue;
-        };
-        if !budget.admit(view_estimate(&view)) {
-            has_more = true;
-            break;
-        }
-        out.push(SyncedInfo {
-            conversation: view.into(),
-            messages: conversation.messages.into_iter().map(Into::into).collect(),
-            changes: conversation.changes.into_iter().map(Into::into).collect(),
-            pos: conversation.pos,
-            reset: conversation.reset,
-            has_more: conversation.has_more,
-        });
-    }
-    let feed = match req.feed_pos {
-        Some(after) => {
-            let page = api.domain.conversations.feed(who, after).await?;
-            let changes = page.items.into_iter().map(Into::into).collect();
-            Some(FeedInfo { changes, pos: page.pos, has_more: page.has_more })
-        }
-        None => None,
-    };
-    Ok(SyncReply { conversations: out, has_more, feed })
 }
 
 /// The message a change names.

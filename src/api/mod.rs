@@ -19,6 +19,7 @@ pub mod media;
 pub mod messages;
 pub mod push;
 pub mod routes;
+pub mod sync;
 pub mod users;
 pub mod views;
 pub mod wire;

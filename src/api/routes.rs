@@ -15,6 +15,7 @@ use super::conversations::{self, *};
 use super::groups::{self, *};
 use super::media::{self, LinkReply, LinkRequest};
 use super::messages::{self, *};
+use super::sync::{self, SyncReply, SyncRequest};
 use super::users::{self, *};
 use super::wire::{Done, Empty};
 use super::{Api, Ctx, Method, Request};
@@ -167,7 +168,7 @@ pub static ROUTES: &[Route] = &[
     route!(Get "/group/room/members", User, Client, MembersQuery => MembersReply, groups::members),
     route!(Post "/message/send", User, Client, Order::Log, SendMessage => MessageReply, messages::send),
     route!(Get "/message/history", User, Client, HistoryQuery => HistoryReply, messages::history),
-    route!(Post "/message/sync", User, Client, SyncRequest => SyncReply, messages::sync),
+    route!(Post "/message/sync", User, Client, SyncRequest => SyncReply, sync::sync),
     route!(Post "/message/recall", User, Client, Order::Log, MessageRef => ChangeReply, messages::recall),
     route!(Post "/message/delete", User, Client, Order::Log, MessageRef => ChangeReply, messages::delete),
     route!(Post "/message/edit", User, Client, Order::Log, EditMessage => ChangeReply, messages::edit),

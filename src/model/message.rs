@@ -244,9 +244,34 @@ pub struct SyncedConversation {
     /// The position the client holds once it has applied this answer; none when it synced
     /// by seq.
     pub pos: Option<i64>,
+    /// The position the answer starts after: a client holding less than it lacks what came
+    /// before (a conversation it joined, or one it never held) and fetches it by position.
+    pub from: Option<i64>,
     /// The log was compacted past the known position: the client must drop what it holds of
     /// this conversation and fetch its window again.
     pub reset: bool,
     /// More follows: the next sync, or history, brings it.
     pub has_more: bool,
+}
+
+/// Where a device stands in all of its conversation logs at once: a stamp of the log clock
+/// (every entry stamped at or below it is held) and, inside a sync round that is paged, how far
+/// the round got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncCursor {
+    /// Every entry stamped at or below this is held.
+    Done(i64),
+    /// Within a round: every entry stamped at or below `since` is held, and of the
+    /// conversations that moved past it, those before `conversation` are held up to `upto` or
+    /// later, and `conversation` itself up to position `pos`.
+    Within {
+        /// Where the round started.
+        since: i64,
+        /// The clock when the round started: where it ends.
+        upto: i64,
+        /// The conversation the round goes on with.
+        conversation: ConversationId,
+        /// The position held of it.
+        pos: i64,
+    },
 }

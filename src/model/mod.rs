@@ -19,7 +19,9 @@ pub use feed::{FeedEntry, FeedKind};
 pub use file::FileMeta;
 pub use group::{Group, GroupPatch, JoinPolicy, Member, MemberAction, NewGroup, Role, Standing};
 pub use ids::{ConversationId, ConversationRef, FileId, GroupId, LoginId, MessageId, SessionId, UserId};
-pub use message::{ChatType, Message, NewMessage, Outgoing, Quote, Reaction, Recipient, Status, SyncedConversation};
+pub use message::{
+    ChatType, Message, NewMessage, Outgoing, Quote, Reaction, Recipient, Status, SyncCursor, SyncedConversation,
+};
 pub use turn::{Tail, Turn};
 pub use user::{
     Account, Gender, Identity, LoginAttempt, LoginRecord, Lookup, Origin, Profile, ProfilePatch, ResetNotice, Ticket,

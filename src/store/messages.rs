@@ -78,8 +78,9 @@ pub trait MessageStore: Send + Sync {
     async fn hide_message(&self, user_id: UserId, message: &Message, now: i64) -> Result<bool>;
     /// Which of `messages` `user_id` has hidden.
     async fn hidden_among(&self, user_id: UserId, messages: &[MessageId]) -> Result<Vec<MessageId>>;
-    /// Entries of a conversation's log after position `after`: at most `limit` of them.
-    async fn log_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<LogPage>;
+    /// Entries of a conversation's log after position `after` and stamped at or below `upto`:
+    /// at most `limit` of them.
+    async fn log_after(&self, conversation: &ConversationId, after: i64, upto: i64, limit: i64) -> Result<LogPage>;
     /// The reactions of `messages`, with `reader`'s own marked, by message.
     async fn reactions(&self, messages: &[MessageId], reader: UserId) -> Result<Vec<(MessageId, Reaction)>>;
     /// A message's earlier versions: `(version, content, replaced_at)`, oldest first.
@@ -90,4 +91,17 @@ pub trait MessageStore: Send + Sync {
     async fn readers(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<Vec<UserId>>;
     /// Where each of a user's conversations stands.
     async fn heads(&self, user_id: UserId) -> Result<Vec<LogHead>>;
+    /// The newest stamp of the log clock: every entry stamped at or below it is committed.
+    async fn clock(&self) -> Result<i64>;
+    /// Where each of a user's conversations whose log moved past stamp `since` stands, from
+    /// conversation `from` on (by id, itself included), ascending by id: at most `limit`.
+    async fn changed_heads(
+        &self,
+        user_id: UserId,
+        since: i64,
+        from: Option<&ConversationId>,
+        limit: i64,
+    ) -> Result<Vec<LogHead>>;
+    /// The position of a conversation's newest entry stamped at or below `stamp` (0 if none).
+    async fn pos_at(&self, conversation: &ConversationId, stamp: i64) -> Result<i64>;
 }

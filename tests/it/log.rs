@@ -18,8 +18,8 @@ on_both!(
 
 /// What a client holds of one message: its status, content, edit time and reaction counts.
 #[derive(Debug, Clone, PartialEq)]
-struct Held {
-    status: String,
+pub(crate) struct Held {
+    pub(crate) status: String,
     content: Value,
     edited: bool,
     reactions: BTreeMap<String, i64>,
@@ -27,14 +27,14 @@ struct Held {
 
 /// A client's view of one conversation, built only from what the server sent it.
 #[derive(Debug, Default, PartialEq)]
-struct View {
-    messages: BTreeMap<i64, Held>,
-    pos: i64,
+pub(crate) struct View {
+    pub(crate) messages: BTreeMap<i64, Held>,
+    pub(crate) pos: i64,
 }
 
 impl View {
     /// Takes a message as it is now.
-    fn message(&mut self, m: &Value) {
+    pub(crate) fn message(&mut self, m: &Value) {
         let reactions = m["reactions"]
             .as_array()
             .unwrap()
@@ -51,7 +51,7 @@ impl View {
     }
 
     /// Applies a change, which carries the state it left.
-    fn change(&mut self, c: &Value) {
+    pub(crate) fn change(&mut self, c: &Value) {
         let held = self.messages.get_mut(&c["seq"].as_i64().unwrap()).expect("a change to a message held");
         match c["type"].as_str().unwrap() {
             "recall" | "delete" => {
@@ -75,7 +75,7 @@ impl View {
     }
 
     /// Takes an entry's position, which must be the next one.
-    fn advance(&mut self, pos: i64) {
+    pub(crate) fn advance(&mut self, pos: i64) {
         assert_eq!(pos, self.pos + 1, "positions follow one another");
         self.pos = pos;
     }
@@ -94,7 +94,7 @@ fn apply_push(view: &mut View, push: &Value) {
 }
 
 /// Syncs `conversation` by position from `view.pos` until nothing more comes.
-async fn sync_into(api: &mut Api, conversation: &str, view: &mut View) -> Vec<String> {
+pub(crate) async fn sync_into(api: &mut Api, conversation: &str, view: &mut View) -> Vec<String> {
     let mut types = Vec::new();
     loop {
         let known = json!([{"conversationId": conversation, "pos": view.pos}]);

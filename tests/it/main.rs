@@ -10,6 +10,7 @@ mod browser;
 mod buckets;
 mod cluster;
 mod conversations;
+mod cursor;
 mod deploy;
 mod failover;
 mod faults;

@@ -19,9 +19,11 @@ use rand::RngCore;
 use serde_json::Value;
 
 mod changes;
+mod cursor;
 mod sync;
 
 pub use changes::{Made, Version};
+pub use cursor::CursorSync;
 pub use sync::Known;
 
 use super::budget::{Budget, REPLY_BUDGET};

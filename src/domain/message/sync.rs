@@ -20,7 +20,7 @@ const SYNC_PAGE: i64 = 100;
 const SYNC_CONVERSATIONS: usize = 100;
 
 /// What an entry takes in a reply, at most.
-fn size(entry: &LogEntry) -> usize {
+pub(super) fn size(entry: &LogEntry) -> usize {
     match entry {
         LogEntry::Message(message) => estimate(message),
         LogEntry::Change(change) => change_estimate(change),
@@ -116,6 +116,7 @@ impl Messages {
             messages,
             changes: Vec::new(),
             pos: None,
+            from: None,
             reset: false,
             has_more,
         });
@@ -124,7 +125,7 @@ impl Messages {
 
     /// The log entries after `pos`, within `budget`; `true` when the budget cut them short. A
     /// position the log no longer reaches (compacted away) is answered with `reset`.
-    async fn log_page(
+    pub(super) async fn log_page(
         &self,
         head: &LogHead,
         pos: i64,
@@ -137,12 +138,13 @@ impl Messages {
                 messages: Vec::new(),
                 changes: Vec::new(),
                 pos: Some(head.last_pos),
+                from: Some(pos),
                 reset: true,
                 has_more: false,
             };
             return Ok((Some(reset), false));
         }
-        let page = self.store.log_after(&conversation_id, pos, SYNC_PAGE).await?;
+        let page = self.store.log_after(&conversation_id, pos, i64::MAX, SYNC_PAGE).await?;
         // Entries are admitted in log order, so that what fits is a prefix of the log and the
         // position returned covers exactly what is sent.
         let (mut kept_messages, mut kept_changes) = (Vec::new(), Vec::new());
@@ -168,6 +170,7 @@ impl Messages {
             messages: kept_messages,
             changes: kept_changes,
             pos: Some(reached),
+            from: Some(pos),
             reset: false,
             has_more,
         };

@@ -59,24 +59,27 @@ impl MessageStore for SqlStore {
         rows.iter().map(rows::message).collect()
     }
 
-    async fn log_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<LogPage> {
+    async fn log_after(&self, conversation: &ConversationId, after: i64, upto: i64, limit: i64) -> Result<LogPage> {
         // Seqs and positions grow together, so the messages made after position `after` are
         // those past the newest seq at or below it: found walking back from the newest, past
         // exactly the messages about to be returned.
         let text = format!(
             "SELECT {MESSAGE_COLUMNS} FROM message m WHERE m.conversation_id = $1 AND m.seq > COALESCE(\
                (SELECT b.seq FROM message b WHERE b.conversation_id = $1 AND b.pos <= $2 ORDER BY b.seq DESC LIMIT 1), 0) \
-             ORDER BY m.seq LIMIT $3"
+             AND m.stamp <= $4 ORDER BY m.seq LIMIT $3"
         );
-        let rows = sqlx::query(sql(text)).bind(conversation).bind(after).bind(limit + 1).fetch_all(&self.pool).await?;
+        let query = sqlx::query(sql(text)).bind(conversation).bind(after).bind(limit + 1).bind(upto);
+        let rows = query.fetch_all(&self.pool).await?;
         let messages: Vec<Message> = rows.iter().map(rows::message).collect::<Result<_>>()?;
         let rows = sqlx::query(
             "SELECT c.pos, c.kind, c.actor_id, c.data, c.at, c.message_id, m.seq FROM message_change c \
-             JOIN message m ON m.id = c.message_id WHERE c.conversation_id = $1 AND c.pos > $2 ORDER BY c.pos LIMIT $3",
+             JOIN message m ON m.id = c.message_id WHERE c.conversation_id = $1 AND c.pos > $2 AND c.stamp <= $4 \
+             ORDER BY c.pos LIMIT $3",
         )
         .bind(conversation)
         .bind(after)
         .bind(limit + 1)
+        .bind(upto)
         .fetch_all(&self.pool)
         .await?;
         let mut changes = Vec::with_capacity(rows.len());
@@ -224,23 +227,57 @@ impl MessageStore for SqlStore {
     }
 
     async fn heads(&self, user_id: UserId) -> Result<Vec<LogHead>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.last_seq, c.last_pos, c.log_floor, c.updated_at FROM conversation_member cm \
-             JOIN conversation c ON c.id = cm.conversation_id WHERE cm.user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LogHead {
-                    conversation_id: r.try_get(0)?,
-                    last_seq: r.try_get(1)?,
-                    last_pos: r.try_get(2)?,
-                    log_floor: r.try_get(3)?,
-                    updated_at: r.try_get(4)?,
-                })
-            })
-            .collect()
+        let text = format!("{HEAD_SELECT} WHERE cm.user_id = $1");
+        let rows = sqlx::query(sql(text)).bind(user_id).fetch_all(&self.pool).await?;
+        rows.iter().map(head).collect()
     }
+
+    async fn clock(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT stamp FROM log_clock WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn changed_heads(
+        &self,
+        user_id: UserId,
+        since: i64,
+        from: Option<&ConversationId>,
+        limit: i64,
+    ) -> Result<Vec<LogHead>> {
+        let text = format!("{HEAD_SELECT} WHERE cm.user_id = $1 AND c.stamp > $2 AND c.id >= $3 ORDER BY c.id LIMIT $4");
+        let from = from.map_or("", |c| c.as_str());
+        let rows = sqlx::query(sql(text)).bind(user_id).bind(since).bind(from).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(head).collect()
+    }
+
+    async fn pos_at(&self, conversation: &ConversationId, stamp: i64) -> Result<i64> {
+        // Stamps grow with positions in a conversation, so each walk goes back from the newest
+        // entry past exactly the entries stamped later: the ones sync is about to send.
+        let row = sqlx::query(
+            "SELECT COALESCE((SELECT m.pos FROM message m WHERE m.conversation_id = $1 AND m.stamp <= $2 \
+               ORDER BY m.seq DESC LIMIT 1), 0), \
+             COALESCE((SELECT c.pos FROM message_change c WHERE c.conversation_id = $1 AND c.stamp <= $2 \
+               ORDER BY c.pos DESC LIMIT 1), 0)",
+        )
+        .bind(conversation)
+        .bind(stamp)
+        .fetch_one(&self.pool)
+        .await?;
+        let (message, change): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        Ok(message.max(change))
+    }
+}
+
+/// Where a user's conversations stand, joined from their memberships.
+const HEAD_SELECT: &str = "SELECT c.id, c.last_seq, c.last_pos, c.log_floor, c.updated_at FROM conversation_member cm \
+                           JOIN conversation c ON c.id = cm.conversation_id";
+
+fn head(r: &sqlx::any::AnyRow) -> Result<LogHead> {
+    Ok(LogHead {
+        conversation_id: r.try_get(0)?,
+        last_seq: r.try_get(1)?,
+        last_pos: r.try_get(2)?,
+        log_floor: r.try_get(3)?,
+        updated_at: r.try_get(4)?,
+    })
 }

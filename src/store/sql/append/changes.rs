@@ -206,19 +206,19 @@ pub(super) fn data_of(what: &Changed) -> String {
 }
 
 /// Writes the batch's log rows in one statement.
-pub(super) async fn log(tx: &mut Tx<'_>, backend: Backend, entries: Vec<Entry<'_>>) -> Result<()> {
+pub(super) async fn log(tx: &mut Tx<'_>, backend: Backend, entries: Vec<Entry<'_>>, stamp: i64) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let mut insert = Statement::new(
         backend,
-        "INSERT INTO message_change (conversation_id, pos, message_id, kind, actor_id, data, at) VALUES ",
+        "INSERT INTO message_change (conversation_id, pos, message_id, kind, actor_id, data, at, stamp) VALUES ",
     );
     for (i, entry) in entries.into_iter().enumerate() {
         insert.sql(if i == 0 { "(" } else { ", (" });
         insert.bind(entry.conversation_id.clone())?.sql(", ").bind(entry.pos)?.sql(", ").bind(entry.message_id)?;
         insert.sql(", ").bind(entry.kind)?.sql(", ").bind(entry.actor)?.sql(", ").bind(entry.data)?;
-        insert.sql(", ").bind(entry.at)?.sql(")");
+        insert.sql(", ").bind(entry.at)?.sql(", ").bind(stamp)?.sql(")");
     }
     insert.run(tx).await
 }

@@ -64,8 +64,9 @@ pub(super) async fn insert(
     news: &[&NewMessage],
     fates: &[Fate],
     counts: &[(&ConversationId, i64)],
+    stamp: i64,
 ) -> Result<Ids> {
-    let ids = insert_messages(tx, backend, news, fates).await?;
+    let ids = insert_messages(tx, backend, news, fates, stamp).await?;
     share_files(tx, backend, news, fates).await?;
     finish_conversations(tx, backend, counts, news, fates, &ids).await?;
     Ok(ids)
@@ -175,7 +176,13 @@ fn fates_of(
 }
 
 /// Inserts the new messages in one statement and returns their ids.
-async fn insert_messages(tx: &mut Tx<'_>, backend: Backend, batch: &[&NewMessage], fates: &[Fate]) -> Result<Ids> {
+async fn insert_messages(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    batch: &[&NewMessage],
+    fates: &[Fate],
+    stamp: i64,
+) -> Result<Ids> {
     // SQLite has one writer, this task: the ids it would give follow the largest so far, and
     // naming them saves sending one row back per message. PostgreSQL's come back.
     let mut next_id = match backend {
@@ -187,9 +194,12 @@ async fn insert_messages(tx: &mut Tx<'_>, backend: Backend, batch: &[&NewMessage
     };
     let columns = "conversation_id, seq, pos, chat_type, sender_id, recipient, kind, content, client_msg_id, sent_at";
     let mut insert = match next_id {
-        Some(_) => Statement::new(backend, &format!("INSERT INTO message (id, {columns}, status) VALUES ")),
-        None => Statement::new(backend, &format!("INSERT INTO message ({columns}, status) VALUES ")),
+        Some(_) => Statement::new(backend, &format!("INSERT INTO message (id, {columns}, status, stamp) VALUES ")),
+        None => Statement::new(backend, &format!("INSERT INTO message ({columns}, status, stamp) VALUES ")),
     };
+    // One value for every row: written as a literal (it is a number the writer made) rather
+    // than bound once per row.
+    let stamped = format!(", 'normal', {stamp})");
     let mut ids = Ids::new();
     let mut first = true;
     for (fate, new) in fates.iter().zip(batch) {
@@ -205,7 +215,7 @@ async fn insert_messages(tx: &mut Tx<'_>, backend: Backend, batch: &[&NewMessage
         insert.bind(new.conversation_id.clone())?.sql(", ").bind(*seq)?.sql(", ").bind(*pos)?.sql(", ");
         insert.bind(new.to.chat_type().as_str())?.sql(", ").bind(new.from)?.sql(", ").bind(new.to.raw())?.sql(", ");
         insert.bind(new.kind.clone())?.sql(", ").bind(content)?.sql(", ").bind(new.client_msg_id.clone())?;
-        insert.sql(", ").bind(new.sent_at)?.sql(", 'normal')");
+        insert.sql(", ").bind(new.sent_at)?.sql(&stamped);
     }
     if next_id.is_some() {
         insert.run(tx).await?;

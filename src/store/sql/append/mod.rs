@@ -203,13 +203,14 @@ async fn store_batch(writer: &AnyPool, backend: Backend, ops: &[&Op]) -> Result<
     let tallies = tally(ops, &fates, &change_fates);
     let mut ids = Ids::new();
     if !tallies.is_empty() {
-        let heads = allocate(&mut tx, backend, &tallies, latest(&news)).await?;
+        let stamp = tick(&mut tx).await?;
+        let heads = allocate(&mut tx, backend, &tallies, latest(&news), stamp).await?;
         let reads = place(ops, &mut fates, &mut change_fates, heads)?;
         if fates.iter().any(|f| matches!(f, Fate::New { .. })) {
-            ids = messages::insert(&mut tx, backend, &news, &fates, &tallies_of_messages(&tallies)).await?;
+            ids = messages::insert(&mut tx, backend, &news, &fates, &tallies_of_messages(&tallies), stamp).await?;
         }
         advance_senders(&mut tx, backend, reads).await?;
-        changes::log(&mut tx, backend, entries(ops, &change_fates)).await?;
+        changes::log(&mut tx, backend, entries(ops, &change_fates), stamp).await?;
     }
     tx.commit().await?;
     let mut messages = messages::answers(&news, fates, &ids)?.into_iter();
@@ -279,16 +280,30 @@ fn counts_as_unread(new: &NewMessage) -> bool {
     new.kind != "system"
 }
 
+/// Takes the batch's stamp from the log clock. Its row stays locked until the batch commits
+/// (on PostgreSQL; SQLite has one writer anyway), so batches commit in stamp order on every
+/// node: a reader that sees stamp `s` sees every entry stamped at or below it. Taken after the
+/// changes locked their messages and before the conversation rows, as every batch does, so
+/// writers never wait on each other in a cycle.
+async fn tick(tx: &mut Tx<'_>) -> Result<i64> {
+    let row = sqlx::query("UPDATE log_clock SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Moves each conversation's seq, log position and countable messages by what the batch takes,
-/// and returns, by conversation, where the batch's entries start. The row locks serialize
-/// concurrent writers.
+/// stamps it, and returns, by conversation, where the batch's entries start. The row locks
+/// serialize concurrent writers.
 async fn allocate(
     tx: &mut Tx<'_>,
     backend: Backend,
     tallies: &[Tally<'_>],
     latest: i64,
+    stamp: i64,
 ) -> Result<HashMap<ConversationId, Head>> {
-    let mut bump = Statement::new(backend, "UPDATE conversation SET last_seq = last_seq + CASE id");
+    let mut bump = Statement::new(backend, "UPDATE conversation SET stamp = ");
+    bump.bind(stamp)?.sql(", last_seq = last_seq + CASE id");
     for t in tallies {
         bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.messages)?;
     }
