@@ -107,7 +107,7 @@ pub fn s10(report: &mut Report, _z: &Sizes) {
     let sync_ratio = ms(many.p50) / ms(few.p50);
     report.row(
         "S10",
-        "sync with 10 changes pending: 1,000 conversations against 10 (p50)",
+        "sync by cursor with 10 changes pending: 1,000 conversations against 10 (p50)",
         [format!("{:.2} ms", ms(many.p50)), format!("{:.2} ms", ms(few.p50)), format!("{sync_ratio:.2}")],
         "≤ 2",
         Some(sync_ratio <= 2.0),
