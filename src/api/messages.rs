@@ -1,7 +1,6 @@
 //! The message routes: send, history, sync, the changes (recall, delete, edit, reactions),
 //! versions, typing and readers.
 
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,8 +8,8 @@ use super::conversations::ConversationArg;
 use super::views::{ChangeInfo, MessageInfo};
 use super::wire::{Done, de_loose_id, de_opt_int};
 use super::{Api, Ctx, Request};
-use crate::domain::content::validate_content;
 use crate::domain::Made;
+use crate::domain::content::validate_content;
 use crate::error::{Error, Result};
 use crate::model::{ChatType, ConversationId, MessageId, Outgoing, Recipient, UserId};
 

@@ -188,7 +188,9 @@ pub(super) async fn sync(api: &Api, cx: &Ctx<'_>, req: SyncRequest) -> Result<Sy
             let known: HashMap<ConversationId, Known> = req
                 .conversations
                 .into_iter()
-                .map(|k| (k.conversation_id, Known { seq: k.seq.unwrap_or(0), pos: req.log.then(|| k.pos.unwrap_or(0)) }))
+                .map(|k| {
+                    (k.conversation_id, Known { seq: k.seq.unwrap_or(0), pos: req.log.then(|| k.pos.unwrap_or(0)) })
+                })
                 .collect();
             let (synced, more) = api.domain.messages.sync(who, &known, req.log).await?;
             // Those left out wait for the next call, whose known positions have not moved past them.

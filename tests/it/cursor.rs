@@ -116,7 +116,9 @@ async fn a_cursor_brings_what_moved_and_nothing_else(backend: Backend) {
     let later = later["group"]["id"].as_str().unwrap().to_owned();
     let mut sent = Vec::new();
     for (i, group) in groups.iter().chain([&later]).enumerate() {
-        sent.push(alice.call("/message/send", text("group", group, format!("first {i}"), format!("c0-{i}"))).await.ok());
+        sent.push(
+            alice.call("/message/send", text("group", group, format!("first {i}"), format!("c0-{i}"))).await.ok(),
+        );
     }
     alice.call("/message/send", text("single", &bob_id, "hello".into(), "c0-single".into())).await.ok();
 
@@ -168,12 +170,14 @@ async fn a_cursor_keeps_up_with_writers(backend: Backend) {
         let (mut api, _) = user(&server, Via::Http, &format!("race-w{w}")).await;
         let bob_id = bob_id.clone();
         writers.push(tokio::spawn(async move {
-            let group = api.call("/group/room/add", json!({"name": format!("Race {w}"), "members": [bob_id]})).await.ok();
+            let group =
+                api.call("/group/room/add", json!({"name": format!("Race {w}"), "members": [bob_id]})).await.ok();
             let group = group["group"]["id"].as_str().unwrap().to_owned();
             for i in 0..80 {
                 let to = if i % 3 == 0 { &bob_id } else { &group };
                 let chat_type = if i % 3 == 0 { "single" } else { "group" };
-                let sent = api.call("/message/send", text(chat_type, to, format!("{w}-{i}"), format!("r{w}-{i}"))).await.ok();
+                let sent =
+                    api.call("/message/send", text(chat_type, to, format!("{w}-{i}"), format!("r{w}-{i}"))).await.ok();
                 if i % 5 == 0 {
                     api.call("/message/react", json!({"messageId": sent["message"]["id"], "key": "👍"})).await.ok();
                 }

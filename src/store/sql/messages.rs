@@ -244,9 +244,11 @@ impl MessageStore for SqlStore {
         from: Option<&ConversationId>,
         limit: i64,
     ) -> Result<Vec<LogHead>> {
-        let text = format!("{HEAD_SELECT} WHERE cm.user_id = $1 AND c.stamp > $2 AND c.id >= $3 ORDER BY c.id LIMIT $4");
+        let text =
+            format!("{HEAD_SELECT} WHERE cm.user_id = $1 AND c.stamp > $2 AND c.id >= $3 ORDER BY c.id LIMIT $4");
         let from = from.map_or("", |c| c.as_str());
-        let rows = sqlx::query(sql(text)).bind(user_id).bind(since).bind(from).bind(limit).fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query(sql(text)).bind(user_id).bind(since).bind(from).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(head).collect()
     }
 

@@ -286,9 +286,8 @@ fn counts_as_unread(new: &NewMessage) -> bool {
 /// changes locked their messages and before the conversation rows, as every batch does, so
 /// writers never wait on each other in a cycle.
 async fn tick(tx: &mut Tx<'_>) -> Result<i64> {
-    let row = sqlx::query("UPDATE log_clock SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp")
-        .fetch_one(&mut **tx)
-        .await?;
+    let row =
+        sqlx::query("UPDATE log_clock SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp").fetch_one(&mut **tx).await?;
     Ok(row.try_get(0)?)
 }
 
