@@ -166,7 +166,10 @@ export interface Events {
   hidden: { conversationId: string; messageId: string; seq: number; message: Message };
   /** A `changed` of type `recall`, for the apps that only show recalls. */
   recalled: Change;
-  /** The log no longer reaches what was held: drop what is shown of the conversation and show these (its newest page). */
+  /**
+   * Drop what is shown of the conversation and show these (its newest page) instead: the log no
+   * longer reaches what was held, or a group was joined whose earlier messages were never held.
+   */
   reset: { conversationId: string; messages: Message[] };
   /** One-to-one read receipt: the peer read up to `seq`. */
   read: { conversationId: string; userId: string; seq: number };
@@ -177,6 +180,10 @@ export interface Events {
     | { event: "group.updated"; group: Group }
     | { event: "group.member"; groupId: string; action: string; userIds: string[]; by: string }
     | { event: "group.dismissed"; groupId: string; by: string };
+  /** No longer a member of the group (left, removed, or dismissed), here or on another device: its conversation is no longer held. */
+  left: { groupId: string; conversationId: string };
+  /** The user's own profile, changed on another device or while away. */
+  profile: UserInfo;
   kicked: { reason: "logout" | "password_reset" | "token_expired" | "session_limit" };
   state: State;
   /** The session is bound and synced: what is held is what the server has; queued requests go out. */

@@ -121,6 +121,12 @@ export class Chatgate {
     this._resyncing = null;
     // Sync requests sent, so that an entry can tell whether a sync was asked after it came.
     this._round = 0;
+    // Where sync goes on: one cursor for every conversation's log (opaque, as the server gave
+    // it), the request that began its round, and the position held of the user's own feed.
+    this._cursor = "0";
+    this._cursorDone = true;
+    this._roundBegan = 0;
+    this._feedPos = 0;
     // Sends and changes not yet acknowledged, in the order made.
     this._outbox = [];
     this._window = OUTBOX_WINDOW;
@@ -402,7 +408,7 @@ export class Chatgate {
     this._attempt = 0;
     this.userId = String(data.userId);
     this._setState("open");
-    if (!(await this._resync(ws, resumed))) return;
+    if (!(await this._resync(ws))) return;
     this._everReady = true;
     this._loaded = true;
     this._ready = true;
@@ -425,18 +431,15 @@ export class Chatgate {
   /**
    * Syncs until nothing is missing, on socket `ws`, retrying with backoff (each failure is a
    * `syncError` event) until it succeeds or the socket goes; resolves to whether it succeeded
-   * with `ws` still the socket.
-   * After a reconnection it also re-reads the conversations' own state (read positions, pins,
-   * drafts), which changes outside the log.
+   * with `ws` still the socket. The conversations' own state (read positions, pins, drafts,
+   * groups joined and left) comes with it, from the user's feed.
    */
-  async _resync(ws, refreshState) {
+  async _resync(ws) {
     this._resyncing = ws;
     try {
       for (let attempt = 0; ; ) {
         try {
           await this._sync();
-          if (refreshState) await this._refreshConversations();
-          refreshState = false;
           if (this._ws !== ws) return false;
           // Something came past a gap after the last round: sync again.
           if (![...this._held.values()].some((h) => h.early.size)) return true;
@@ -463,38 +466,65 @@ export class Chatgate {
     return this._syncing;
   }
 
-  // Answers are paged by bytes: a large backlog takes many rounds, each of which carries at
-  // least one entry, so a round that carries none while promising more means the server is not
+  // One cursor stands for every conversation held: a round of answers brings each conversation
+  // that moved since, from where it was held, paged by bytes; each answer moves the cursor, so an
+  // answer that promises more but moves neither the cursor nor the feed means the server is not
   // moving on.
   async _syncRounds() {
     for (;;) {
       const round = ++this._round;
-      const stamps = new Map();
-      const conversations = [];
-      for (const h of this._held.values()) {
-        stamps.set(h.id, h.stamp);
-        conversations.push({ conversationId: h.id, pos: h.pos });
-      }
-      const reply = await this.request("/message/sync", { log: true, conversations });
-      let moved = false;
+      if (this._cursorDone) this._roundBegan = round;
+      const stamps = new Map([...this._held.values()].map((h) => [h.id, h.stamp]));
+      const asked = { cursor: this._cursor, feed: this._feedPos };
+      const reply = await this.request("/message/sync", { cursor: this._cursor, feedPos: this._feedPos });
       let reset = false;
       for (const c of reply.conversations) {
         const h = this._hold(c.conversation.conversationId);
         if (c.reset) {
-          await this._reset(h, c);
-          reset = moved = true;
+          await this._holdNewest(h, c.pos);
+          reset = true;
         } else {
-          moved = this._applySynced(h, c) || moved;
+          // A conversation joined, or never held: what came before the answer is fetched first.
+          if (h.pos < c.from) await this._holdNewest(h, c.from);
+          this._applySynced(h, c);
         }
         if (h.stamp === (stamps.get(h.id) ?? 0) && this._takeConversation(h, c.conversation) && this._loaded) {
           this._emit("conversation", h.conversation);
         }
       }
-      const waiting = this._dropStale(round);
-      const more = reply.hasMore || reply.conversations.some((c) => c.hasMore);
+      if (reply.feed) this._applyFeed(reply.feed, stamps);
+      this._cursor = reply.cursor;
+      this._cursorDone = !reply.hasMore;
+      const waiting = this._cursorDone ? this._dropStale(this._roundBegan) : true;
+      const more = reply.hasMore || reply.feed.hasMore;
       if (!more && !reset && !waiting) return;
-      if (more && !moved) throw new ChatgateError("sync.stalled", "the server answered a sync with more to come but nothing in it");
+      if (more && asked.cursor === this._cursor && asked.feed === this._feedPos) {
+        throw new ChatgateError("sync.stalled", "the server answered a sync with more to come but nothing in it");
+      }
     }
+  }
+
+  /** Applies what changed in the user's own state, each thing as it is now. */
+  _applyFeed(feed, stamps) {
+    for (const change of feed.changes) {
+      if (change.type === "conversation") {
+        const h = this._hold(change.conversation.conversationId);
+        if (h.stamp === (stamps.get(h.id) ?? 0) && this._takeConversation(h, change.conversation) && this._loaded) {
+          this._emit("conversation", h.conversation);
+        }
+      } else if (change.type === "left") {
+        const conversationId = `g:${change.groupId}`;
+        this._held.delete(conversationId);
+        if (this._loaded) this._emit("left", { groupId: change.groupId, conversationId });
+      } else if (change.type === "hidden") {
+        this._hideHeld(change);
+      } else if (this._loaded && change.type === "group") {
+        this._emit("group", { event: "group.updated", group: change.group });
+      } else if (this._loaded && change.type === "profile") {
+        this._emit("profile", change.userinfo);
+      }
+    }
+    this._feedPos = feed.pos;
   }
 
   /** Applies one conversation's answer, in log order; whether it moved the position. */
@@ -512,10 +542,12 @@ export class Chatgate {
   }
 
   /**
-   * The log no longer reaches what is held: drop it, hold the newest page instead, and go on
-   * from the position the server gave (the next round brings what followed it).
+   * Holds a conversation's newest page instead of what was held, at position `pos`: when the
+   * log no longer reaches what was held (a reset), or when sync starts past it (a group just
+   * joined). What follows `pos` comes by sync; the page is as it is now, so applying it again
+   * leaves it so.
    */
-  async _reset(h, c) {
+  async _holdNewest(h, pos) {
     h.resetting = true;
     let page;
     try {
@@ -525,7 +557,7 @@ export class Chatgate {
     }
     h.messages = new Map(page.messages.map((m) => [m.seq, m]));
     h.lastSeq = page.messages.at(-1)?.seq ?? 0;
-    h.pos = c.pos;
+    h.pos = pos;
     if (this._loaded) this._emit("reset", { conversationId: h.id, messages: page.messages });
     this._drain(h);
   }
@@ -561,7 +593,7 @@ export class Chatgate {
     }
     h.early.set(entry.pos, { ...entry, round: this._round });
     // A resync in progress goes on while anything waits; before the first, the ready path syncs.
-    if (!this._resyncing && this._ready) this._resync(this._ws, false);
+    if (!this._resyncing && this._ready) this._resync(this._ws);
   }
 
   _drain(h) {
@@ -603,19 +635,6 @@ export class Chatgate {
     const readSeq = Math.max(before?.readSeq ?? 0, conversation.readSeq ?? 0);
     h.conversation = { ...conversation, readSeq };
     return !before || OWN_FIELDS.some((f) => before[f] !== h.conversation[f]);
-  }
-
-  async _refreshConversations() {
-    const stamps = new Map([...this._held.values()].map((h) => [h.id, h.stamp]));
-    let cursor;
-    do {
-      const page = await this.request("/conversation/list", cursor ? { cursor, limit: 100 } : { limit: 100 });
-      for (const c of page.conversations) {
-        const h = this._held.get(c.conversationId);
-        if (h && h.stamp === stamps.get(h.id) && this._takeConversation(h, c)) this._emit("conversation", h.conversation);
-      }
-      cursor = page.nextCursor;
-    } while (cursor);
   }
 
   _unread(h) {
@@ -889,7 +908,7 @@ export class Chatgate {
     if (!m || m.id !== messageId || m.status === "hidden") return;
     const hidden = { ...m, status: "hidden", content: {}, reactions: [] };
     this._held.get(conversationId).messages.set(seq, hidden);
-    this._emit("hidden", { conversationId, messageId, seq, message: hidden });
+    if (this._loaded) this._emit("hidden", { conversationId, messageId, seq, message: hidden });
   }
 
   /** Edits a text message: `content` is new text, or `{text, mentions?}`. Resolves to `{message, pos}`. */

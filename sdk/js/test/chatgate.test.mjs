@@ -24,12 +24,21 @@ class Log {
     this.me = me;
     this.conversations = new Map();
     this.lastId = 0;
+    // The log clock: each entry takes the next stamp, as each batch does on the server.
+    this.clock = 0;
+  }
+
+  /** Appends an entry to conversation `c`, stamped. */
+  append(c, entry) {
+    entry.stamp = ++this.clock;
+    c.stamp = entry.stamp;
+    c.entries.push(entry);
   }
 
   conversation(id) {
     let c = this.conversations.get(id);
     if (!c) {
-      c = { id, messages: new Map(), entries: [], readSeq: 0, floor: 0, pinned: false, muted: false, hidden: false, draft: "" };
+      c = { id, messages: new Map(), entries: [], stamp: 0, readSeq: 0, floor: 0, pinned: false, muted: false, hidden: false, draft: "" };
       this.conversations.set(id, c);
     }
     return c;
@@ -46,7 +55,7 @@ class Log {
       sentAt: 1000 + this.lastId, status: "normal", editedAt: null, users: new Map(),
     };
     c.messages.set(m.seq, m);
-    c.entries.push({ message: m });
+    this.append(c, { message: m });
     // As the server does: sending reads the conversation up to the message, for its sender.
     if (from === this.me) c.readSeq = Math.max(c.readSeq, m.seq);
     return this.view(m);
@@ -93,7 +102,7 @@ class Log {
         throw new Error(type);
     }
     change.pos = c.entries.length + 1;
-    c.entries.push({ change });
+    this.append(c, { change });
     return change;
   }
 
@@ -115,23 +124,49 @@ class Log {
     return { pos: c.entries.length, messages: [...c.messages.values()].map((m) => this.view(m)), unread: this.state(c).unread };
   }
 
-  /** `/message/sync` by position: at most `entries` per conversation and `conversations` per answer. */
+  /**
+   * `/message/sync` by cursor, as the server answers it: the conversations that moved past the
+   * cursor, in id order, each with the entries stamped up to the clock as the round began; at
+   * most `entries` per conversation and `conversations` per answer.
+   */
   sync(data, { entries = 100, conversations = 100 } = {}) {
-    assert.equal(data.log, true, "the SDK syncs by position");
-    const known = new Map(data.conversations.map((k) => [k.conversationId, k.pos]));
-    const behind = [...this.conversations.values()].filter((c) => c.entries.length > (known.get(c.id) ?? 0));
-    const out = behind.slice(0, conversations).map((c) => {
-      const pos = known.get(c.id) ?? 0;
-      if (pos < c.floor) return { conversation: this.state(c), messages: [], changes: [], pos: c.entries.length, reset: true, hasMore: false };
-      const page = c.entries.slice(pos, pos + entries);
-      return {
-        conversation: this.state(c),
-        messages: page.filter((e) => e.message).map((e) => this.view(e.message)),
-        changes: page.filter((e) => e.change).map((e) => e.change),
-        pos: pos + page.length, reset: false, hasMore: pos + page.length < c.entries.length,
-      };
-    });
-    return { conversations: out, hasMore: behind.length > conversations };
+    assert.equal(typeof data.cursor, "string", "the SDK syncs by cursor");
+    assert.equal(data.conversations, undefined, "naming no conversation");
+    const parts = data.cursor.split(".");
+    const [since, upto] = parts.length === 1 ? [Number(parts[0]), this.clock] : [Number(parts[0]), Number(parts[1])];
+    const [resumeId, resumePos] = parts.length === 1 ? [null, 0] : [parts[2], Number(parts[3])];
+    const moved = [...this.conversations.values()]
+      .filter((c) => c.stamp > since && (resumeId === null || c.id >= resumeId))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const out = [];
+    let next = String(upto);
+    for (const c of moved) {
+      const start = c.id === resumeId ? resumePos : c.entries.filter((e) => e.stamp <= since).length;
+      if (out.length === conversations) {
+        next = `${since}.${upto}.${c.id}.${start}`;
+        break;
+      }
+      if (start < c.floor) {
+        out.push({ conversation: this.state(c), messages: [], changes: [], pos: c.entries.length, from: start, reset: true, hasMore: false });
+        continue;
+      }
+      const due = c.entries.slice(start).filter((e) => e.stamp <= upto);
+      const page = due.slice(0, entries);
+      if (page.length) {
+        out.push({
+          conversation: this.state(c),
+          messages: page.filter((e) => e.message).map((e) => this.view(e.message)),
+          changes: page.filter((e) => e.change).map((e) => e.change),
+          pos: start + page.length, from: start, reset: false, hasMore: page.length < due.length,
+        });
+      }
+      if (page.length < due.length) {
+        next = `${since}.${upto}.${c.id}.${start + page.length}`;
+        break;
+      }
+    }
+    const feed = { changes: [], pos: data.feedPos ?? 0, hasMore: false };
+    return { conversations: out, hasMore: next.includes("."), cursor: next, feed };
   }
 
   history({ conversationId, afterSeq, beforeSeq, limit = 50 }) {
