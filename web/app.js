@@ -120,6 +120,10 @@ $("logout").addEventListener("click", () => logout());
 
 function upsert(c) {
   if (c.peer && c.chatType === "single") remember(c.peer);
+  // Answers can come out of order (a list asked before a message may answer after it): one
+  // older than what is held, by its last seq or read position, would take the state back.
+  const known = state.conversations.get(c.conversationId);
+  if (known && (c.lastSeq < known.lastSeq || c.readSeq < (known.readSeq ?? 0))) return;
   state.conversations.set(c.conversationId, c);
 }
 
