@@ -116,6 +116,12 @@ export interface Conversation {
   lastSeq: number;
   readSeq: number;
   unread: number;
+  /** Of the unread, those that mention this user, by id or `@all`; a mute does not stop them. */
+  mentionUnread: number;
+  /** One-to-one: how far the peer has read (null in a group). */
+  peerReadSeq: number | null;
+  /** One-to-one: how far the peer's devices have received (null in a group). */
+  peerDeliveredSeq: number | null;
   pinned: boolean;
   muted: boolean;
   hidden: boolean;
@@ -132,6 +138,8 @@ export interface Held {
   readSeq: number;
   /** Counted over the messages held, by the server's rule (others', not recalled or deleted, not system). */
   unread: number;
+  /** Of those, the ones that mention this user (a group's, listing them or `@all`). */
+  mentionUnread: number;
   /** The server's view of it, as last heard (null for a conversation only heard of by push). */
   conversation: Conversation | null;
   /** In seq order, as they are now: every message since the first, or since a reset's newest page. */
@@ -173,6 +181,13 @@ export interface Events {
   reset: { conversationId: string; messages: Message[] };
   /** One-to-one read receipt: the peer read up to `seq`. */
   read: { conversationId: string; userId: string; seq: number };
+  /**
+   * One-to-one delivered receipt: the peer's devices received up to `seq`. This client
+   * acknowledges the peer's messages it receives, by push or sync, on its own.
+   */
+  delivered: { conversationId: string; userId: string; seq: number };
+  /** Group read receipts for this user's own messages: how many have read each, at most once a second per conversation. */
+  readCount: { conversationId: string; counts: { messageId: string; seq: number; read: number }[] };
   typing: { conversationId: string; userId: string };
   /** The user's own state of a conversation (read, pinned, muted, hidden, draft), changed on another device or while away. */
   conversation: Conversation;
@@ -252,6 +267,7 @@ export type Route =
   | "/group/room/members"
   | "/message/send"
   | "/message/history"
+  | "/message/mentions"
   | "/message/sync"
   | "/message/recall"
   | "/message/delete"
@@ -266,6 +282,7 @@ export type Route =
   | "/conversation/info"
   | "/conversation/update"
   | "/conversation/read"
+  | "/conversation/delivered"
   | "/conversation/unread"
   | "/file/link";
 
@@ -298,6 +315,8 @@ export class Chatgate {
   forward(chatType: ChatType, to: string, messageId: string, options?: { clientMsgId?: string }): Promise<Message>;
   sendText(to: string, text: string, options?: { mentions?: string[] | "all"; replyTo?: string }): Promise<Message>;
   history(conversationId: string, options?: { beforeSeq?: number; afterSeq?: number; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
+  /** The messages of a group that mention this user (by id or `@all`), ascending, the newest page before `beforeSeq`. */
+  mentions(conversationId: string, options?: { beforeSeq?: number; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
   recall(messageId: string): Promise<Changed>;
   deleteForEveryone(messageId: string): Promise<Changed>;
   /** Deletes a message for this user only (queued like every change). */
@@ -307,7 +326,11 @@ export class Chatgate {
   unreact(messageId: string, key: string): Promise<Changed>;
   versions(messageId: string): Promise<Version[]>;
   typing(conversationId: string): Promise<Record<string, never>>;
-  readers(messageId: string): Promise<{ count: number; userIds: string[] }>;
+  /**
+   * How many have read a message (its sender aside) and how many have not, with a page of who
+   * has (or with `unread`, who has not), ascending by id after `after`.
+   */
+  readers(messageId: string, options?: { unread?: boolean; after?: string; limit?: number }): Promise<{ count: number; unreadCount: number; userIds: string[]; hasMore: boolean }>;
 
   conversations(options?: { cursor?: string; limit?: number }): Promise<{ conversations: Conversation[]; totalUnread: number; nextCursor: string | null }>;
   conversation(conversationId: string): Promise<Conversation>;

@@ -19,6 +19,8 @@ const RETRYABLE = new Set(["timeout", "connection.lost", "not_connected", "unava
 // after a reconnection neither times out behind itself nor runs into the session's rate limit
 // as one burst (the server closes a session refused too often).
 const OUTBOX_WINDOW = 16;
+// How long a delivered receipt waits for more messages of its conversation, in ms.
+const DELIVERED_DELAY = 250;
 
 // What is held of a conversation after a reset: the newest page, as the server suggests.
 const RESET_PAGE = 50;
@@ -127,6 +129,10 @@ export class Chatgate {
     this._cursorDone = true;
     this._roundBegan = 0;
     this._feedPos = 0;
+    // One-to-one seqs received but not yet acknowledged (delivered receipts), by conversation,
+    // and the timer that sends them.
+    this._unacked = new Map();
+    this._ackTimer = null;
     // Sends and changes not yet acknowledged, in the order made.
     this._outbox = [];
     this._window = OUTBOX_WINDOW;
@@ -382,6 +388,12 @@ export class Chatgate {
       case "message.read":
         this._emit("read", data);
         break;
+      case "message.delivered":
+        this._emit("delivered", data);
+        break;
+      case "message.readCount":
+        this._emit("readCount", data);
+        break;
       case "typing":
         this._emit("typing", data);
         break;
@@ -504,6 +516,25 @@ export class Chatgate {
     }
   }
 
+  /**
+   * Notes that a peer's message reached this device; the peer hears it (a delivered receipt)
+   * shortly, one acknowledgement per conversation for all that came meanwhile. Best effort: one
+   * lost to a reconnection is sent again by the next message, and reading implies it.
+   */
+  _received(conversationId, seq) {
+    if (seq <= (this._unacked.get(conversationId) ?? 0)) return;
+    this._unacked.set(conversationId, seq);
+    this._ackTimer ??= setTimeout(() => {
+      this._ackTimer = null;
+      const due = [...this._unacked];
+      this._unacked.clear();
+      if (!this._ready) return;
+      for (const [conversationId, seq] of due) {
+        this.request("/conversation/delivered", { conversationId, seq }).catch(() => {});
+      }
+    }, DELIVERED_DELAY);
+  }
+
   /** Applies what changed in the user's own state, each thing as it is now. */
   _applyFeed(feed, stamps) {
     for (const change of feed.changes) {
@@ -618,6 +649,7 @@ export class Chatgate {
         h.conversation = { ...h.conversation, readSeq: m.seq };
       }
       if (!known && this._loaded) this._emit("message", m);
+      if (m.from !== this.userId && h.id.startsWith("s:")) this._received(h.id, m.seq);
       return;
     }
     const change = entry.change;
@@ -637,30 +669,39 @@ export class Chatgate {
     return !before || OWN_FIELDS.some((f) => before[f] !== h.conversation[f]);
   }
 
+  /** `[unread, mentionUnread]` over the messages held, by the server's rules. */
   _unread(h) {
     const readSeq = h.conversation?.readSeq ?? 0;
     let unread = 0;
+    let mentions = 0;
     for (const m of h.messages.values()) {
-      if (m.seq > readSeq && m.from !== this.userId && m.status === "normal" && m.kind !== "system") unread += 1;
+      if (m.seq > readSeq && m.from !== this.userId && m.status === "normal" && m.kind !== "system") {
+        unread += 1;
+        const listed = m.content?.mentions;
+        if (h.id.startsWith("g:") && (listed === "all" || (Array.isArray(listed) && listed.includes(this.userId)))) mentions += 1;
+      }
     }
-    return unread;
+    return [unread, mentions];
   }
 
   /**
    * What the device holds of a conversation (or, without an id, of each):
-   * `{conversationId, pos, lastSeq, readSeq, unread, conversation, messages}`, messages in seq
-   * order as they are now. `unread` is counted over the messages held, by the server's rule.
+   * `{conversationId, pos, lastSeq, readSeq, unread, mentionUnread, conversation, messages}`,
+   * messages in seq order as they are now. `unread` and `mentionUnread` are counted over the
+   * messages held, by the server's rules.
    */
   held(conversationId) {
     if (conversationId === undefined) return [...this._held.keys()].map((id) => this.held(id));
     const h = this._held.get(conversationId);
     if (!h) return undefined;
+    const [unread, mentionUnread] = this._unread(h);
     return {
       conversationId: h.id,
       pos: h.pos,
       lastSeq: h.lastSeq,
       readSeq: h.conversation?.readSeq ?? 0,
-      unread: this._unread(h),
+      unread,
+      mentionUnread,
       conversation: h.conversation,
       messages: [...h.messages.values()],
     };
@@ -717,7 +758,9 @@ export class Chatgate {
 
   /** Sends what may go now, in order; a request waits only for the one before it on its target. */
   _pump() {
-    if (!this._ready || Date.now() < this._pausedUntil) return;
+    if (!this._ready) return;
+    // A timer may fire a little before the time it was set for, by the wall clock: wait on.
+    if (Date.now() < this._pausedUntil) return this._pause(0);
     const inflight = this._outbox.filter((op) => op.inflight);
     const busy = new Set(inflight.map((op) => op.target));
     let room = this._window - inflight.length;
@@ -940,9 +983,12 @@ export class Chatgate {
     return this.request("/message/typing", { conversationId });
   }
 
-  /** Who has read a message: `{count, userIds}`. */
-  readers(messageId) {
-    return this.request("/message/readers", { messageId: String(messageId) });
+  /**
+   * Who has read a message: `{count, unreadCount, userIds, hasMore}`, the page of those who have
+   * (or with `unread`, who have not) ascending by id after `after`.
+   */
+  readers(messageId, { unread, after, limit } = {}) {
+    return this.request("/message/readers", { messageId: String(messageId), unread, after, limit });
   }
 
   // ---- conversations ----
@@ -955,6 +1001,14 @@ export class Chatgate {
   /** One conversation. */
   conversation(conversationId) {
     return this.request("/conversation/info", { conversationId }).then((d) => d.conversation);
+  }
+
+  /**
+   * The messages of a group that mention this user (by id or `@all`), ascending, the newest
+   * page before `beforeSeq`: `{messages, hasMore}`.
+   */
+  mentions(conversationId, { beforeSeq, limit } = {}) {
+    return this.request("/message/mentions", { conversationId, beforeSeq, limit });
   }
 
   /** Unread counts: `{total, conversations: [{conversationId, unread}]}`. */

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::groups::GroupInfo;
 use super::users::UserInfo;
 use super::views::MessageInfo;
-use super::wire::{Empty, de_int, de_opt_bool, de_opt_int};
+use super::wire::{Done, Empty, de_int, de_opt_bool, de_opt_int};
 use super::{Api, Ctx, Request};
 use crate::error::Result;
 use crate::model::{ConversationId, ConversationPatch, ConversationView, Peer};
@@ -48,6 +48,12 @@ pub struct ConversationInfo {
     pub read_seq: i64,
     /// Unread messages from others.
     pub unread: i64,
+    /// Of those, the ones that mention the caller, by id or `@all` (muted or not).
+    pub mention_unread: i64,
+    /// One-to-one: how far the peer has read (null in a group).
+    pub peer_read_seq: Option<i64>,
+    /// One-to-one: how far the peer's devices have received (null in a group).
+    pub peer_delivered_seq: Option<i64>,
     /// Pinned.
     pub pinned: bool,
     /// Muted.
@@ -75,6 +81,9 @@ impl From<ConversationView> for ConversationInfo {
             last_pos: s.last_pos,
             read_seq: s.read_seq,
             unread: s.unread,
+            mention_unread: s.mention_unread,
+            peer_read_seq: s.peer_read_seq,
+            peer_delivered_seq: s.peer_delivered_seq,
             pinned: s.pinned,
             muted: s.muted,
             draft: s.draft,
@@ -153,6 +162,17 @@ pub struct ReadRequest {
     pub seq: i64,
 }
 
+/// `POST /conversation/delivered`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeliveredRequest {
+    /// The one-to-one conversation.
+    pub conversation_id: ConversationId,
+    /// Received up to here.
+    #[serde(deserialize_with = "de_int")]
+    pub seq: i64,
+}
+
 /// One entry of `/conversation/unread`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +194,7 @@ pub struct UnreadReply {
 
 impl Request for ConversationListQuery {}
 impl Request for ReadRequest {}
+impl Request for DeliveredRequest {}
 
 impl Request for ConversationUpdate {
     fn probe(self) {
@@ -207,6 +228,12 @@ pub(super) async fn update(api: &Api, cx: &Ctx<'_>, req: ConversationUpdate) -> 
 pub(super) async fn read(api: &Api, cx: &Ctx<'_>, req: ReadRequest) -> Result<ConversationReply> {
     let view = api.domain.conversations.read(cx.who()?, &req.conversation_id, req.seq).await?;
     Ok(ConversationReply { conversation: view.into() })
+}
+
+/// `POST /conversation/delivered`.
+pub(super) async fn delivered(api: &Api, cx: &Ctx<'_>, req: DeliveredRequest) -> Result<Done> {
+    api.domain.conversations.delivered(cx.who()?, &req.conversation_id, req.seq).await?;
+    Ok(Done {})
 }
 
 /// `GET /conversation/unread`.

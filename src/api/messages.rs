@@ -1,12 +1,12 @@
 //! The message routes: send, history, sync, the changes (recall, delete, edit, reactions),
-//! versions, typing and readers.
+//! versions, typing, readers and mentions.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::conversations::ConversationArg;
 use super::views::{ChangeInfo, MessageInfo};
-use super::wire::{Done, de_loose_id, de_opt_int};
+use super::wire::{Done, de_loose_id, de_opt_bool, de_opt_int};
 use super::{Api, Ctx, Request};
 use crate::domain::Made;
 use crate::domain::content::validate_content;
@@ -77,6 +77,20 @@ pub struct HistoryQuery {
     /// Messages after this seq.
     #[serde(default, deserialize_with = "de_opt_int")]
     pub after_seq: Option<i64>,
+    /// Page size, 1 to 100 (default 50).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub limit: Option<i64>,
+}
+
+/// `GET /message/mentions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MentionsQuery {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Mentions before this seq (the newest by default).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub before_seq: Option<i64>,
     /// Page size, 1 to 100 (default 50).
     #[serde(default, deserialize_with = "de_opt_int")]
     pub limit: Option<i64>,
@@ -158,16 +172,40 @@ pub struct VersionsReply {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadersReply {
-    /// How many have read it.
-    pub count: usize,
-    /// Who, by id.
+    /// How many have read it (its sender aside).
+    pub count: i64,
+    /// How many have not.
+    pub unread_count: i64,
+    /// A page of who has read it (or with `unread`, who has not), ascending by id.
     pub user_ids: Vec<UserId>,
+    /// More follow: ask again with `after` the last of `userIds`.
+    pub has_more: bool,
+}
+
+/// `GET /message/readers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReadersQuery {
+    /// The message; malformed ids name nothing.
+    #[serde(deserialize_with = "de_loose_id")]
+    pub message_id: Option<MessageId>,
+    /// List who has not read it instead.
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub unread: Option<bool>,
+    /// The page after this user id.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub after: Option<i64>,
+    /// Page size, 1 to 500 (default 500).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub limit: Option<i64>,
 }
 
 impl Request for HistoryQuery {}
+impl Request for MentionsQuery {}
 impl Request for EditMessage {}
 impl Request for ReactMessage {}
 impl Request for MessageRef {}
+impl Request for ReadersQuery {}
 impl Request for ConversationArg {}
 
 impl Request for SendMessage {
@@ -190,6 +228,13 @@ pub(super) async fn history(api: &Api, cx: &Ctx<'_>, req: HistoryQuery) -> Resul
     let messages = &api.domain.messages;
     let (page, has_more) =
         messages.history(cx.who()?, &req.conversation_id, req.before_seq, req.after_seq, req.limit).await?;
+    Ok(HistoryReply { messages: page.into_iter().map(Into::into).collect(), has_more })
+}
+
+/// `GET /message/mentions`.
+pub(super) async fn mentions(api: &Api, cx: &Ctx<'_>, req: MentionsQuery) -> Result<HistoryReply> {
+    let messages = &api.domain.messages;
+    let (page, has_more) = messages.mentions(cx.who()?, &req.conversation_id, req.before_seq, req.limit).await?;
     Ok(HistoryReply { messages: page.into_iter().map(Into::into).collect(), has_more })
 }
 
@@ -256,7 +301,15 @@ pub(super) async fn typing(api: &Api, cx: &Ctx<'_>, req: ConversationArg) -> Res
 }
 
 /// `GET /message/readers`.
-pub(super) async fn readers(api: &Api, cx: &Ctx<'_>, req: MessageRef) -> Result<ReadersReply> {
-    let readers = api.domain.messages.readers(cx.who()?, req.message_id.ok_or(Error::NotFound)?).await?;
-    Ok(ReadersReply { count: readers.len(), user_ids: readers })
+pub(super) async fn readers(api: &Api, cx: &Ctx<'_>, req: ReadersQuery) -> Result<ReadersReply> {
+    let message_id = req.message_id.ok_or(Error::NotFound)?;
+    let after = req.after.map(UserId);
+    let readers =
+        api.domain.messages.readers(cx.who()?, message_id, req.unread != Some(true), after, req.limit).await?;
+    Ok(ReadersReply {
+        count: readers.read,
+        unread_count: readers.unread,
+        user_ids: readers.page,
+        has_more: readers.has_more,
+    })
 }

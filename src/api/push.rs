@@ -14,7 +14,7 @@ use super::messages::MessageReply;
 use super::views::ChangeInfo;
 use crate::model::{
     Change, Changed, ConversationId, ConversationView, Group, GroupId, KickReason, MemberChange, Message, MessageId,
-    UserId,
+    ReadCount, UserId,
 };
 
 /// A server push, encoded lazily and at most once per format.
@@ -103,6 +103,10 @@ pub mod event {
     pub const MESSAGE_HIDDEN: &str = "message.hidden";
     /// The peer read up to a seq; `{conversationId, userId, seq}`.
     pub const MESSAGE_READ: &str = "message.read";
+    /// The peer's devices received up to a seq; `{conversationId, userId, seq}`.
+    pub const MESSAGE_DELIVERED: &str = "message.delivered";
+    /// How many have read a sender's group messages; `{conversationId, counts: [{messageId, seq, read}]}`.
+    pub const MESSAGE_READ_COUNT: &str = "message.readCount";
     /// Someone is typing; `{conversationId, userId}`.
     pub const TYPING: &str = "typing";
     /// The caller's own view of a conversation changed; `{conversation}`.
@@ -162,6 +166,21 @@ struct ReadReceipt {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+struct ReadCounts {
+    conversation_id: ConversationId,
+    counts: Vec<ReadCountInfo>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadCountInfo {
+    message_id: MessageId,
+    seq: i64,
+    read: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct TypingInfo {
     conversation_id: ConversationId,
     user_id: UserId,
@@ -217,6 +236,18 @@ pub fn message_hidden(conversation_id: ConversationId, message_id: MessageId, se
 /// `message.read {conversationId, userId, seq}`.
 pub fn message_read(conversation_id: ConversationId, user_id: UserId, seq: i64) -> Push {
     Push::new(event::MESSAGE_READ, ReadReceipt { conversation_id, user_id, seq })
+}
+
+/// `message.delivered {conversationId, userId, seq}`.
+pub fn message_delivered(conversation_id: ConversationId, user_id: UserId, seq: i64) -> Push {
+    Push::new(event::MESSAGE_DELIVERED, ReadReceipt { conversation_id, user_id, seq })
+}
+
+/// `message.readCount {conversationId, counts: [{messageId, seq, read}]}`.
+pub fn message_read_count(conversation_id: ConversationId, counts: Vec<ReadCount>) -> Push {
+    let counts =
+        counts.into_iter().map(|c| ReadCountInfo { message_id: c.message_id, seq: c.seq, read: c.read }).collect();
+    Push::new(event::MESSAGE_READ_COUNT, ReadCounts { conversation_id, counts })
 }
 
 /// `typing {conversationId, userId}`.

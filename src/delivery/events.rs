@@ -49,6 +49,17 @@ impl Events for Gateway {
             Event::MessageRead { conversation_id, user_id, seq, recipients } => {
                 self.fan_out(push::message_read(conversation_id, user_id, seq), &Audience::Users(recipients), None);
             }
+            Event::MessageDelivered { conversation_id, user_id, seq, recipients } => {
+                let push = push::message_delivered(conversation_id, user_id, seq);
+                self.fan_out(push, &Audience::Users(recipients), None);
+            }
+            Event::ReadCounts { conversation_id, counts, recipient } => {
+                self.fan_out(
+                    push::message_read_count(conversation_id, counts),
+                    &Audience::Users(vec![recipient]),
+                    None,
+                );
+            }
             Event::ConversationUpdated { user_id, view, skip_session } => {
                 self.fan_out(push::conversation_updated(*view), &Audience::Users(vec![user_id]), skip_session);
             }

@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use super::budget::{Budget, REPLY_BUDGET, view_estimate};
 use super::ports::Events;
+use super::receipts::Receipts;
 use crate::error::{Error, Result};
 use crate::model::{
-    ConversationId, ConversationPatch, ConversationState, ConversationView, Event, Group, GroupId, Identity, Message,
-    MessageId, Peer, User, UserId, now_ms,
+    ConversationId, ConversationPatch, ConversationRef, ConversationState, ConversationView, Event, Group, GroupId,
+    Identity, Message, MessageId, Peer, User, UserId, now_ms,
 };
 use crate::store::Store;
 
@@ -32,12 +33,13 @@ const MAX_DRAFT: usize = 5000;
 pub struct Conversations {
     pub(super) store: Arc<dyn Store>,
     events: Arc<dyn Events>,
+    receipts: Arc<Receipts>,
 }
 
 impl Conversations {
-    /// Wires the conversation domain.
-    pub fn new(store: Arc<dyn Store>, events: Arc<dyn Events>) -> Self {
-        Conversations { store, events }
+    /// Wires the conversation domain; group reads go to `receipts`.
+    pub fn new(store: Arc<dyn Store>, events: Arc<dyn Events>, receipts: Arc<Receipts>) -> Self {
+        Conversations { store, events, receipts }
     }
 
     /// Completes states with their peers and last messages, in three queries whatever the count.
@@ -145,7 +147,8 @@ impl Conversations {
     }
 
     /// Moves the caller's read position forward to `seq` (capped at the last seq). In a
-    /// one-to-one conversation the peer is told (a read receipt).
+    /// one-to-one conversation the peer is told (a read receipt); in a group the senders of
+    /// what was read are told how many have read it, debounced ([`Receipts`]).
     pub async fn read(&self, who: &Identity, conversation_id: &ConversationId, seq: i64) -> Result<ConversationView> {
         if seq < 0 {
             return Err(Error::validation("seq", "seq must not be negative"));
@@ -159,16 +162,49 @@ impl Conversations {
                 view: Box::new(view.clone()),
                 skip_session: who.session,
             });
-            if let Some(peer) = conversation_id.parse().and_then(|c| c.peer_of(who.user_id)) {
-                self.events.publish(Event::MessageRead {
-                    conversation_id: conversation_id.clone(),
-                    user_id: who.user_id,
-                    seq: view.state.read_seq,
-                    recipients: vec![peer],
-                });
+            match conversation_id.parse() {
+                Some(ConversationRef::Group(group_id)) => {
+                    self.receipts.read(group_id, before.read_seq, view.state.read_seq);
+                }
+                Some(single) => {
+                    if let Some(peer) = single.peer_of(who.user_id) {
+                        self.events.publish(Event::MessageRead {
+                            conversation_id: conversation_id.clone(),
+                            user_id: who.user_id,
+                            seq: view.state.read_seq,
+                            recipients: vec![peer],
+                        });
+                    }
+                }
+                None => {}
             }
         }
         Ok(view)
+    }
+
+    /// The caller's devices received a one-to-one conversation up to `seq` (capped at the last
+    /// seq): the peer is told (a delivered receipt) when that moved it forward.
+    pub async fn delivered(&self, who: &Identity, conversation_id: &ConversationId, seq: i64) -> Result<()> {
+        let Some(ConversationRef::Single(a, b)) = conversation_id.parse() else {
+            return Err(Error::validation("conversationId", "delivered receipts are for one-to-one conversations"));
+        };
+        if who.user_id != a && who.user_id != b {
+            return Err(Error::NotFound);
+        }
+        if seq < 0 {
+            return Err(Error::validation("seq", "seq must not be negative"));
+        }
+        self.state(who, conversation_id).await?;
+        if let Some(seq) = self.store.mark_delivered(conversation_id, who.user_id, seq).await? {
+            let peer = if who.user_id == a { b } else { a };
+            self.events.publish(Event::MessageDelivered {
+                conversation_id: conversation_id.clone(),
+                user_id: who.user_id,
+                seq,
+                recipients: vec![peer],
+            });
+        }
+        Ok(())
     }
 
     /// The unread total (unmuted conversations) and each conversation with unread messages.

@@ -15,6 +15,7 @@ pub mod links;
 pub mod media;
 pub mod message;
 pub mod ports;
+pub mod receipts;
 pub mod text;
 pub mod user;
 
@@ -28,6 +29,7 @@ pub use limits::Limits;
 pub use media::{Download, Media};
 pub use message::{ContentLimits, Known, Made, Messages, Version};
 pub use ports::{Events, Notices, Presence};
+pub use receipts::Receipts;
 pub use user::Users;
 
 use crate::config::Config;
@@ -93,7 +95,7 @@ impl Domain {
         Ok(Domain {
             users,
             groups: Groups::new(store.clone(), events.clone(), messages.clone(), config.group_max_members),
-            conversations: Conversations::new(store.clone(), events),
+            conversations: Conversations::new(store.clone(), events.clone(), Receipts::new(store.clone(), events)),
             media: Media::new(
                 store.clone(),
                 objects,

@@ -34,6 +34,13 @@ pub struct ConversationState {
     pub draft: String,
     /// Unread messages (see the module invariants).
     pub unread: i64,
+    /// Of those, the ones that mention this participant (listed, or `@all`); counted even when
+    /// the conversation is muted.
+    pub mention_unread: i64,
+    /// One-to-one: how far the peer has read.
+    pub peer_read_seq: Option<i64>,
+    /// One-to-one: how far the peer's devices have received.
+    pub peer_delivered_seq: Option<i64>,
 }
 
 /// Who or what a conversation is with.

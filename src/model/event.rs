@@ -152,6 +152,26 @@ pub enum Event {
         /// The peer.
         recipients: Vec<UserId>,
     },
+    /// A one-to-one delivered receipt: the peer's devices have received up to `seq`.
+    MessageDelivered {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Who received.
+        user_id: UserId,
+        /// Up to which seq.
+        seq: i64,
+        /// The peer.
+        recipients: Vec<UserId>,
+    },
+    /// How many have read each of a sender's group messages, as it is now (debounced).
+    ReadCounts {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The sender's messages that were read, ascending by seq.
+        counts: Vec<ReadCount>,
+        /// The sender.
+        recipient: UserId,
+    },
     /// A participant's own view of a conversation changed (read, pin, mute, draft, hide).
     ConversationUpdated {
         /// Whose view.
@@ -161,4 +181,15 @@ pub enum Event {
         /// The session that made the change, which has its reply already.
         skip_session: Option<SessionId>,
     },
+}
+
+/// How many members (the sender aside) have read a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCount {
+    /// The message.
+    pub message_id: MessageId,
+    /// Its seq.
+    pub seq: i64,
+    /// Readers.
+    pub read: i64,
 }

@@ -106,6 +106,19 @@ impl Status {
     }
 }
 
+/// Whom a group message mentions, as its counters count it: everyone (`@all`, which only the
+/// owner and admins may send) or listed users, never its sender.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Mentions {
+    /// Nobody.
+    #[default]
+    None,
+    /// Every member but the sender.
+    All,
+    /// These users, without repeats.
+    Users(Vec<UserId>),
+}
+
 /// What a reply shows of the message it quotes, as that message is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quote {
@@ -214,6 +227,8 @@ pub struct NewMessage {
     pub files: Vec<FileId>,
     /// For a reply, the quoted message as it was checked.
     pub quote: Option<Quote>,
+    /// Whom it mentions (group messages only).
+    pub mentions: Mentions,
 }
 
 /// What a client asks to send.

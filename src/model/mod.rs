@@ -14,13 +14,14 @@ pub mod user;
 
 pub use change::{Alteration, Change, Changed, LogEntry, NewChange};
 pub use conversation::{ConversationPatch, ConversationState, ConversationView, Peer};
-pub use event::{Audience, Event, KickReason, MemberChange};
+pub use event::{Audience, Event, KickReason, MemberChange, ReadCount};
 pub use feed::{FeedEntry, FeedKind};
 pub use file::FileMeta;
 pub use group::{Group, GroupPatch, JoinPolicy, Member, MemberAction, NewGroup, Role, Standing};
 pub use ids::{ConversationId, ConversationRef, FileId, GroupId, LoginId, MessageId, SessionId, UserId};
 pub use message::{
-    ChatType, Message, NewMessage, Outgoing, Quote, Reaction, Recipient, Status, SyncCursor, SyncedConversation,
+    ChatType, Mentions, Message, NewMessage, Outgoing, Quote, Reaction, Recipient, Status, SyncCursor,
+    SyncedConversation,
 };
 pub use turn::{Tail, Turn};
 pub use user::{

@@ -73,6 +73,15 @@ pub trait MessageStore: Send + Sync {
     async fn messages_after(&self, conversation: &ConversationId, after: i64, limit: i64) -> Result<Vec<Message>>;
     /// Messages with seq below `before`, descending.
     async fn messages_before(&self, conversation: &ConversationId, before: i64, limit: i64) -> Result<Vec<Message>>;
+    /// The messages of a conversation with seq below `before` that mention `user_id` (by id or
+    /// `@all`), sent by others and not hidden by them, descending.
+    async fn mentions_before(
+        &self,
+        conversation: &ConversationId,
+        user_id: UserId,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>>;
     /// Hides a message from `user_id`'s own devices (delete for me): it stops counting as their
     /// unread, and the hide is an entry of their feed. `false` if it was hidden already.
     async fn hide_message(&self, user_id: UserId, message: &Message, now: i64) -> Result<bool>;
@@ -87,8 +96,21 @@ pub trait MessageStore: Send + Sync {
     async fn versions(&self, message_id: MessageId) -> Result<Vec<(i64, serde_json::Value, i64)>>;
     /// Whether `user_id` takes part in a conversation.
     async fn is_participant(&self, conversation: &ConversationId, user_id: UserId) -> Result<bool>;
-    /// Participants other than `except` whose read position reached `seq`.
-    async fn readers(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<Vec<UserId>>;
+    /// Participants other than `except` whose read position reached `seq` (or with `read`
+    /// false, has not), ascending by id after `after`: at most `limit`.
+    async fn readers(
+        &self,
+        conversation: &ConversationId,
+        seq: i64,
+        except: UserId,
+        read: bool,
+        after: UserId,
+        limit: i64,
+    ) -> Result<Vec<UserId>>;
+    /// How many participants other than `except` have read up to `seq`, and how many have not.
+    async fn reader_counts(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<(i64, i64)>;
+    /// The read positions past `after` of a conversation's participants.
+    async fn read_positions_past(&self, conversation: &ConversationId, after: i64) -> Result<Vec<(UserId, i64)>>;
     /// Where each of a user's conversations stands.
     async fn heads(&self, user_id: UserId) -> Result<Vec<LogHead>>;
     /// The newest stamp of the log clock: every entry stamped at or below it is committed.

@@ -1,7 +1,8 @@
 //! Unread counts are counters kept with the changes that move them, and they stay exact: after a
 //! randomized workload of sends, recalls, deletes for everyone and for oneself, reads and mutes,
 //! from several users at once, every count equals a recount from the messages themselves (a
-//! message deleted for oneself reads as `hidden`, and so is not counted).
+//! message deleted for oneself reads as `hidden`, and so is not counted). Group messages mention
+//! members at random (`@all` from the owner), and every `mentionUnread` equals a recount too.
 
 use std::collections::HashMap;
 
@@ -18,14 +19,23 @@ const USERS: usize = 4;
 const STEPS: usize = 150;
 
 /// One user's random turn at the conversations it is in.
-async fn workload(api: &mut Api, me: usize, conversations: &[(String, Value)], seed: u64) {
+async fn workload(api: &mut Api, me: usize, ids: &[String], conversations: &[(String, Value)], seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut mine: Vec<Value> = Vec::new();
     for step in 0..STEPS {
         let (conversation, to) = &conversations[rng.random_range(0..conversations.len())];
         match rng.random_range(0..10) {
             0..4 => {
-                let data = json!({"chatType": to["chatType"], "to": to["to"], "kind": "text", "content": {"text": format!("{me}:{step}")}, "clientMsgId": format!("u{me}-{step}")});
+                let mut content = json!({"text": format!("{me}:{step}")});
+                if to["chatType"] == "group" && rng.random_bool(0.5) {
+                    // The owner (user 0) may mention everyone; anyone may list members.
+                    content["mentions"] = if me == 0 && rng.random_bool(0.3) {
+                        json!("all")
+                    } else {
+                        json!(ids.iter().filter(|_| rng.random_bool(0.5)).collect::<Vec<_>>())
+                    };
+                }
+                let data = json!({"chatType": to["chatType"], "to": to["to"], "kind": "text", "content": content, "clientMsgId": format!("u{me}-{step}")});
                 let reply = api.call("/message/send", data).await;
                 if reply.code == 0 {
                     mine.push(reply.data["message"].clone());
@@ -106,10 +116,19 @@ async fn unread_counters_match_a_recount_after_a_random_workload(backend: Backen
         .iter_mut()
         .zip(&conversations)
         .enumerate()
-        .map(|(me, (api, list))| workload(api, me, list, seed.wrapping_add(me as u64)));
+        .map(|(me, (api, list))| workload(api, me, &ids, list, seed.wrapping_add(me as u64)));
     futures::future::join_all(runs).await;
+    // Mentions left unread at the end, whatever the workload read: the counts checked below are
+    // not all zero.
+    for (from, mentions) in [(0, json!("all")), (1, json!(ids))] {
+        let content = json!({"text": "last", "mentions": mentions});
+        let data =
+            json!({"chatType": "group", "to": group_id, "kind": "text", "content": content, "clientMsgId": "last"});
+        apis[from].call("/message/send", data).await.ok();
+    }
 
     let mut checked = 0;
+    let mut mentioned = 0;
     for (me, api) in apis.iter_mut().enumerate() {
         let listed = api.call("/conversation/list", json!({"limit": 100})).await.ok();
         let unread = api.call("/conversation/unread", json!({})).await.ok();
@@ -118,8 +137,8 @@ async fn unread_counters_match_a_recount_after_a_random_workload(backend: Backen
         for c in listed["conversations"].as_array().unwrap() {
             let id = c["conversationId"].as_str().unwrap().to_owned();
             let read_seq = c["readSeq"].as_i64().unwrap();
-            let recount = all_messages(api, &id)
-                .await
+            let messages = all_messages(api, &id).await;
+            let unread: Vec<&Value> = messages
                 .iter()
                 .filter(|m| {
                     m["seq"].as_i64().unwrap() > read_seq
@@ -127,8 +146,19 @@ async fn unread_counters_match_a_recount_after_a_random_workload(backend: Backen
                         && m["status"] == "normal"
                         && m["kind"] != "system"
                 })
-                .count() as i64;
+                .collect();
+            let recount = unread.len() as i64;
             assert_eq!(c["unread"].as_i64().unwrap(), recount, "seed {seed}: user {me}'s unread in {id}");
+            let me_id = json!(ids[me]);
+            let mentions = unread
+                .iter()
+                .filter(|m| {
+                    let listed = m["content"]["mentions"].as_array().is_some_and(|l| l.contains(&me_id));
+                    c["chatType"] == "group" && (m["content"]["mentions"] == "all" || listed)
+                })
+                .count() as i64;
+            assert_eq!(c["mentionUnread"].as_i64().unwrap(), mentions, "seed {seed}: user {me}'s mentions in {id}");
+            mentioned += mentions;
             if c["muted"] == false {
                 total += recount;
             }
@@ -139,4 +169,5 @@ async fn unread_counters_match_a_recount_after_a_random_workload(backend: Backen
         assert_eq!(listed["totalUnread"].as_i64().unwrap(), total, "seed {seed}: the list's total");
     }
     assert!(checked >= USERS * USERS, "every conversation was checked: {checked}");
+    assert!(mentioned >= USERS as i64, "seed {seed}: the last mentions were counted: {mentioned}");
 }

@@ -275,6 +275,8 @@ class FakeServer {
         c.readSeq = Math.max(c.readSeq, data.seq);
         return { conversation: log.state(c) };
       }
+      case "/conversation/delivered":
+        return {};
       case "/conversation/update": {
         const { conversationId, ...patch } = data;
         const c = Object.assign(log.conversation(conversationId), patch);
@@ -503,6 +505,25 @@ test("pushes are applied in log order, once: repeats are ignored and a gap is fi
   assert.deepEqual(summary, ["message 2", "message 3", "message 4", "message 5", "changed edit 6", "changed react 7", "changed recall 8", "recalled recall 8"]);
   assert.equal(seen[4][1].message.content.text, "m1!", "changed carries the message as it is now");
   holdsTheLog(client, server, "g:1");
+  client.close();
+});
+
+test("a peer's messages are acknowledged as delivered, once per conversation for what came together", async () => {
+  const server = new FakeServer();
+  server.log.send("s:1:2", "before", { from: "2" });
+  server.log.send("s:1:2", "mine");
+  const client = connected(server);
+  await client.connect();
+  const delivered = () => server.requests.filter((r) => r.route === "/conversation/delivered").map((r) => r.data);
+  await server.when(() => delivered().length === 1, "the synced message acknowledged");
+  assert.deepEqual(delivered(), [{ conversationId: "s:1:2", seq: 1 }], "what came by sync, not the own message");
+  server.peerSends("s:1:2", "one");
+  server.peerSends("s:1:2", "two");
+  server.peerSends("g:5", "in a group");
+  await server.when(() => delivered().length === 2, "the pushed messages acknowledged");
+  assert.deepEqual(delivered()[1], { conversationId: "s:1:2", seq: 4 });
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert.equal(delivered().length, 2, "one acknowledgement for both, none for the group");
   client.close();
 });
 

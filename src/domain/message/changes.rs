@@ -75,9 +75,12 @@ impl Messages {
             return Err(Error::NotEditable);
         }
         let mut content = validate_content("text", content, self.limits.max_text)?;
-        // A reply keeps quoting what it quoted, and a forward says where it came from.
+        // A reply keeps quoting what it quoted, and a forward says where it came from. Mentions
+        // were counted when it was sent, so an edit keeps them as they were: no one is pinged
+        // by an edit, and no count moves.
         if let Some(object) = content.as_object_mut() {
-            for kept in ["replyTo", "forwardedFrom"] {
+            object.remove("mentions");
+            for kept in ["replyTo", "forwardedFrom", "mentions"] {
                 if let Some(value) = message.content.get(kept) {
                     object.insert(kept.into(), value.clone());
                 }

@@ -32,8 +32,8 @@ use super::ports::Events;
 use crate::error::{Error, Result};
 use crate::model::turn::FREE;
 use crate::model::{
-    Audience, ConversationId, ConversationRef, Event, GroupId, Identity, Message, MessageId, NewMessage, Outgoing,
-    Quote, Recipient, Role, Standing, Status, Turn, UserId, now_ms,
+    Audience, ConversationId, ConversationRef, Event, GroupId, Identity, Mentions, Message, MessageId, NewMessage,
+    Outgoing, Quote, Recipient, Role, Standing, Status, Turn, UserId, now_ms,
 };
 use crate::store::{Committed, Store};
 
@@ -118,12 +118,12 @@ impl Messages {
         if !files.is_empty() && self.store.readable_files(who.user_id, &files).await?.len() < files.len() {
             return Err(Error::validation("url", "a /file/ URL must name a file you can read"));
         }
-        let (conversation_id, participants) = match out.to {
+        let (conversation_id, participants, mentions) = match out.to {
             Recipient::User(peer) => {
                 if peer == who.user_id {
                     return Err(Error::validation("to", "a one-to-one message needs another user"));
                 }
-                (ConversationId::single(who.user_id, peer), vec![who.user_id, peer])
+                (ConversationId::single(who.user_id, peer), vec![who.user_id, peer], Mentions::None)
             }
             Recipient::Group(group_id) => {
                 let (group, standing) =
@@ -132,7 +132,8 @@ impl Messages {
                 if is_muted(standing, group.muted_until, now_ms()) {
                     return Err(Error::Muted);
                 }
-                (ConversationId::group(group.id), Vec::new())
+                let mentions = mentioned(&content, who.user_id, standing.role)?;
+                (ConversationId::group(group.id), Vec::new(), mentions)
             }
         };
         let quote = self.quoted(&content, &conversation_id).await?;
@@ -148,6 +149,7 @@ impl Messages {
             session: who.session,
             files,
             quote,
+            mentions,
         })
     }
 
@@ -165,8 +167,10 @@ impl Messages {
             return Err(Error::NotFound);
         }
         let mut content = message.content;
+        // A forward quotes no reply and mentions no one: only its sender's own words do.
         let earlier = content.as_object_mut().and_then(|o| {
             o.remove("replyTo");
+            o.remove("mentions");
             o.remove("forwardedFrom")
         });
         let marker = earlier.unwrap_or_else(
@@ -204,6 +208,7 @@ impl Messages {
             session: None,
             files: Vec::new(),
             quote: None,
+            mentions: Mentions::None,
         };
         Ok(self.store.append_message(new, &FREE).await?.0)
     }
@@ -228,43 +233,46 @@ impl Messages {
         after_seq: Option<i64>,
         limit: Option<i64>,
     ) -> Result<(Vec<Message>, bool)> {
-        let limit = limit.unwrap_or(50);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(Error::validation("limit", format!("limit must be between 1 and {MAX_PAGE}")));
-        }
+        let limit = page_limit(limit, 50, MAX_PAGE)?;
         if before_seq.is_some() && after_seq.is_some() {
             return Err(Error::validation("afterSeq", "give beforeSeq or afterSeq, not both"));
         }
         self.participant(who, conversation_id).await?;
-        let mut page = match after_seq {
-            Some(after) => self.store.messages_after(conversation_id, after, limit + 1).await?,
+        let (mut page, has_more) = match after_seq {
+            Some(after) => {
+                let mut page = self.store.messages_after(conversation_id, after, limit + 1).await?;
+                let mut has_more = page.len() as i64 > limit;
+                page.truncate(limit as usize);
+                // Within the byte budget too, keeping the first ones going forward.
+                let fit = Budget::new(REPLY_BUDGET).fitting(&page);
+                has_more |= fit < page.len();
+                page.truncate(fit);
+                (page, has_more)
+            }
             None => {
-                let mut page =
+                let page =
                     self.store.messages_before(conversation_id, before_seq.unwrap_or(i64::MAX), limit + 1).await?;
-                page.reverse();
-                page
+                newest_fitting(page, limit)
             }
         };
-        let mut has_more = page.len() as i64 > limit;
-        if has_more {
-            if after_seq.is_some() {
-                page.truncate(limit as usize);
-            } else {
-                page.remove(0);
-            }
-        }
-        // Within the byte budget too, keeping the messages nearest the starting point: the
-        // first ones going forward, the last ones going back.
-        let mut budget = Budget::new(REPLY_BUDGET);
-        if after_seq.is_some() {
-            let fit = budget.fitting(&page);
-            has_more |= fit < page.len();
-            page.truncate(fit);
-        } else {
-            let cut = page.len() - budget.fitting(page.iter().rev());
-            has_more |= cut > 0;
-            page.drain(..cut);
-        }
+        self.as_seen_by(who, page.iter_mut()).await?;
+        Ok((page, has_more))
+    }
+
+    /// A page of the messages that mention the caller in a conversation, by id or `@all`,
+    /// ascending by seq: the newest before `before_seq`, so that a client can jump to each.
+    pub async fn mentions(
+        &self,
+        who: &Identity,
+        conversation_id: &ConversationId,
+        before_seq: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<Message>, bool)> {
+        let limit = page_limit(limit, 50, MAX_PAGE)?;
+        self.participant(who, conversation_id).await?;
+        let before = before_seq.unwrap_or(i64::MAX);
+        let page = self.store.mentions_before(conversation_id, who.user_id, before, limit + 1).await?;
+        let (mut page, has_more) = newest_fitting(page, limit);
         self.as_seen_by(who, page.iter_mut()).await?;
         Ok((page, has_more))
     }
@@ -349,12 +357,43 @@ impl Messages {
         Ok(message)
     }
 
-    /// Who (other than its sender) has read a message.
-    pub async fn readers(&self, who: &Identity, message_id: MessageId) -> Result<Vec<UserId>> {
+    /// Who (other than its sender) has read a message, or with `read` false who has not: how
+    /// many of each, and a page of one of them, ascending by id after `after`.
+    pub async fn readers(
+        &self,
+        who: &Identity,
+        message_id: MessageId,
+        read: bool,
+        after: Option<UserId>,
+        limit: Option<i64>,
+    ) -> Result<Readers> {
+        let limit = page_limit(limit, MAX_READERS, MAX_READERS)?;
         let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
         self.participant(who, &message.conversation_id).await?;
-        self.store.readers(&message.conversation_id, message.seq, message.from).await
+        let (conversation, seq, sender) = (&message.conversation_id, message.seq, message.from);
+        let (read_count, unread_count) = self.store.reader_counts(conversation, seq, sender).await?;
+        let after = after.unwrap_or(UserId(0));
+        let mut page = self.store.readers(conversation, seq, sender, read, after, limit + 1).await?;
+        let has_more = page.len() as i64 > limit;
+        page.truncate(limit as usize);
+        Ok(Readers { read: read_count, unread: unread_count, page, has_more })
     }
+}
+
+/// Largest page of readers: user ids are short, so a full page is a few KiB.
+const MAX_READERS: i64 = 500;
+
+/// Who has read a message, and who has not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readers {
+    /// How many have (its sender aside).
+    pub read: i64,
+    /// How many have not.
+    pub unread: i64,
+    /// The page asked for, of one or the other.
+    pub page: Vec<UserId>,
+    /// More follow the page.
+    pub has_more: bool,
 }
 
 /// Who hears of an event in `conversation`, but `except`.
@@ -363,6 +402,50 @@ pub(super) fn audience(conversation: ConversationRef, except: Option<UserId>) ->
         ConversationRef::Single(a, b) => Audience::Users([a, b].into_iter().filter(|u| Some(*u) != except).collect()),
         ConversationRef::Group(group_id) => Audience::Group { group_id, except },
     }
+}
+
+/// A page size asked for, `default` when not, refused outside 1 to `max`.
+fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(Error::validation("limit", format!("limit must be between 1 and {max}")));
+    }
+    Ok(limit)
+}
+
+/// The newest `limit` of `descending` (which may hold one more, to tell whether more are left)
+/// that fit a reply's byte budget, ascending; and whether older ones were left out.
+fn newest_fitting(mut descending: Vec<Message>, limit: i64) -> (Vec<Message>, bool) {
+    let mut has_more = descending.len() as i64 > limit;
+    descending.truncate(limit as usize);
+    let fit = Budget::new(REPLY_BUDGET).fitting(&descending);
+    has_more |= fit < descending.len();
+    descending.truncate(fit);
+    descending.reverse();
+    (descending, has_more)
+}
+
+/// Whom validated `content` sent by `from`, whose role is `role`, mentions: `@all` only from the
+/// owner and admins; the sender is never among those listed.
+fn mentioned(content: &Value, from: UserId, role: Role) -> Result<Mentions> {
+    Ok(match content.get("mentions") {
+        Some(Value::String(all)) if all == "all" => {
+            if role == Role::Member {
+                return Err(Error::validation("mentions", "only the group's owner and admins may mention all"));
+            }
+            Mentions::All
+        }
+        Some(Value::Array(ids)) => {
+            let mut users: Vec<UserId> = Vec::with_capacity(ids.len());
+            for id in ids.iter().filter_map(|v| v.as_str()?.parse().ok()).map(UserId) {
+                if id != from && !users.contains(&id) {
+                    users.push(id);
+                }
+            }
+            if users.is_empty() { Mentions::None } else { Mentions::Users(users) }
+        }
+        _ => Mentions::None,
+    })
 }
 
 /// Whether a member with `standing` may not send now.

@@ -6,6 +6,7 @@ use super::rows::{self, STATE_SELECT};
 use sqlx::Row;
 
 use super::feed::{self, Whom};
+use super::mentions;
 use super::{Backend, SqlStore, placeholders, sql};
 use crate::error::Result;
 use crate::model::{ConversationId, ConversationPatch, ConversationState, FeedKind, UserId};
@@ -80,33 +81,54 @@ impl ConversationStore for SqlStore {
         // The conversation row's lock orders this with the message writer, which changes the
         // counters under the same lock: the count read here is the one the new position gets.
         let lock = if self.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
-        let text = format!("SELECT last_seq, countable FROM conversation WHERE id = $1{lock}");
+        let text = format!("SELECT last_seq, countable, mentions_all FROM conversation WHERE id = $1{lock}");
         let Some(row) = sqlx::query(sql(text)).bind(conversation).fetch_optional(&mut *tx).await? else {
             return Ok(());
         };
-        let (last_seq, countable): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let (last_seq, countable, all): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         let to = seq.min(last_seq);
         // Forward only, never past the last seq; the messages still unread after the new
-        // position are those past it that others sent.
-        let moved = sqlx::query(
+        // position are those past it that others sent, and so are the mentions.
+        let mention_read = mentions::mention_read("$4", "$5", "$1", "$6");
+        let text = format!(
             "UPDATE conversation_member SET read_seq = $1, updated_at = $2, read_countable = $3 - \
                (SELECT COUNT(*) FROM message m WHERE m.conversation_id = $4 AND m.seq > $1 \
                   AND m.sender_id <> $5 AND m.status = 'normal' AND m.kind <> 'system' \
-                  AND m.id NOT IN (SELECT h.message_id FROM message_hidden h WHERE h.user_id = $5)) \
-             WHERE conversation_id = $4 AND user_id = $5 AND read_seq < $1",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(countable)
-        .bind(conversation)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+                  AND m.id NOT IN (SELECT h.message_id FROM message_hidden h WHERE h.user_id = $5)), \
+               mention_read = {mention_read}, \
+               delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END \
+             WHERE conversation_id = $4 AND user_id = $5 AND read_seq < $1"
+        );
+        let moved = sqlx::query(sql(text))
+            .bind(to)
+            .bind(now)
+            .bind(countable)
+            .bind(conversation)
+            .bind(user_id)
+            .bind(all)
+            .execute(&mut *tx)
+            .await?;
         if moved.rows_affected() > 0 {
             let whom = Whom::Users(&[user_id]);
             feed::record(&mut tx, self.backend, whom, FeedKind::Conversation, conversation.as_str(), now).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn mark_delivered(&self, conversation: &ConversationId, user_id: UserId, seq: i64) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "UPDATE conversation_member SET delivered_seq = \
+               (SELECT CASE WHEN c.last_seq < $3 THEN c.last_seq ELSE $3 END FROM conversation c WHERE c.id = $1) \
+             WHERE conversation_id = $1 AND user_id = $2 AND delivered_seq < $3 \
+               AND delivered_seq < (SELECT c.last_seq FROM conversation c WHERE c.id = $1) \
+             RETURNING delivered_seq",
+        )
+        .bind(conversation)
+        .bind(user_id)
+        .bind(seq)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|r| Ok(r.try_get(0)?)).transpose()
     }
 }

@@ -28,11 +28,11 @@ impl SqlStore {
     }
 
     /// Gives users their state of a conversation, reading from its current last seq: members
-    /// who join a group later have no unread backlog.
+    /// who join a group later have no unread backlog, and no unread mentions.
     async fn add_states(tx: &mut Tx<'_>, conversation: &ConversationId, user_ids: &[UserId], now: i64) -> Result<()> {
         let text = format!(
-            "INSERT INTO conversation_member (conversation_id, user_id, read_seq, read_countable, updated_at) \
-             SELECT c.id, u.id, c.last_seq, c.countable, $2 FROM users u JOIN conversation c ON c.id = $1 \
+            "INSERT INTO conversation_member (conversation_id, user_id, read_seq, read_countable, mention_read, updated_at) \
+             SELECT c.id, u.id, c.last_seq, c.countable, c.mentions_all, $2 FROM users u JOIN conversation c ON c.id = $1 \
              WHERE u.id IN ({}) \
              ON CONFLICT (conversation_id, user_id) DO NOTHING",
             placeholders(3, user_ids.len())

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::feed::{self, Whom};
+use super::mentions;
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::{Backend, SqlStore, placeholders, sql};
 use crate::error::Result;
@@ -57,6 +58,23 @@ impl MessageStore for SqlStore {
         );
         let rows = sqlx::query(sql(text)).bind(conversation).bind(before).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(rows::message).collect()
+    }
+
+    async fn mentions_before(
+        &self,
+        conversation: &ConversationId,
+        user_id: UserId,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>> {
+        let text = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message_mention mm JOIN message m ON m.id = mm.message_id \
+             WHERE mm.conversation_id = $1 AND mm.user_id IN ($2, 0) AND mm.seq < $3 AND mm.sender_id <> $2 \
+               AND mm.message_id NOT IN (SELECT h.message_id FROM message_hidden h WHERE h.user_id = $2) \
+             ORDER BY mm.seq DESC LIMIT $4"
+        );
+        let query = sqlx::query(sql(text)).bind(conversation).bind(user_id).bind(before).bind(limit);
+        query.fetch_all(&self.pool).await?.iter().map(rows::message).collect()
     }
 
     async fn log_after(&self, conversation: &ConversationId, after: i64, upto: i64, limit: i64) -> Result<LogPage> {
@@ -145,6 +163,7 @@ impl MessageStore for SqlStore {
             .bind(message.id)
             .execute(&mut *tx)
             .await?;
+            mentions::hide(&mut tx, &message.conversation_id, user_id, message.id).await?;
             let whom = Whom::Users(&[user_id]);
             feed::record(&mut tx, self.backend, whom, FeedKind::Hidden, &message.id.to_string(), now).await?;
         }
@@ -213,17 +232,47 @@ impl MessageStore for SqlStore {
         Ok(row.try_get::<i64, _>(0)? > 0)
     }
 
-    async fn readers(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<Vec<UserId>> {
-        let rows = sqlx::query(
-            "SELECT user_id FROM conversation_member WHERE conversation_id = $1 AND read_seq >= $2 AND user_id <> $3 \
-             ORDER BY user_id",
+    async fn readers(
+        &self,
+        conversation: &ConversationId,
+        seq: i64,
+        except: UserId,
+        read: bool,
+        after: UserId,
+        limit: i64,
+    ) -> Result<Vec<UserId>> {
+        let reached = if read { "read_seq >= $2" } else { "read_seq < $2" };
+        let text = format!(
+            "SELECT user_id FROM conversation_member WHERE conversation_id = $1 AND {reached} AND user_id <> $3 \
+             AND user_id > $4 ORDER BY user_id LIMIT $5"
+        );
+        let query = sqlx::query(sql(text)).bind(conversation).bind(seq).bind(except).bind(after).bind(limit);
+        query.fetch_all(&self.pool).await?.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn reader_counts(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN read_seq >= $2 THEN 1 ELSE 0 END), 0), COUNT(*) FROM conversation_member \
+             WHERE conversation_id = $1 AND user_id <> $3",
         )
         .bind(conversation)
         .bind(seq)
         .bind(except)
+        .fetch_one(&self.pool)
+        .await?;
+        let (read, all): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        Ok((read, all - read))
+    }
+
+    async fn read_positions_past(&self, conversation: &ConversationId, after: i64) -> Result<Vec<(UserId, i64)>> {
+        let rows = sqlx::query(
+            "SELECT user_id, read_seq FROM conversation_member WHERE conversation_id = $1 AND read_seq > $2",
+        )
+        .bind(conversation)
+        .bind(after)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 
     async fn heads(&self, user_id: UserId) -> Result<Vec<LogHead>> {

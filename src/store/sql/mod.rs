@@ -11,6 +11,7 @@ mod conversations;
 mod feed;
 mod files;
 mod groups;
+mod mentions;
 mod messages;
 mod rows;
 mod statement;

@@ -19,11 +19,15 @@ pub const GROUP_COLUMNS: &str = "g.id, g.name, g.avatar, g.intro, g.notice, g.ow
 /// A message: `message m`.
 pub const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.chat_type, m.sender_id, m.recipient, m.kind, \
                                    m.content, m.client_msg_id, m.sent_at, m.status, m.pos, m.edited_at";
-/// A participant's state of their conversations, with its unread count read from the
-/// counters; `$1` is the user.
+/// A participant's state of their conversations, with its unread counts read from the
+/// counters and, one-to-one, the peer's read and delivered positions; `$1` is the user.
 pub const STATE_SELECT: &str = "SELECT c.id, c.chat_type, c.group_id, c.last_seq, c.last_pos, c.last_message_id, c.updated_at, \
-     cm.read_seq, cm.pinned, cm.muted, cm.hidden, cm.draft, c.countable - cm.read_countable AS unread \
-     FROM conversation_member cm JOIN conversation c ON c.id = cm.conversation_id WHERE cm.user_id = $1";
+     cm.read_seq, cm.pinned, cm.muted, cm.hidden, cm.draft, c.countable - cm.read_countable AS unread, \
+     c.mentions_all + cm.mentioned - cm.mention_read AS mention_unread, \
+     p.read_seq AS peer_read_seq, p.delivered_seq AS peer_delivered_seq \
+     FROM conversation_member cm JOIN conversation c ON c.id = cm.conversation_id \
+     LEFT JOIN conversation_member p ON c.chat_type = 'single' AND p.conversation_id = c.id AND p.user_id <> cm.user_id \
+     WHERE cm.user_id = $1";
 
 /// The state a log row of `kind` with `data` records; `None` for a new message's row.
 pub fn changed(kind: &str, data: &str) -> Option<Changed> {
@@ -130,6 +134,9 @@ pub fn state(row: &AnyRow) -> Result<ConversationState> {
         hidden: row.try_get::<i64, _>("hidden")? != 0,
         draft: row.try_get("draft")?,
         unread: row.try_get("unread")?,
+        mention_unread: row.try_get("mention_unread")?,
+        peer_read_seq: row.try_get("peer_read_seq")?,
+        peer_delivered_seq: row.try_get("peer_delivered_seq")?,
     })
 }
 

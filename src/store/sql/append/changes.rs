@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::super::Backend;
+use super::super::mentions;
 use super::super::statement::{Statement, Tx};
 use crate::error::{Error, Result};
 use crate::model::change::MAX_REACTION_KEYS;
@@ -106,8 +107,10 @@ async fn empty(tx: &mut Tx<'_>, id: MessageId, status: Status) -> Result<()> {
 
 /// Takes a message that counted as unread out of the unread counters: from the conversation's
 /// countable messages, and from what each participant who had read it (or sent it, or hidden
-/// it) holds, so that only those for whom it was unread see their count drop.
+/// it) holds, so that only those for whom it was unread see their count drop. Its mentions go
+/// the same way.
 async fn uncount(tx: &mut Tx<'_>, change: &NewChange, seq: i64, sender: UserId, counted: bool) -> Result<()> {
+    mentions::unmention(tx, &change.conversation_id, change.message_id, seq).await?;
     if !counted {
         return Ok(());
     }

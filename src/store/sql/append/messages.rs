@@ -115,8 +115,8 @@ async fn create_conversations(tx: &mut Tx<'_>, backend: Backend, firsts: &[&NewM
     }
     let mut add = Statement::new(
         backend,
-        "INSERT INTO conversation_member (conversation_id, user_id, read_seq, read_countable, updated_at) \
-         SELECT c.id, u.id, c.last_seq, c.countable, ",
+        "INSERT INTO conversation_member (conversation_id, user_id, read_seq, read_countable, mention_read, updated_at) \
+         SELECT c.id, u.id, c.last_seq, c.countable, c.mentions_all, ",
     );
     add.bind(now)?.sql(" FROM (VALUES ");
     for (i, (conversation, user)) in states.iter().enumerate() {

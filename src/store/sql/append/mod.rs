@@ -32,9 +32,10 @@ use tokio::sync::{mpsc, oneshot};
 use self::changes::{ChangeFate, Entry};
 use self::messages::{Fate, Ids};
 use super::Backend;
+use super::mentions::{self, Placed};
 use super::statement::{Statement, Tx};
 use crate::error::{Error, Result};
-use crate::model::{Change, ConversationId, Message, NewChange, NewMessage, Turn, UserId};
+use crate::model::{Change, ConversationId, Mentions, Message, NewChange, NewMessage, Turn, UserId};
 use crate::store::{CommitHook, Committed};
 
 /// Entries stored by one transaction at most. Ten values each keeps a full batch far below
@@ -168,22 +169,24 @@ async fn run(writer: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Pending>,
     }
 }
 
-/// How many seqs and log positions one conversation of a batch takes, and how many of its new
-/// messages count as unread for the others.
+/// How many seqs and log positions one conversation of a batch takes, how many of its new
+/// messages count as unread for the others, and how many mention everyone.
 struct Tally<'b> {
     conversation: &'b ConversationId,
     messages: i64,
     entries: i64,
     countable: i64,
+    all: i64,
 }
 
 /// Where a conversation stands as the batch's entries are placed: the next seq and position,
-/// and the countable messages so far.
+/// the countable messages so far, and its `@all` messages once the batch is in.
 #[derive(Clone, Copy)]
 struct Head {
     seq: i64,
     pos: i64,
     countable: i64,
+    mentions_all: i64,
 }
 
 /// Stores `ops` in one transaction and returns, for each in order, what became of it.
@@ -208,6 +211,7 @@ async fn store_batch(writer: &AnyPool, backend: Backend, ops: &[&Op]) -> Result<
         let reads = place(ops, &mut fates, &mut change_fates, heads)?;
         if fates.iter().any(|f| matches!(f, Fate::New { .. })) {
             ids = messages::insert(&mut tx, backend, &news, &fates, &tallies_of_messages(&tallies), stamp).await?;
+            mentions::record(&mut tx, backend, &placed(&news, &fates, &ids)).await?;
         }
         advance_senders(&mut tx, backend, reads).await?;
         changes::log(&mut tx, backend, entries(ops, &change_fates), stamp).await?;
@@ -238,6 +242,19 @@ async fn store_batch(writer: &AnyPool, backend: Backend, ops: &[&Op]) -> Result<
     Ok(out)
 }
 
+/// The batch's new messages that mention anyone, with their seqs and ids.
+fn placed<'b>(news: &[&'b NewMessage], fates: &[Fate], ids: &Ids) -> Vec<Placed<'b>> {
+    let mentioning = news.iter().zip(fates).filter(|(new, _)| new.mentions != Mentions::None);
+    mentioning
+        .filter_map(|(new, fate)| match fate {
+            Fate::New { seq, .. } => {
+                ids.get(&(new.conversation_id.clone(), *seq)).map(|id| Placed { new, seq: *seq, id: *id })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn latest(news: &[&NewMessage]) -> i64 {
     news.iter().map(|n| n.sent_at).max().unwrap_or_default()
 }
@@ -247,13 +264,18 @@ fn tally<'b>(ops: &[&'b Op], fates: &[Fate], change_fates: &[ChangeFate]) -> Vec
     let mut tallies: Vec<Tally<'b>> = Vec::new();
     let (mut fates, mut change_fates) = (fates.iter(), change_fates.iter());
     for op in ops {
-        let (conversation, message, countable) = match op {
+        let (conversation, message, countable, all) = match op {
             Op::Message(new) => match fates.next() {
-                Some(Fate::New { .. }) => (&new.conversation_id, 1, i64::from(counts_as_unread(new))),
+                Some(Fate::New { .. }) => (
+                    &new.conversation_id,
+                    1,
+                    i64::from(counts_as_unread(new)),
+                    i64::from(new.mentions == Mentions::All),
+                ),
                 _ => continue,
             },
             Op::Change(change) => match change_fates.next() {
-                Some(ChangeFate::Applied { .. }) => (&change.conversation_id, 0, 0),
+                Some(ChangeFate::Applied { .. }) => (&change.conversation_id, 0, 0, 0),
                 _ => continue,
             },
         };
@@ -262,8 +284,9 @@ fn tally<'b>(ops: &[&'b Op], fates: &[Fate], change_fates: &[ChangeFate]) -> Vec
                 t.messages += message;
                 t.entries += 1;
                 t.countable += countable;
+                t.all += all;
             }
-            None => tallies.push(Tally { conversation, messages: message, entries: 1, countable }),
+            None => tallies.push(Tally { conversation, messages: message, entries: 1, countable, all }),
         }
     }
     tallies
@@ -314,6 +337,14 @@ async fn allocate(
     for t in tallies {
         bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.countable)?;
     }
+    let all: Vec<&Tally> = tallies.iter().filter(|t| t.all > 0).collect();
+    if !all.is_empty() {
+        bump.sql(" END, mentions_all = mentions_all + CASE id");
+        for t in &all {
+            bump.sql(" WHEN ").bind(t.conversation.clone())?.sql(" THEN ").bind(t.all)?;
+        }
+        bump.sql(" ELSE 0");
+    }
     // A change does not move a conversation up the list; a new message does.
     let active: Vec<&Tally> = tallies.iter().filter(|t| t.messages > 0).collect();
     if !active.is_empty() {
@@ -321,16 +352,18 @@ async fn allocate(
         bump.sql(") THEN ").bind(latest)?.sql(" ELSE updated_at");
     }
     bump.sql(" END WHERE id IN (").list(tallies.iter().map(|t| t.conversation.clone()))?;
-    bump.sql(") RETURNING id, last_seq, last_pos, countable");
+    bump.sql(") RETURNING id, last_seq, last_pos, countable, mentions_all");
     let mut heads = HashMap::new();
     for row in bump.rows(tx).await? {
         let id: ConversationId = row.try_get(0)?;
         let (last_seq, last_pos, countable): (i64, i64, i64) = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        let mentions_all: i64 = row.try_get(4)?;
         if let Some(t) = tallies.iter().find(|t| *t.conversation == id) {
             let head = Head {
                 seq: last_seq - t.messages + 1,
                 pos: last_pos - t.entries + 1,
                 countable: countable - t.countable,
+                mentions_all,
             };
             heads.insert(id, head);
         }
@@ -339,22 +372,30 @@ async fn allocate(
 }
 
 /// Where each sender's read position goes: sending a message marks its conversation read up to
-/// it for its sender. `(conversation, sender) -> (seq, countable messages through it)`.
-type Reads<'b> = HashMap<(&'b ConversationId, UserId), (i64, i64)>;
+/// it for its sender. `(conversation, sender) -> (seq, countable messages through it, the
+/// conversation's @all messages once the batch is in)`.
+type Reads<'b> = HashMap<(&'b ConversationId, UserId), (i64, i64, i64)>;
 
-/// Moves the senders' read positions to their newest message of the batch, in one statement.
+/// Moves the senders' read positions to their newest message of the batch, in one statement,
+/// with their unread counters: the mentions still unread for a sender are the ones past their
+/// message (the batch's are recorded by now).
 async fn advance_senders(tx: &mut Tx<'_>, backend: Backend, reads: Reads<'_>) -> Result<()> {
     if reads.is_empty() {
         return Ok(());
     }
+    let mention_read = mentions::mention_read("v.column1", "v.column2", "v.column3", "v.column5");
     let mut update = Statement::new(
         backend,
-        "UPDATE conversation_member SET read_seq = v.column3, read_countable = v.column4 FROM (VALUES ",
+        &format!(
+            "UPDATE conversation_member SET read_seq = v.column3, read_countable = v.column4, \
+             delivered_seq = CASE WHEN delivered_seq < v.column3 THEN v.column3 ELSE delivered_seq END, \
+             mention_read = {mention_read} FROM (VALUES "
+        ),
     );
-    for (i, ((conversation, user), (seq, countable))) in reads.into_iter().enumerate() {
+    for (i, ((conversation, user), (seq, countable, all))) in reads.into_iter().enumerate() {
         update.sql(if i == 0 { "(" } else { ", (" });
         update.bind(conversation.clone())?.sql(", ").bind(user)?.sql(", ").bind(seq)?.sql(", ").bind(countable)?;
-        update.sql(")");
+        update.sql(", ").bind(all)?.sql(")");
     }
     update.sql(
         ") AS v WHERE conversation_member.conversation_id = v.column1 AND conversation_member.user_id = v.column2 \
@@ -383,7 +424,7 @@ fn place<'b>(
                     (head.seq, head.pos) = (head.seq + 1, head.pos + 1);
                     if counts_as_unread(new) {
                         head.countable += 1;
-                        reads.insert((&new.conversation_id, new.from), (*seq, head.countable));
+                        reads.insert((&new.conversation_id, new.from), (*seq, head.countable, head.mentions_all));
                     }
                 }
             }
@@ -445,6 +486,7 @@ mod tests {
             session: None,
             files: Vec::new(),
             quote: None,
+            mentions: Mentions::None,
         }
     }
 
