@@ -18,6 +18,7 @@
 //! | S8 | a person's login p99 during a hashing flood | the same logins in calm |
 //! | S9 | /metrics after 3,000 made-up paths | /metrics before them |
 //! | S10 | 1,000 conversations of 100 messages: list p99, sync cost against 10 conversations | the targets; the same sync with 10 |
+//! | S11 | a mix of sends, edits, reactions, recalls and reads through two SIGKILLs: lost, duplicated, out of order, missed, unread off | 0 of each |
 
 mod bare;
 mod common;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use scenarios::{fanout, logins, memory, messages, robustness, unread};
+use scenarios::{exact, fanout, logins, memory, messages, robustness, unread};
 
 /// Sizes of a run.
 struct Sizes {
@@ -216,7 +217,7 @@ fn main() {
     let sizes = if quick { &QUICK } else { &FULL };
     let started = Instant::now();
     let mut report = Report::default();
-    let scenarios: [(&str, Scenario); 10] = [
+    let scenarios: [(&str, Scenario); 11] = [
         ("S1", memory::s1),
         ("S2", memory::s2),
         ("S3", messages::s3),
@@ -227,6 +228,7 @@ fn main() {
         ("S8", logins::s8),
         ("S9", robustness::s9),
         ("S10", unread::s10),
+        ("S11", exact::s11),
     ];
     for (id, scenario) in scenarios {
         if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == id)) {

@@ -1,5 +1,6 @@
 //! The scenarios, grouped by what they measure; each adds its rows and details to the report.
 
+pub mod exact;
 pub mod fanout;
 pub mod logins;
 pub mod memory;

@@ -52,6 +52,10 @@ pub enum Scenario {
     Mixed,
     /// `--users` anonymous sessions sending malformed frames, `--rate` per second in all.
     Flood,
+    /// `--users` bots in one group and in pairs send, edit, react, recall and read with
+    /// `--window` operations in flight each, surviving server restarts; then each syncs from
+    /// nothing and the report counts what is lost, duplicated, reordered or missed.
+    Exact,
 }
 
 /// A run's settings.
@@ -235,7 +239,7 @@ impl Args {
             Scenario::Direct => direct,
             Scenario::Group => group,
             Scenario::Storm => 0,
-            Scenario::Flood => self.users,
+            Scenario::Flood | Scenario::Exact => self.users,
             Scenario::Mixed => idle.saturating_add(direct).saturating_add(group),
         }
     }

@@ -10,11 +10,16 @@
 //!   an open-loop schedule or a closed-loop window ([`pace`]), and measures ([`stats`],
 //!   [`gap`]).
 //!
+//! - [`exact`]: the exactness run, in this process: bots mix sends with edits, reactions,
+//!   recalls and reads while the server may be killed under them, then sync from nothing and
+//!   count what was lost, duplicated, reordered or missed.
+//!
 //! Several worker processes exist because one process can hold only ~19,900 sockets here;
 //! several source addresses because each has only ~28k ephemeral ports.
 
 mod cli;
 mod conn;
+mod exact;
 mod gap;
 mod pace;
 mod plan;

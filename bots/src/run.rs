@@ -165,6 +165,7 @@ async fn plan(args: &Args) -> anyhow::Result<Plan> {
                 layout.put(None, None, None, Role::Flood { rate: args.rate / args.users.max(1) as f64 });
             }
         }
+        Scenario::Exact => bail!("the exact scenario runs in this process, without workers"),
         Scenario::Mixed => {
             plan_idle(&mut layout, &mut pool, args).await?;
             plan_direct(&mut layout, &mut pool, args, &run).await?;
@@ -230,6 +231,9 @@ fn spawn_workers(plan_path: &std::path::Path, count: usize, said: mpsc::Sender<S
 /// Runs a scenario and reports it.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     args.validate()?;
+    if args.scenario == Scenario::Exact {
+        return crate::exact::run(&args).await;
+    }
     let plan = plan(&args).await?;
     let dir = tempfile::tempdir()?;
     let plan_path = dir.path().join("plan.json");

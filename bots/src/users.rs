@@ -80,7 +80,12 @@ impl Pool {
     /// Calls a route over HTTP and returns its `data`, or the error reason. A `rate_limited`
     /// answer (the server's hashing queue is full while many bots register) is waited out as
     /// the server asks, a bounded number of times.
-    async fn call(&self, token: Option<&str>, route: &str, data: Value) -> anyhow::Result<Result<Value, String>> {
+    pub(crate) async fn call(
+        &self,
+        token: Option<&str>,
+        route: &str,
+        data: Value,
+    ) -> anyhow::Result<Result<Value, String>> {
         for _ in 0..RATE_LIMITED_RETRIES {
             let mut request = self.http.post(format!("{}{route}", self.base)).json(&data);
             if let Some(token) = token {
@@ -99,7 +104,12 @@ impl Pool {
         Ok(Err("rate_limited".to_owned()))
     }
 
-    async fn get(&self, token: &str, route: &str, query: &[(&str, &str)]) -> anyhow::Result<Result<Value, String>> {
+    pub(crate) async fn get(
+        &self,
+        token: &str,
+        route: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<Result<Value, String>> {
         let body: Value =
             self.http.get(format!("{}{route}", self.base)).bearer_auth(token).query(query).send().await?.json().await?;
         Ok(match body["code"].as_i64() {
