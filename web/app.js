@@ -94,7 +94,12 @@ function newClient(token) {
 }
 
 $("login-form").addEventListener("submit", (e) => { e.preventDefault(); enter("login"); });
-$("register").addEventListener("click", () => { if ($("login-form").reportValidity()) enter("register"); });
+$("register").addEventListener("click", () => {
+  // The browser's own hint speaks for a field it refuses; an earlier answer no longer applies.
+  $("login-error").textContent = "";
+  if ($("login-form").reportValidity()) enter("register");
+});
+$("login-form").addEventListener("input", () => { $("login-error").textContent = ""; });
 
 async function enter(how) {
   const form = new FormData($("login-form"));
@@ -179,7 +184,10 @@ async function openConversation(c) {
   $("app").classList.add("chatting");
   $("chat").hidden = false;
   $("chat-title").textContent = titleOf(c);
-  $("chat-subtitle").textContent = c.chatType === "group" ? `${c.peer?.memberCount ?? ""} members` : `@${c.peer?.username ?? ""}`;
+  // A group's id is what others type to join it.
+  $("chat-subtitle").textContent = c.chatType === "group"
+    ? `${c.peer?.memberCount ?? ""} members · group id ${c.peer?.id ?? ""}`
+    : `@${c.peer?.username ?? ""}`;
   $("messages").replaceChildren();
   $("typing").textContent = "";
   $("members").hidden = true;
@@ -392,10 +400,31 @@ function target() {
   return c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
 }
 
+/** The longest text the server takes, in characters (its `--max-text-chars` default). */
+const MAX_TEXT = 5000;
+
+/** How many characters the server counts in `text`. */
+function chars(text) {
+  return [...text].length;
+}
+
+/** Shows the count once the text is over the limit, and says why Send refuses it. */
+function checkLength() {
+  const n = chars($("text").value.trim());
+  const over = n > MAX_TEXT;
+  $("count").hidden = !over;
+  $("count").textContent = over ? `${n} / ${MAX_TEXT}` : "";
+  return !over;
+}
+
 $("composer").addEventListener("submit", async (e) => {
   e.preventDefault();
   const text = $("text").value.trim();
   if (!text || !state.open) return;
+  if (!checkLength()) {
+    alertError(`Too long to send: ${chars(text)} characters, at most ${MAX_TEXT}. Nothing was sent.`);
+    return;
+  }
   $("text").value = "";
   // Typing after this send is news again.
   state.lastTypingSent = 0;
@@ -409,6 +438,7 @@ $("composer").addEventListener("submit", async (e) => {
 });
 
 $("text").addEventListener("input", () => {
+  checkLength();
   if (!state.open || !state.conversations.has(state.open.conversationId)) return;
   if (Date.now() - state.lastTypingSent < 2000) return;
   state.lastTypingSent = Date.now();
@@ -464,7 +494,12 @@ function alertError(err) {
 
 // ---- new chats and groups ----
 
-function ask(title, label, { label2, placeholder2 } = {}) {
+/**
+ * Asks for one or two values (trimmed) and runs `act` with them on OK. The dialog stays open,
+ * showing what went wrong, until `act` succeeds or the person cancels. Resolves to what `act`
+ * returned, or null when cancelled.
+ */
+function ask(title, label, { label2, placeholder2 } = {}, act = async (...values) => values) {
   const dialog = $("dialog");
   $("dialog-title").textContent = title;
   $("dialog-label").firstElementChild.textContent = label;
@@ -477,56 +512,83 @@ function ask(title, label, { label2, placeholder2 } = {}) {
   }
   $("dialog-error").textContent = "";
   dialog.showModal();
+  const form = $("dialog-form");
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => {
-      resolve(dialog.returnValue === "ok" ? [$("dialog-input").value.trim(), $("dialog-input2").value.trim()] : null);
-    }, { once: true });
+    const finish = (value) => {
+      form.removeEventListener("submit", submit);
+      dialog.removeEventListener("cancel", cancel);
+      if (dialog.open) dialog.close();
+      resolve(value);
+    };
+    const cancel = () => finish(null);
+    const submit = async (e) => {
+      e.preventDefault();
+      if (e.submitter?.value !== "ok") return finish(null);
+      $("dialog-error").textContent = "";
+      e.submitter.disabled = true;
+      try {
+        finish(await act($("dialog-input").value.trim(), $("dialog-input2").value.trim()));
+      } catch (err) {
+        $("dialog-error").textContent = err.message || String(err);
+      } finally {
+        e.submitter.disabled = false;
+      }
+    };
+    form.addEventListener("submit", submit);
+    dialog.addEventListener("cancel", cancel);
   });
 }
 
+/** The user named `username`, or an error that names the one not found. */
 async function userByName(username) {
-  const user = await state.client.userInfo({ username });
-  remember(user);
-  return user;
+  try {
+    const user = await state.client.userInfo({ username });
+    remember(user);
+    return user;
+  } catch (err) {
+    if (err.reason === "not_found" || err.reason?.startsWith("validation.")) throw new Error(`No user named “${username}”.`);
+    throw err;
+  }
 }
 
 $("new-chat").addEventListener("click", async () => {
-  const answer = await ask("New chat", "Username");
-  if (!answer) return;
-  try {
-    const peer = await userByName(answer[0]);
+  const c = await ask("New chat", "Username", {}, async (name) => {
+    if (!name) throw new Error("Type the username of the person to chat with.");
+    const peer = await userByName(name);
+    if (String(peer.id) === String(state.me.id)) throw new Error("That is you: pick someone else to chat with.");
     const id = singleConversation(state.me.id, peer.id);
-    const c = state.conversations.get(id) || { conversationId: id, chatType: "single", peer, lastSeq: 0, unread: 0, readSeq: 0 };
-    await openConversation(c);
-  } catch (err) {
-    alertError(err);
-  }
+    return state.conversations.get(id) || { conversationId: id, chatType: "single", peer, lastSeq: 0, unread: 0, readSeq: 0 };
+  });
+  if (c) await openConversation(c);
 });
 
 $("new-group").addEventListener("click", async () => {
-  const answer = await ask("New group", "Name", { label2: "Members", placeholder2: "usernames, comma-separated" });
-  if (!answer) return;
-  try {
-    const names = answer[1].split(",").map((s) => s.trim()).filter(Boolean);
-    const members = await Promise.all(names.map(userByName));
-    const group = await state.client.createGroup({ name: answer[0], members: members.map((m) => m.id), joinPolicy: "open" });
-    await refreshList();
-    await openConversation(state.conversations.get(`g:${group.id}`));
-  } catch (err) {
-    alertError(err);
-  }
+  const made = await ask("New group", "Name", { label2: "Members", placeholder2: "usernames, comma-separated" }, async (name, list) => {
+    const names = list.split(",").map((s) => s.trim()).filter(Boolean);
+    const found = await Promise.allSettled(names.map(userByName));
+    const missing = names.filter((_, i) => found[i].status === "rejected");
+    if (missing.length) throw new Error(`No user named ${missing.map((n) => `“${n}”`).join(", ")}.`);
+    const members = found.map((f) => f.value.id).filter((id) => String(id) !== String(state.me.id));
+    return state.client.createGroup({ name, members, joinPolicy: "open" });
+  });
+  if (!made) return;
+  await refreshList();
+  await openConversation(state.conversations.get(`g:${made.id}`));
 });
 
 $("join-group").addEventListener("click", async () => {
-  const answer = await ask("Join a group", "Group id");
-  if (!answer) return;
-  try {
-    const group = await state.client.joinGroup(answer[0]);
-    await refreshList();
-    await openConversation(state.conversations.get(`g:${group.id}`));
-  } catch (err) {
-    alertError(err);
-  }
+  const group = await ask("Join a group", "Group id", {}, async (id) => {
+    if (!/^\d+$/.test(id)) throw new Error("Type the group's id, a number: its members see it under the group's name.");
+    try {
+      return await state.client.joinGroup(id);
+    } catch (err) {
+      if (err.reason === "not_found") throw new Error(`No group with id ${id}.`);
+      throw err;
+    }
+  });
+  if (!group) return;
+  await refreshList();
+  await openConversation(state.conversations.get(`g:${group.id}`));
 });
 
 // ---- boot ----

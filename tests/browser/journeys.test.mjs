@@ -358,3 +358,89 @@ test("the server restarts mid-conversation: the client shows it, reconnects, and
   await alice.context.close();
   await bob.context.close();
 });
+
+test("an earlier login error goes as soon as the person registers anew or types", async () => {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  await page.goto(server.base);
+  const form = page.locator("#login-form");
+  await form.getByLabel("Username").fill(`stale${process.pid % 10000}`);
+  await form.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  const alert = form.getByRole("alert");
+  await alert.filter({ hasText: /wrong username or password/i }).waitFor();
+  // Too short a password: the browser's own hint speaks, and the old answer is gone.
+  await form.getByLabel("Password").fill("12345");
+  await page.getByRole("button", { name: "Create account" }).click();
+  assert.equal((await alert.textContent()).trim(), "");
+  await context.close();
+});
+
+test("new chat, new group and join say what is wrong in the dialog, which stays open", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const carol = await person("carol");
+  const page = alice.page;
+  const box = page.getByRole("dialog");
+  const problem = box.getByRole("alert");
+  await page.getByRole("button", { name: "New chat" }).click();
+  await box.getByLabel("Username").fill("nobody-here");
+  await box.getByRole("button", { name: "OK" }).click();
+  await problem.filter({ hasText: "No user named “nobody-here”." }).waitFor();
+  assert.ok(await box.isVisible(), "the dialog stays open");
+  await box.getByLabel("Username").fill(`  ${alice.name}  `);
+  await box.getByRole("button", { name: "OK" }).click();
+  await problem.filter({ hasText: "That is you" }).waitFor();
+  await box.getByLabel("Username").fill(` ${bob.name} `);
+  await box.getByRole("button", { name: "OK" }).click();
+  await box.waitFor({ state: "hidden" });
+  assert.equal(await page.getByTestId("chat-title").textContent(), bob.name);
+
+  await page.getByRole("button", { name: "New group" }).click();
+  await box.getByLabel("Name").fill("Errands");
+  await box.getByLabel("Members").fill(`${bob.name}, ghost-one, ghost-two`);
+  await box.getByRole("button", { name: "OK" }).click();
+  await problem.filter({ hasText: "No user named “ghost-one”, “ghost-two”." }).waitFor();
+  await box.getByLabel("Members").fill(bob.name);
+  await box.getByRole("button", { name: "OK" }).click();
+  await box.waitFor({ state: "hidden" });
+  // The group's id shows with it: what someone else types to join.
+  const subtitle = await page.locator("#chat-subtitle").filter({ hasText: "group id" }).textContent();
+  const id = subtitle.match(/group id (\d+)/)[1];
+
+  const other = carol.page;
+  const otherBox = other.getByRole("dialog");
+  await other.getByRole("button", { name: "Join" }).click();
+  await otherBox.getByLabel("Group id").fill("Errands");
+  await otherBox.getByRole("button", { name: "OK" }).click();
+  await otherBox.getByRole("alert").filter({ hasText: "Type the group's id, a number" }).waitFor();
+  await otherBox.getByLabel("Group id").fill("999999");
+  await otherBox.getByRole("button", { name: "OK" }).click();
+  await otherBox.getByRole("alert").filter({ hasText: "No group with id 999999." }).waitFor();
+  await otherBox.getByLabel("Group id").fill(id);
+  await otherBox.getByRole("button", { name: "OK" }).click();
+  await otherBox.waitFor({ state: "hidden" });
+  await other.getByTestId("chat-title").filter({ hasText: "Errands" }).waitFor();
+  for (const p of [alice, bob, carol]) await p.context.close();
+});
+
+test("a text over the length limit is refused before sending, with its count, and never cut", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  const long = "x".repeat(6000);
+  const input = alice.page.getByLabel("Message");
+  await input.fill(long);
+  await alice.page.getByRole("status").filter({ hasText: "6000 / 5000" }).waitFor();
+  await alice.page.getByRole("button", { name: "Send" }).click();
+  await alice.page.getByTestId("typing").filter({ hasText: "Too long to send: 6000 characters, at most 5000" }).waitFor();
+  assert.equal((await input.inputValue()).length, 6000, "the text is kept whole");
+  assert.equal(await alice.page.getByTestId("message").count(), 0, "nothing was sent");
+  // Shortened, it goes.
+  await input.fill("x".repeat(5000));
+  await alice.page.getByRole("button", { name: "Send" }).click();
+  await alice.page.getByTestId("message").waitFor();
+  assert.ok(await alice.page.getByRole("status").isHidden());
+  for (const p of [alice, bob]) await p.context.close();
+});
