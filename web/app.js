@@ -20,6 +20,8 @@ const state = {
   loadingOlder: false,
   typingTimer: null,
   lastTypingSent: 0,
+  /** The SDK's connection state. */
+  socket: "idle",
 };
 
 function nameOf(user) {
@@ -70,14 +72,14 @@ function systemText(m) {
 
 async function start(client) {
   state.client = client;
-  client.on("state", (s) => { $("banner").hidden = !(s === "reconnecting" || (s === "connecting" && state.me)); });
+  client.on("state", (s) => { state.socket = s; renderBanner(); });
   client.on("message", onMessage);
   client.on("recalled", onRecalled);
   client.on("read", onRead);
   client.on("typing", onTyping);
   client.on("conversation", (c) => { upsert(c); renderList(); });
-  client.on("group", () => refreshList());
-  client.on("ready", (r) => { if (r.resumed) refreshList(); });
+  client.on("group", () => refreshSoon());
+  client.on("ready", (r) => { if (r.resumed) refreshSoon(); });
   client.on("kicked", () => logout(false));
   await client.connect();
   state.me = await client.userInfo();
@@ -88,6 +90,16 @@ async function start(client) {
   $("app").hidden = false;
   await refreshList();
 }
+
+/** The banner follows both the socket and the browser's own idea of being online. */
+function renderBanner() {
+  const offline = !navigator.onLine;
+  const reconnecting = state.socket === "reconnecting" || (state.socket === "connecting" && state.me);
+  $("banner").hidden = !(offline || reconnecting);
+  $("banner").textContent = offline ? "Offline: messages are sent when you are back" : "Reconnecting…";
+}
+addEventListener("online", renderBanner);
+addEventListener("offline", renderBanner);
 
 function newClient(token) {
   return new Chatgate({ url: location.origin, token });
@@ -132,6 +144,11 @@ function upsert(c) {
   state.conversations.set(c.conversationId, c);
 }
 
+/** Refreshes the list in the background: one cut short by a lost connection is redone on the next ready. */
+function refreshSoon() {
+  refreshList().catch(() => {});
+}
+
 async function refreshList() {
   const { conversations } = await state.client.conversations({ limit: 100 });
   for (const c of conversations) upsert(c);
@@ -173,6 +190,7 @@ function renderList() {
   }
   $("total-unread").hidden = total === 0;
   $("total-unread").textContent = String(total);
+  document.title = total ? `(${total}) chatgate` : "chatgate";
 }
 
 // ---- a conversation ----
@@ -266,9 +284,9 @@ function show(m, { prepend = false } = {}) {
     li.append(meta);
   }
   if (!existing) {
-    // Keep seq order whatever order messages are shown in.
-    const after = [...list.children].find((x) => Number(x.dataset.seq) > m.seq);
-    if (prepend || after) list.insertBefore(li, after || list.firstChild);
+    // Keep seq order whatever order messages are shown in; those still sending stay last.
+    const after = [...list.children].find((x) => Number(x.dataset.seq) > m.seq || x.classList.contains("pending"));
+    if (prepend || after) list.insertBefore(li, prepend && !after ? list.firstChild : after);
     else list.append(li);
   }
 }
@@ -358,7 +376,7 @@ function onMessage(m) {
     if (others && state.open?.conversationId !== m.conversationId) known.unread += 1;
     renderList();
   } else {
-    refreshList();
+    refreshSoon();
   }
   if (state.open?.conversationId === m.conversationId) {
     const atEnd = $("messages").scrollHeight - $("messages").scrollTop - $("messages").clientHeight < 80;
@@ -371,10 +389,10 @@ function onMessage(m) {
 }
 
 function onRecalled(r) {
-  if (state.open?.conversationId !== r.conversationId) return refreshList();
+  if (state.open?.conversationId !== r.conversationId) return refreshSoon();
   const li = state.shown.get(r.seq);
-  if (li) state.client.history(r.conversationId, { afterSeq: r.seq - 1, limit: 1 }).then((p) => p.messages.forEach((m) => show(m)));
-  refreshList();
+  if (li) state.client.history(r.conversationId, { afterSeq: r.seq - 1, limit: 1 }).then((p) => p.messages.forEach((m) => show(m))).catch(() => {});
+  refreshSoon();
 }
 
 function onRead(r) {
@@ -417,7 +435,7 @@ function checkLength() {
   return !over;
 }
 
-$("composer").addEventListener("submit", async (e) => {
+$("composer").addEventListener("submit", (e) => {
   e.preventDefault();
   const text = $("text").value.trim();
   if (!text || !state.open) return;
@@ -428,14 +446,39 @@ $("composer").addEventListener("submit", async (e) => {
   $("text").value = "";
   // Typing after this send is news again.
   state.lastTypingSent = 0;
+  sendPending(state.open, text);
+});
+
+/**
+ * Shows `text` at once as sending, at the end of `c`'s messages, and sends it (the SDK queues
+ * it while offline, in order): once acknowledged it takes its place as the message; refused, it
+ * stays, marked as not sent, with a retry.
+ */
+async function sendPending(c, text) {
+  const li = document.createElement("li");
+  li.className = "mine pending";
+  li.dataset.testid = "message";
+  li.dataset.pending = "sending";
+  li.append(Object.assign(document.createElement("span"), { textContent: text, className: "text" }));
+  const meta = Object.assign(document.createElement("span"), { className: "meta", textContent: "sending…" });
+  li.append(meta);
+  $("messages").append(li);
+  scrollToEnd();
+  const to = c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
   try {
-    await state.client.send(...target(), createText(text));
+    const message = await state.client.send(...to, createText(text));
+    li.remove();
+    if (state.open?.conversationId === message.conversationId) show(message);
     await adoptIfNew();
   } catch (err) {
-    $("text").value = text;
-    alertError(err);
+    li.dataset.pending = "failed";
+    li.classList.add("failed");
+    meta.textContent = `not sent: ${err.message || err}`;
+    const retry = Object.assign(document.createElement("button"), { className: "retry", textContent: "retry", type: "button" });
+    retry.addEventListener("click", () => { li.remove(); sendPending(c, text); });
+    meta.append(retry);
   }
-});
+}
 
 $("text").addEventListener("input", () => {
   checkLength();

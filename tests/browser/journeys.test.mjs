@@ -81,12 +81,15 @@ before(async () => {
 });
 
 after(async () => {
+  assert.deepEqual(pageErrors, [], "no uncaught errors in the pages");
   await browser?.close();
   await server?.stop().catch(() => {});
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 let userCount = 0;
+/** Uncaught errors in any page: a journey passes only if there are none. */
+const pageErrors = [];
 
 /** A fresh user, registered through the page, in a browser context of their own. */
 async function person(label, viewport) {
@@ -94,7 +97,10 @@ async function person(label, viewport) {
   const context = await browser.newContext({ viewport: viewport || { width: 1100, height: 760 } });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
-  page.on("pageerror", (err) => console.error(`[${name}] page error:`, err));
+  page.on("pageerror", (err) => {
+    console.error(`[${name}] page error:`, err);
+    pageErrors.push(`${name}: ${err}`);
+  });
   // Every URL the page asks for, sockets included: the token must be in none of them.
   const urls = [];
   page.on("request", (r) => urls.push(r.url()));
@@ -291,11 +297,14 @@ test("unread badges count up, and clear when the conversation is opened", async 
   const item = conversation(bob.page, alice.name);
   await item.getByTestId("unread").filter({ hasText: "3" }).waitFor();
   await bob.page.getByTestId("total-unread").filter({ hasText: "3" }).waitFor();
+  // The tab says so too.
+  await bob.page.waitForFunction(() => document.title === "(3) chatgate");
   await shot(bob.page, "unread-badges");
   await item.click();
   await bubble(bob.page, "three").waitFor();
   await item.getByTestId("unread").waitFor({ state: "detached" });
   await bob.page.getByTestId("total-unread").waitFor({ state: "hidden" });
+  await bob.page.waitForFunction(() => document.title === "chatgate");
   // Read on this device is read everywhere: a fresh page shows no badge either.
   const again = await bob.context.newPage();
   await again.goto(server.base);
@@ -442,5 +451,40 @@ test("a text over the length limit is refused before sending, with its count, an
   await alice.page.getByRole("button", { name: "Send" }).click();
   await alice.page.getByTestId("message").waitFor();
   assert.ok(await alice.page.getByRole("status").isHidden());
+  for (const p of [alice, bob]) await p.context.close();
+});
+
+test("offline, the banner says so and covers no control; messages show at once as sending, in order, and go once back", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "before");
+  const page = alice.page;
+  const banner = page.getByRole("status").filter({ hasText: /Offline|Reconnecting/ });
+  // The browser goes offline: the banner says it at once, and the bar under it still works.
+  await alice.context.setOffline(true);
+  await banner.filter({ hasText: "Offline" }).waitFor();
+  await page.getByRole("button", { name: "Log out" }).click({ trial: true, timeout: 2000 });
+  await alice.context.setOffline(false);
+  await banner.waitFor({ state: "hidden" });
+
+  // The server goes away: what is typed shows at once, as sending, in the order typed.
+  await server.stop();
+  await banner.filter({ hasText: "Reconnecting" }).waitFor();
+  await page.getByRole("button", { name: "Log out" }).click({ trial: true, timeout: 2000 });
+  for (const text of ["one", "two", "three"]) {
+    await page.getByLabel("Message").fill(text);
+    await page.getByRole("button", { name: "Send" }).click();
+  }
+  assert.equal(await page.getByLabel("Message").inputValue(), "");
+  await page.locator("[data-pending=sending]").nth(2).waitFor();
+  assert.deepEqual(await texts(page), ["before", "one", "two", "three"]);
+  await server.start();
+  await page.locator("[data-pending]").first().waitFor({ state: "detached" });
+  await page.waitForFunction(() => !document.querySelector("[data-pending]"));
+  assert.deepEqual(await texts(page), ["before", "one", "two", "three"]);
+  await conversation(bob.page, alice.name).click();
+  await bubble(bob.page, "three").waitFor();
+  assert.deepEqual(await texts(bob.page), ["before", "one", "two", "three"]);
   for (const p of [alice, bob]) await p.context.close();
 });
