@@ -1,5 +1,7 @@
 // chatgate's web client: the SDK (/sdk/chatgate.js) and the DOM, nothing else.
-import { Chatgate, createFile, createImage, createText, singleConversation } from "/sdk/chatgate.js";
+import { Chatgate } from "/sdk/chatgate.js";
+import { checkLength, composer, draftKey } from "/compose.js";
+import { dialogs } from "/dialogs.js";
 
 const $ = (id) => document.getElementById(id);
 const RECALL_WINDOW_MS = 120_000;
@@ -16,6 +18,9 @@ const state = {
   /** For the open conversation: its messages by seq, the peer's read position, more history? */
   shown: new Map(),
   peerRead: 0,
+  peerDelivered: 0,
+  /** Whether the open conversation's view is at its newest message. */
+  atEnd: true,
   hasOlder: false,
   loadingOlder: false,
   typingTimer: null,
@@ -76,6 +81,7 @@ async function start(client) {
   client.on("message", onMessage);
   client.on("recalled", onRecalled);
   client.on("read", onRead);
+  client.on("delivered", onDelivered);
   client.on("typing", onTyping);
   client.on("conversation", (c) => { upsert(c); renderList(); });
   client.on("group", () => refreshSoon());
@@ -89,7 +95,13 @@ async function start(client) {
   $("login").hidden = true;
   $("app").hidden = false;
   await refreshList();
+  // Where the person left off, after a reload.
+  const last = state.conversations.get(localStorage.getItem(OPEN_KEY));
+  if (last) await openConversation(last);
 }
+
+/** Where the open conversation is kept across reloads. */
+const OPEN_KEY = "chatgate.open";
 
 /** The banner follows both the socket and the browser's own idea of being online. */
 function renderBanner() {
@@ -128,7 +140,8 @@ async function enter(how) {
 async function logout(tellServer = true) {
   if (tellServer) await state.client?.logout().catch(() => {});
   state.client?.close();
-  localStorage.removeItem("chatgate.token");
+  // What was this person's goes with them.
+  for (const key of Object.keys(localStorage).filter((k) => k.startsWith("chatgate."))) localStorage.removeItem(key);
   location.reload();
 }
 $("logout").addEventListener("click", () => logout());
@@ -198,7 +211,10 @@ function renderList() {
 async function openConversation(c) {
   state.open = c;
   state.shown = new Map();
-  state.peerRead = 0;
+  state.peerRead = c.peerReadSeq ?? 0;
+  state.peerDelivered = c.peerDeliveredSeq ?? 0;
+  localStorage.setItem(OPEN_KEY, c.conversationId);
+  $("new-below").hidden = true;
   $("app").classList.add("chatting");
   $("chat").hidden = false;
   $("chat-title").textContent = titleOf(c);
@@ -208,21 +224,22 @@ async function openConversation(c) {
     : `@${c.peer?.username ?? ""}`;
   $("messages").replaceChildren();
   $("typing").textContent = "";
+  $("text").value = localStorage.getItem(draftKey(c.conversationId)) ?? "";
+  checkLength();
   $("members").hidden = true;
   $("show-members").hidden = c.chatType !== "group";
   renderList();
   if (c.chatType === "group") await loadMembers(c.peer.id).catch(() => {});
   if (c.lastSeq > 0 || state.conversations.has(c.conversationId)) {
-    const page = await state.client.history(c.conversationId, { limit: 30 }).catch(() => ({ messages: [], hasMore: false }));
+    // Enough to reach the first unread message, within a page.
+    const limit = Math.min(100, Math.max(30, (c.unread ?? 0) + 10));
+    const page = await state.client.history(c.conversationId, { limit }).catch(() => ({ messages: [], hasMore: false }));
     state.hasOlder = page.hasMore;
     for (const m of page.messages) show(m);
-    scrollToEnd();
-    // Where the peer has read to: whether they have read my latest message here.
-    const own = page.messages.filter((m) => m.from === String(state.me.id)).at(-1);
-    if (c.chatType === "single" && own) {
-      const info = await state.client.readers(own.id).catch(() => null);
-      if (info?.count) state.peerRead = own.seq;
-    }
+    // At the first unread message, or at the newest.
+    const firstUnread = page.messages.find((m) => m.seq > (c.readSeq ?? 0) && m.from !== String(state.me.id));
+    if (c.unread > 0 && firstUnread) state.shown.get(firstUnread.seq)?.scrollIntoView({ block: "start" });
+    else scrollToEnd();
   }
   await markRead();
   renderReceipts();
@@ -304,7 +321,10 @@ function body(m) {
     showFile(img, "src", c.url);
     img.alt = "picture";
     img.dataset.testid = "image";
+    // Sized before it loads, so that the view does not jump when it does.
     img.width = Math.min(240, c.width || 240);
+    if (c.width && c.height) img.height = Math.round((img.width * c.height) / c.width);
+    img.addEventListener("load", () => { if (state.atEnd) scrollToEnd(); });
     return img;
   }
   if (m.kind === "file") {
@@ -321,21 +341,48 @@ function body(m) {
   return Object.assign(document.createElement("span"), { textContent: `[${m.kind}]` });
 }
 
+/** One-to-one ticks: "Read" under the newest own message the peer has read, "Delivered" under a newer one their devices have. */
 function renderReceipts() {
-  for (const li of document.querySelectorAll("[data-testid=receipt]")) li.remove();
-  if (state.open?.chatType !== "single" || !state.peerRead) return;
-  const mine = [...state.shown.entries()].filter(([seq, li]) => seq <= state.peerRead && li.classList.contains("mine"));
-  const last = mine.sort((a, b) => a[0] - b[0]).at(-1);
-  if (!last) return;
-  const receipt = Object.assign(document.createElement("span"), { className: "meta", textContent: "Read" });
-  receipt.dataset.testid = "receipt";
-  last[1].append(receipt);
+  for (const li of document.querySelectorAll("[data-testid=receipt], [data-testid=delivered]")) li.remove();
+  if (state.open?.chatType !== "single") return;
+  const mine = [...state.shown.entries()].filter(([, li]) => li.classList.contains("mine")).sort((a, b) => a[0] - b[0]);
+  const tick = (upto, text, testid) => {
+    const last = mine.filter(([seq]) => seq <= upto).at(-1);
+    if (!last) return null;
+    const receipt = Object.assign(document.createElement("span"), { className: "meta", textContent: text });
+    receipt.dataset.testid = testid;
+    last[1].append(receipt);
+    return last[0];
+  };
+  const read = tick(state.peerRead, "Read", "receipt");
+  if (state.peerDelivered > state.peerRead && mine.some(([seq]) => seq > (read ?? 0) && seq <= state.peerDelivered)) {
+    tick(state.peerDelivered, "Delivered", "delivered");
+  }
+}
+
+function onDelivered(d) {
+  if (state.open?.conversationId !== d.conversationId) return;
+  state.peerDelivered = Math.max(state.peerDelivered, d.seq);
+  renderReceipts();
 }
 
 function scrollToEnd() {
   const list = $("messages");
   list.scrollTop = list.scrollHeight;
+  state.atEnd = true;
+  $("new-below").hidden = true;
 }
+
+function isAtEnd() {
+  const list = $("messages");
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+}
+
+$("messages").addEventListener("scroll", () => {
+  state.atEnd = isAtEnd();
+  if (state.atEnd) $("new-below").hidden = true;
+});
+$("new-below").addEventListener("click", () => scrollToEnd());
 
 $("messages").addEventListener("scroll", async () => {
   const list = $("messages");
@@ -379,9 +426,10 @@ function onMessage(m) {
     refreshSoon();
   }
   if (state.open?.conversationId === m.conversationId) {
-    const atEnd = $("messages").scrollHeight - $("messages").scrollTop - $("messages").clientHeight < 80;
+    const atEnd = isAtEnd();
     show(m);
     if (atEnd || m.from === String(state.me.id)) scrollToEnd();
+    else $("new-below").hidden = false;
     if (m.from !== String(state.me.id)) $("typing").textContent = "";
     renderReceipts();
     markRead();
@@ -411,118 +459,11 @@ function onTyping(t) {
 
 document.addEventListener("visibilitychange", () => markRead());
 
-// ---- sending ----
-
-function target() {
-  const c = state.open;
-  return c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
-}
-
-/** The longest text the server takes, in characters (its `--max-text-chars` default). */
-const MAX_TEXT = 5000;
-
-/** How many characters the server counts in `text`. */
-function chars(text) {
-  return [...text].length;
-}
-
-/** Shows the count once the text is over the limit, and says why Send refuses it. */
-function checkLength() {
-  const n = chars($("text").value.trim());
-  const over = n > MAX_TEXT;
-  $("count").hidden = !over;
-  $("count").textContent = over ? `${n} / ${MAX_TEXT}` : "";
-  return !over;
-}
-
-$("composer").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const text = $("text").value.trim();
-  if (!text || !state.open) return;
-  if (!checkLength()) {
-    alertError(`Too long to send: ${chars(text)} characters, at most ${MAX_TEXT}. Nothing was sent.`);
-    return;
-  }
-  $("text").value = "";
-  // Typing after this send is news again.
-  state.lastTypingSent = 0;
-  sendPending(state.open, text);
-});
-
-/**
- * Shows `text` at once as sending, at the end of `c`'s messages, and sends it (the SDK queues
- * it while offline, in order): once acknowledged it takes its place as the message; refused, it
- * stays, marked as not sent, with a retry.
- */
-async function sendPending(c, text) {
-  const li = document.createElement("li");
-  li.className = "mine pending";
-  li.dataset.testid = "message";
-  li.dataset.pending = "sending";
-  li.append(Object.assign(document.createElement("span"), { textContent: text, className: "text" }));
-  const meta = Object.assign(document.createElement("span"), { className: "meta", textContent: "sending…" });
-  li.append(meta);
-  $("messages").append(li);
-  scrollToEnd();
-  const to = c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
-  try {
-    const message = await state.client.send(...to, createText(text));
-    li.remove();
-    if (state.open?.conversationId === message.conversationId) show(message);
-    await adoptIfNew();
-  } catch (err) {
-    li.dataset.pending = "failed";
-    li.classList.add("failed");
-    meta.textContent = `not sent: ${err.message || err}`;
-    const retry = Object.assign(document.createElement("button"), { className: "retry", textContent: "retry", type: "button" });
-    retry.addEventListener("click", () => { li.remove(); sendPending(c, text); });
-    meta.append(retry);
-  }
-}
-
-$("text").addEventListener("input", () => {
-  checkLength();
-  if (!state.open || !state.conversations.has(state.open.conversationId)) return;
-  if (Date.now() - state.lastTypingSent < 2000) return;
-  state.lastTypingSent = Date.now();
-  state.client.typing(state.open.conversationId).catch(() => {});
-});
-
-$("file").addEventListener("change", async () => {
-  const file = $("file").files[0];
-  $("file").value = "";
-  if (!file || !state.open) return;
-  try {
-    const up = await state.client.upload(file, { onProgress: (sent, total) => { $("typing").textContent = `Uploading… ${Math.round((100 * sent) / (total || 1))}%`; } });
-    $("typing").textContent = "";
-    let built;
-    if (up.mime.startsWith("image/")) {
-      const { width, height } = await imageSize(file);
-      built = createImage({ url: up.url, width, height, size: up.size, mime: up.mime });
-    } else {
-      built = createFile({ url: up.url, name: file.name.slice(0, 255) || "file", size: up.size, mime: up.mime });
-    }
-    await state.client.send(...target(), built);
-    await adoptIfNew();
-  } catch (err) {
-    $("typing").textContent = "";
-    alertError(err);
-  }
-});
-
-function imageSize(file) {
-  return new Promise((resolve) => {
-    const img = new Image();
-    img.onload = () => { resolve({ width: img.naturalWidth, height: img.naturalHeight }); URL.revokeObjectURL(img.src); };
-    img.onerror = () => resolve({ width: 0, height: 0 });
-    img.src = URL.createObjectURL(file);
-  });
-}
 
 /** A conversation started here exists on the server after its first message. */
 async function adoptIfNew() {
   const c = state.open;
-  if (state.conversations.has(c.conversationId)) return;
+  if (!state.conversations.get(c.conversationId)?.local) return;
   const fresh = await state.client.conversation(c.conversationId).catch(() => null);
   if (fresh) {
     upsert(fresh);
@@ -535,106 +476,10 @@ function alertError(err) {
   $("typing").textContent = `⚠ ${err.message || err}`;
 }
 
-// ---- new chats and groups ----
-
-/**
- * Asks for one or two values (trimmed) and runs `act` with them on OK. The dialog stays open,
- * showing what went wrong, until `act` succeeds or the person cancels. Resolves to what `act`
- * returned, or null when cancelled.
- */
-function ask(title, label, { label2, placeholder2 } = {}, act = async (...values) => values) {
-  const dialog = $("dialog");
-  $("dialog-title").textContent = title;
-  $("dialog-label").firstElementChild.textContent = label;
-  $("dialog-input").value = "";
-  $("dialog-label2").hidden = !label2;
-  if (label2) {
-    $("dialog-label2").firstElementChild.textContent = label2;
-    $("dialog-input2").value = "";
-    $("dialog-input2").placeholder = placeholder2 || "";
-  }
-  $("dialog-error").textContent = "";
-  dialog.showModal();
-  const form = $("dialog-form");
-  return new Promise((resolve) => {
-    const finish = (value) => {
-      form.removeEventListener("submit", submit);
-      dialog.removeEventListener("cancel", cancel);
-      if (dialog.open) dialog.close();
-      resolve(value);
-    };
-    const cancel = () => finish(null);
-    const submit = async (e) => {
-      e.preventDefault();
-      if (e.submitter?.value !== "ok") return finish(null);
-      $("dialog-error").textContent = "";
-      e.submitter.disabled = true;
-      try {
-        finish(await act($("dialog-input").value.trim(), $("dialog-input2").value.trim()));
-      } catch (err) {
-        $("dialog-error").textContent = err.message || String(err);
-      } finally {
-        e.submitter.disabled = false;
-      }
-    };
-    form.addEventListener("submit", submit);
-    dialog.addEventListener("cancel", cancel);
-  });
-}
-
-/** The user named `username`, or an error that names the one not found. */
-async function userByName(username) {
-  try {
-    const user = await state.client.userInfo({ username });
-    remember(user);
-    return user;
-  } catch (err) {
-    if (err.reason === "not_found" || err.reason?.startsWith("validation.")) throw new Error(`No user named “${username}”.`);
-    throw err;
-  }
-}
-
-$("new-chat").addEventListener("click", async () => {
-  const c = await ask("New chat", "Username", {}, async (name) => {
-    if (!name) throw new Error("Type the username of the person to chat with.");
-    const peer = await userByName(name);
-    if (String(peer.id) === String(state.me.id)) throw new Error("That is you: pick someone else to chat with.");
-    const id = singleConversation(state.me.id, peer.id);
-    return state.conversations.get(id) || { conversationId: id, chatType: "single", peer, lastSeq: 0, unread: 0, readSeq: 0 };
-  });
-  if (c) await openConversation(c);
-});
-
-$("new-group").addEventListener("click", async () => {
-  const made = await ask("New group", "Name", { label2: "Members", placeholder2: "usernames, comma-separated" }, async (name, list) => {
-    const names = list.split(",").map((s) => s.trim()).filter(Boolean);
-    const found = await Promise.allSettled(names.map(userByName));
-    const missing = names.filter((_, i) => found[i].status === "rejected");
-    if (missing.length) throw new Error(`No user named ${missing.map((n) => `“${n}”`).join(", ")}.`);
-    const members = found.map((f) => f.value.id).filter((id) => String(id) !== String(state.me.id));
-    return state.client.createGroup({ name, members, joinPolicy: "open" });
-  });
-  if (!made) return;
-  await refreshList();
-  await openConversation(state.conversations.get(`g:${made.id}`));
-});
-
-$("join-group").addEventListener("click", async () => {
-  const group = await ask("Join a group", "Group id", {}, async (id) => {
-    if (!/^\d+$/.test(id)) throw new Error("Type the group's id, a number: its members see it under the group's name.");
-    try {
-      return await state.client.joinGroup(id);
-    } catch (err) {
-      if (err.reason === "not_found") throw new Error(`No group with id ${id}.`);
-      throw err;
-    }
-  });
-  if (!group) return;
-  await refreshList();
-  await openConversation(state.conversations.get(`g:${group.id}`));
-});
-
 // ---- boot ----
+
+composer({ state, show, scrollToEnd, adoptIfNew, alertError });
+dialogs({ state, remember, openConversation, refreshList });
 
 const saved = localStorage.getItem("chatgate.token");
 if (saved) start(newClient(saved)).catch(() => { localStorage.removeItem("chatgate.token"); $("login").hidden = false; $("app").hidden = true; });

@@ -1,6 +1,6 @@
 //! The web client and the JavaScript SDK, embedded in the binary and served as static files:
-//! `/` (the client), `/app.js`, `/style.css`, the page a password-reset link opens
-//! (`/reset-password`, `/reset.js`), and `/sdk/chatgate.js` with its content builders
+//! `/` (the client), `/app.js` with its modules `/compose.js` and `/dialogs.js`, `/style.css`,
+//! the page a password-reset link opens (`/reset-password`, `/reset.js`), and `/sdk/chatgate.js` with its content builders
 //! (`/sdk/content.js`), MessagePack codec and TypeScript declarations.
 
 use axum::Router;
@@ -42,6 +42,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| async { asset(include_str!("../../web/reset.js"), "text/javascript; charset=utf-8") }),
         )
         .route("/app.js", get(|| async { asset(include_str!("../../web/app.js"), "text/javascript; charset=utf-8") }))
+        .route(
+            "/compose.js",
+            get(|| async { asset(include_str!("../../web/compose.js"), "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/dialogs.js",
+            get(|| async { asset(include_str!("../../web/dialogs.js"), "text/javascript; charset=utf-8") }),
+        )
         .route("/style.css", get(|| async { asset(include_str!("../../web/style.css"), "text/css; charset=utf-8") }))
         .route(
             "/sdk/chatgate.js",

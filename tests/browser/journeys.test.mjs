@@ -155,6 +155,8 @@ test("two users chat both ways, live, with read receipts", async () => {
   const bob = await person("bob");
   await chatWith(alice.page, bob.name);
   await say(alice.page, "hello bob");
+  // Bob's page has it, not yet open: Alice sees it delivered.
+  await alice.page.getByTestId("delivered").filter({ hasText: "Delivered" }).waitFor();
   // Bob sees it arrive in his list, opens it: Alice sees her message read.
   await conversation(bob.page, alice.name).click();
   await bubble(bob.page, "hello bob").waitFor();
@@ -486,5 +488,57 @@ test("offline, the banner says so and covers no control; messages show at once a
   await conversation(bob.page, alice.name).click();
   await bubble(bob.page, "three").waitFor();
   assert.deepEqual(await texts(bob.page), ["before", "one", "two", "three"]);
+  for (const p of [alice, bob]) await p.context.close();
+});
+
+test("a reload brings back the open chat and its draft; a new chat is listed at once; 40 quick sends keep their order", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const page = alice.page;
+  await chatWith(page, bob.name);
+  await conversation(page, bob.name).waitFor();
+  const sent = Array.from({ length: 40 }, (_, i) => `quick ${String(i + 1).padStart(2, "0")}`);
+  for (const text of sent) {
+    await page.getByLabel("Message").fill(text);
+    await page.getByRole("button", { name: "Send" }).click();
+  }
+  await bubble(page, "quick 40").waitFor();
+  await page.waitForFunction(() => !document.querySelector("[data-pending]"));
+  assert.deepEqual(await texts(page), sent);
+  await conversation(bob.page, alice.name).click();
+  await bubble(bob.page, "quick 40").waitFor();
+  assert.deepEqual(await texts(bob.page), sent);
+
+  await page.getByLabel("Message").fill("half-written");
+  await page.reload();
+  await page.getByTestId("chat-title").filter({ hasText: bob.name }).waitFor();
+  assert.equal(await page.getByLabel("Message").inputValue(), "half-written");
+  await bubble(page, "quick 40").waitFor();
+  const atEnd = () => page.getByTestId("messages").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight < 80);
+  assert.ok(await atEnd(), "opened at the newest message");
+  for (const p of [alice, bob]) await p.context.close();
+});
+
+test("a chat opens at its first unread message, and a message below the view shows a hint that scrolls to it", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  for (let i = 1; i <= 40; i++) {
+    await server.call(bob.token, "/message/send", { chatType: "single", to: alice.id, kind: "text", content: { text: `unread ${i}` }, clientMsgId: `u${i}` });
+  }
+  await conversation(alice.page, bob.name).getByTestId("unread").filter({ hasText: "40" }).waitFor();
+  await conversation(alice.page, bob.name).click();
+  const first = alice.page.getByTestId("messages").locator(".text", { hasText: /^unread 1$/ });
+  await first.waitFor();
+  const list = await alice.page.getByTestId("messages").boundingBox();
+  const box = await first.boundingBox();
+  assert.ok(box.y >= list.y - 1 && box.y < list.y + list.height, "the first unread message is in view");
+  const hint = alice.page.getByRole("button", { name: "New messages ↓" });
+  assert.ok(await hint.isHidden());
+  await server.call(bob.token, "/message/send", { chatType: "single", to: alice.id, kind: "text", content: { text: "fresh" }, clientMsgId: "fresh" });
+  await hint.waitFor();
+  await hint.click();
+  await hint.waitFor({ state: "hidden" });
+  const atEnd = await alice.page.getByTestId("messages").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight < 80);
+  assert.ok(atEnd, "the hint scrolled to the newest");
   for (const p of [alice, bob]) await p.context.close();
 });

@@ -114,6 +114,8 @@ async fn web_client_and_sdk_are_served() {
     for (path, kind, file) in [
         ("/", "text/html", "web/index.html"),
         ("/app.js", "text/javascript", "web/app.js"),
+        ("/compose.js", "text/javascript", "web/compose.js"),
+        ("/dialogs.js", "text/javascript", "web/dialogs.js"),
         ("/style.css", "text/css", "web/style.css"),
         ("/reset-password", "text/html", "web/reset.html"),
         ("/reset.js", "text/javascript", "web/reset.js"),
