@@ -1,12 +1,13 @@
 //! The web client and the JavaScript SDK, embedded in the binary and served as static files:
 //! `/` (the client), `/app.js` with its modules `/compose.js` and `/dialogs.js`, `/style.css`,
-//! the page a password-reset link opens (`/reset-password`, `/reset.js`), and `/sdk/chatgate.js` with its content builders
-//! (`/sdk/content.js`), MessagePack codec and TypeScript declarations.
+//! the page a password-reset link opens (`/reset-password`, `/reset.js`), and
+//! `/sdk/chatgate.js` with its content builders (`/sdk/content.js`), MessagePack codec and
+//! TypeScript declarations.
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 
 /// What the page may load and where it may connect: this server only (and the blob: URLs of
 /// pictures being sent).
@@ -32,39 +33,26 @@ fn page(body: &'static str) -> Response {
     page
 }
 
+/// JavaScript.
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Serves `body` as `content_type`.
+fn file<S: Clone + Send + Sync + 'static>(body: &'static str, content_type: &'static str) -> MethodRouter<S> {
+    get(move || async move { asset(body, content_type) })
+}
+
 /// The static routes, merged into the HTTP application.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { page(include_str!("../../web/index.html")) }))
         .route("/reset-password", get(|| async { page(include_str!("../../web/reset.html")) }))
-        .route(
-            "/reset.js",
-            get(|| async { asset(include_str!("../../web/reset.js"), "text/javascript; charset=utf-8") }),
-        )
-        .route("/app.js", get(|| async { asset(include_str!("../../web/app.js"), "text/javascript; charset=utf-8") }))
-        .route(
-            "/compose.js",
-            get(|| async { asset(include_str!("../../web/compose.js"), "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/dialogs.js",
-            get(|| async { asset(include_str!("../../web/dialogs.js"), "text/javascript; charset=utf-8") }),
-        )
-        .route("/style.css", get(|| async { asset(include_str!("../../web/style.css"), "text/css; charset=utf-8") }))
-        .route(
-            "/sdk/chatgate.js",
-            get(|| async { asset(include_str!("../../sdk/js/chatgate.js"), "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/sdk/content.js",
-            get(|| async { asset(include_str!("../../sdk/js/content.js"), "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/sdk/msgpack.js",
-            get(|| async { asset(include_str!("../../sdk/js/msgpack.js"), "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/sdk/chatgate.d.ts",
-            get(|| async { asset(include_str!("../../sdk/js/chatgate.d.ts"), "text/plain; charset=utf-8") }),
-        )
+        .route("/reset.js", file(include_str!("../../web/reset.js"), JS))
+        .route("/app.js", file(include_str!("../../web/app.js"), JS))
+        .route("/compose.js", file(include_str!("../../web/compose.js"), JS))
+        .route("/dialogs.js", file(include_str!("../../web/dialogs.js"), JS))
+        .route("/style.css", file(include_str!("../../web/style.css"), "text/css; charset=utf-8"))
+        .route("/sdk/chatgate.js", file(include_str!("../../sdk/js/chatgate.js"), JS))
+        .route("/sdk/content.js", file(include_str!("../../sdk/js/content.js"), JS))
+        .route("/sdk/msgpack.js", file(include_str!("../../sdk/js/msgpack.js"), JS))
+        .route("/sdk/chatgate.d.ts", file(include_str!("../../sdk/js/chatgate.d.ts"), "text/plain; charset=utf-8"))
 }
