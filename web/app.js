@@ -194,6 +194,12 @@ function renderList() {
     text.textContent = preview(c.lastMessage);
     summary.append(name, text);
     li.append(avatar, summary);
+    if (c.mentionUnread > 0) {
+      const at = Object.assign(document.createElement("span"), { className: "badge mention", textContent: `@${c.mentionUnread}` });
+      at.title = "unread mentions of you";
+      at.dataset.testid = "mention-badge";
+      li.append(at);
+    }
     if (c.unread > 0) {
       li.append(Object.assign(document.createElement("span"), { className: "badge", textContent: String(c.unread), title: "unread" }));
       li.lastChild.dataset.testid = "unread";
@@ -289,6 +295,10 @@ function show(m, { prepend = false } = {}) {
       li.append(Object.assign(document.createElement("span"), { className: "from", textContent: state.names.get(m.from) || `user ${m.from}` }));
     }
     li.append(body(m));
+    if (m.kind === "text" && mentionsMe(m)) {
+      li.classList.add("mention");
+      li.append(Object.assign(document.createElement("span"), { className: "mention-mark", textContent: "mentions you" }));
+    }
     const meta = document.createElement("span");
     meta.className = "meta";
     meta.textContent = new Date(m.sentAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -313,6 +323,21 @@ function showFile(el, attr, url) {
   state.client.fileLink(url).then((link) => { el[attr] = link; }).catch(() => {});
 }
 
+/** Shows a picture as large as the window allows; Esc, or a click, closes it. */
+function openPicture(img) {
+  if (!img.src) return;
+  $("lightbox-image").src = img.src;
+  $("lightbox").showModal();
+}
+$("lightbox").addEventListener("click", () => $("lightbox").close());
+
+/** Whether a message mentions this person: by id, or everyone in a group. */
+function mentionsMe(m) {
+  const listed = m.content?.mentions;
+  if (m.from === String(state.me.id) || !listed) return false;
+  return (listed === "all" && m.conversationId.startsWith("g:")) || (Array.isArray(listed) && listed.includes(String(state.me.id)));
+}
+
 function body(m) {
   const c = m.content;
   if (m.kind === "text") return Object.assign(document.createElement("span"), { textContent: c.text, className: "text" });
@@ -325,6 +350,11 @@ function body(m) {
     img.width = Math.min(240, c.width || 240);
     if (c.width && c.height) img.height = Math.round((img.width * c.height) / c.width);
     img.addEventListener("load", () => { if (state.atEnd) scrollToEnd(); });
+    img.tabIndex = 0;
+    img.setAttribute("role", "button");
+    img.setAttribute("aria-label", "Open the picture");
+    img.addEventListener("click", () => openPicture(img));
+    img.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") openPicture(img); });
     return img;
   }
   if (m.kind === "file") {
@@ -420,7 +450,10 @@ function onMessage(m) {
     known.updatedAt = m.sentAt;
     known.hidden = false;
     const others = m.from !== String(state.me?.id) && m.kind !== "system";
-    if (others && state.open?.conversationId !== m.conversationId) known.unread += 1;
+    if (others && state.open?.conversationId !== m.conversationId) {
+      known.unread += 1;
+      if (mentionsMe(m)) known.mentionUnread = (known.mentionUnread ?? 0) + 1;
+    }
     renderList();
   } else {
     refreshSoon();

@@ -226,6 +226,13 @@ test("an uploaded image renders in the peer's view, and a file comes as a link",
     const img = document.querySelector("[data-testid=image]");
     return img && img.complete && img.naturalWidth === 64 && img.naturalHeight === 48;
   });
+  // A picture opens larger, and Esc closes it.
+  await bob.page.getByRole("button", { name: "Open the picture" }).click();
+  const big = bob.page.getByTestId("lightbox-image");
+  await big.waitFor();
+  assert.equal(await big.getAttribute("src"), await image.getAttribute("src"));
+  await bob.page.keyboard.press("Escape");
+  await big.waitFor({ state: "hidden" });
   const link = bob.page.getByTestId("file-link");
   assert.equal(await link.textContent(), "notes.txt");
   const fetched = await bob.page.evaluate(async (href) => (await fetch(href)).text(), await link.getAttribute("href"));
@@ -540,5 +547,26 @@ test("a chat opens at its first unread message, and a message below the view sho
   await hint.waitFor({ state: "hidden" });
   const atEnd = await alice.page.getByTestId("messages").evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight < 80);
   assert.ok(atEnd, "the hint scrolled to the newest");
+  for (const p of [alice, bob]) await p.context.close();
+});
+
+test("a mention is counted apart in the list and marked in the chat, live and after a reload", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const { group } = await server.call(alice.token, "/group/room/add", { name: "Mentions", members: [bob.id] });
+  const send = (text, mentions, key) => server.call(bob.token, "/message/send", {
+    chatType: "group", to: group.id, kind: "text", content: { text, mentions }, clientMsgId: key,
+  });
+  await send("for alice", [alice.id], "m1");
+  await send("for no one", [], "m2");
+  const item = conversation(alice.page, "Mentions");
+  await item.getByTestId("unread").filter({ hasText: "2" }).waitFor();
+  await item.getByTestId("mention-badge").filter({ hasText: "@1" }).waitFor();
+  await alice.page.reload();
+  await item.getByTestId("mention-badge").filter({ hasText: "@1" }).waitFor();
+  await item.click();
+  await bubble(alice.page, "for alice").filter({ hasText: "mentions you" }).waitFor();
+  assert.equal(await bubble(alice.page, "for no one").filter({ hasText: "mentions you" }).count(), 0);
+  await item.getByTestId("mention-badge").waitFor({ state: "detached" });
   for (const p of [alice, bob]) await p.context.close();
 });
