@@ -1,10 +1,10 @@
 // chatgate's web client: the SDK (/sdk/chatgate.js) and the DOM, nothing else.
 import { Chatgate } from "/sdk/chatgate.js";
 import { checkLength, composer, draftKey } from "/compose.js";
+import { actions, decorate, quote } from "/actions.js";
 import { dialogs } from "/dialogs.js";
 
 const $ = (id) => document.getElementById(id);
-const RECALL_WINDOW_MS = 120_000;
 const TYPING_SHOWN_MS = 3000;
 
 const state = {
@@ -80,6 +80,9 @@ async function start(client) {
   client.on("state", (s) => { state.socket = s; renderBanner(); });
   client.on("message", onMessage);
   client.on("recalled", onRecalled);
+  // Every change to a message comes with the message as it is now: shown alike on every device.
+  client.on("changed", ({ message }) => { if (message && state.open?.conversationId === message.conversationId) show(message); });
+  client.on("hidden", ({ message }) => { if (state.open?.conversationId === message.conversationId) show(message); });
   client.on("read", onRead);
   client.on("delivered", onDelivered);
   client.on("typing", onTyping);
@@ -285,15 +288,18 @@ function show(m, { prepend = false } = {}) {
   li.replaceChildren();
   const mine = m.from === String(state.me.id);
   li.className = m.kind === "system" ? "system" : mine ? "mine" : "";
-  if (m.status === "recalled") {
+  if (m.status !== "normal" && m.kind !== "system") {
     li.classList.add("recalled");
-    li.textContent = mine ? "You recalled a message" : "Message recalled";
+    const gone = { recalled: mine ? "You recalled a message" : "Message recalled", hidden: "You deleted this message" };
+    li.textContent = gone[m.status] || "Message deleted";
   } else if (m.kind === "system") {
     li.textContent = systemText(m);
   } else {
     if (!mine && state.open?.chatType === "group") {
       li.append(Object.assign(document.createElement("span"), { className: "from", textContent: state.names.get(m.from) || `user ${m.from}` }));
     }
+    const replied = quote(m);
+    if (replied) li.append(replied);
     li.append(body(m));
     if (m.kind === "text" && mentionsMe(m)) {
       li.classList.add("mention");
@@ -302,13 +308,8 @@ function show(m, { prepend = false } = {}) {
     const meta = document.createElement("span");
     meta.className = "meta";
     meta.textContent = new Date(m.sentAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    if (mine && Date.now() - m.sentAt < RECALL_WINDOW_MS) {
-      const recall = Object.assign(document.createElement("button"), { className: "recall", textContent: "recall", type: "button" });
-      recall.dataset.testid = "recall";
-      recall.addEventListener("click", () => state.client.recall(m.id).then(({ message }) => show(message)).catch(alertError));
-      meta.append(recall);
-    }
     li.append(meta);
+    decorate(li, meta, m, mine);
   }
   if (!existing) {
     // Keep seq order whatever order messages are shown in; those still sending stay last.
@@ -512,6 +513,7 @@ function alertError(err) {
 // ---- boot ----
 
 composer({ state, show, scrollToEnd, adoptIfNew, alertError });
+actions({ state, show, alertError });
 dialogs({ state, remember, openConversation, refreshList });
 
 const saved = localStorage.getItem("chatgate.token");

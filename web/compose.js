@@ -1,6 +1,7 @@
 // The composer: the length check, drafts kept across reloads, sending (shown at once as
 // pending, in order) and uploads. The page's state and views come in from app.js.
 import { createFile, createImage, createText } from "/sdk/chatgate.js";
+import { mode, setMode } from "/actions.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -48,7 +49,13 @@ $("composer").addEventListener("submit", (e) => {
   localStorage.removeItem(draftKey(ctx.state.open.conversationId));
   // Typing after this send is news again.
   ctx.state.lastTypingSent = 0;
-  sendPending(ctx.state.open, text);
+  const now = mode();
+  setMode(null);
+  if (now?.edit) {
+    ctx.state.client.edit(now.edit.id, text).then(({ message }) => ctx.show(message)).catch(ctx.alertError);
+    return;
+  }
+  sendPending(ctx.state.open, text, now?.reply ? { replyTo: now.reply.id } : {});
 });
 
 /**
@@ -56,7 +63,7 @@ $("composer").addEventListener("submit", (e) => {
  * it while offline, in order): once acknowledged it takes its place as the message; refused, it
  * stays, marked as not sent, with a retry.
  */
-async function sendPending(c, text) {
+async function sendPending(c, text, options = {}) {
   const li = document.createElement("li");
   li.className = "mine pending";
   li.dataset.testid = "message";
@@ -68,7 +75,7 @@ async function sendPending(c, text) {
   ctx.scrollToEnd();
   const to = c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
   try {
-    const message = await ctx.state.client.send(...to, createText(text));
+    const message = await ctx.state.client.send(...to, createText(text, options));
     li.remove();
     if (ctx.state.open?.conversationId === message.conversationId) ctx.show(message);
     await ctx.adoptIfNew();
@@ -77,7 +84,7 @@ async function sendPending(c, text) {
     li.classList.add("failed");
     meta.textContent = `not sent: ${err.message || err}`;
     const retry = Object.assign(document.createElement("button"), { className: "retry", textContent: "retry", type: "button" });
-    retry.addEventListener("click", () => { li.remove(); sendPending(c, text); });
+    retry.addEventListener("click", () => { li.remove(); sendPending(c, text, options); });
     meta.append(retry);
   }
 }

@@ -1,6 +1,6 @@
 //! The web client and the JavaScript SDK, embedded in the binary and served as static files:
-//! `/` (the client), `/app.js` with its modules `/compose.js` and `/dialogs.js`, `/style.css`,
-//! the page a password-reset link opens (`/reset-password`, `/reset.js`), and
+//! `/` (the client), `/app.js` with its modules (`/actions.js`, `/compose.js`, `/dialogs.js`),
+//! `/style.css`, the page a password-reset link opens (`/reset-password`, `/reset.js`), and
 //! `/sdk/chatgate.js` with its content builders (`/sdk/content.js`), MessagePack codec and
 //! TypeScript declarations.
 
@@ -48,6 +48,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/reset-password", get(|| async { page(include_str!("../../web/reset.html")) }))
         .route("/reset.js", file(include_str!("../../web/reset.js"), JS))
         .route("/app.js", file(include_str!("../../web/app.js"), JS))
+        .route("/actions.js", file(include_str!("../../web/actions.js"), JS))
         .route("/compose.js", file(include_str!("../../web/compose.js"), JS))
         .route("/dialogs.js", file(include_str!("../../web/dialogs.js"), JS))
         .route("/style.css", file(include_str!("../../web/style.css"), "text/css; charset=utf-8"))

@@ -1,155 +1,13 @@
 // End-to-end journeys of the web client in headless Chromium, against a real chatgate binary
-// ($CHATGATE_BIN) that this file starts, stops and restarts on a temp data dir. Run by
+// ($CHATGATE_BIN) that the helpers start, stop and restart on a temp data dir. Run by
 // `cargo test` (tests/it/browser.rs). Screenshots of each journey go to ./screenshots/.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 
-import { chromium } from "playwright-core";
-
-const BIN = process.env.CHATGATE_BIN;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
-const WAIT = 15_000;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-/** The chatgate binary, on a fixed port and data dir so that it can be restarted. */
-class Server {
-  constructor(port, dir) {
-    this.port = port;
-    this.dir = dir;
-    this.base = `http://127.0.0.1:${port}`;
-  }
-  async start() {
-    this.child = spawn(BIN, ["--listen", `127.0.0.1:${this.port}`, "--data-dir", this.dir, "--log", "warn",
-      "--hash-concurrency", "1", "--login-attempts-per-minute", "1000", "--rate-address", "1000"], { stdio: "inherit" });
-    const end = Date.now() + 30_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${this.base}/healthz`)).ok) return;
-      } catch {}
-      if (Date.now() > end) throw new Error("chatgate did not start");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  async stop() {
-    const exited = new Promise((r) => this.child.once("exit", r));
-    this.child.kill("SIGTERM");
-    await exited;
-  }
-  /** An API call as a user, over HTTP. */
-  async call(token, route, data) {
-    const r = await fetch(`${this.base}${route}`, {
-      method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(data),
-    });
-    const body = await r.json();
-    assert.equal(body.code, 0, `${route}: ${JSON.stringify(body)}`);
-    return body.data;
-  }
-}
-
-let server;
-let browser;
-let dataDir;
-
-before(async () => {
-  assert.ok(BIN, "set CHATGATE_BIN to the chatgate binary (cargo test does)");
-  mkdirSync(SHOTS, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), "chatgate-browser-"));
-  server = new Server(await freePort(), dataDir);
-  await server.start();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--no-first-run", "--disable-sync", "--disable-quic"],
-  });
-});
-
-after(async () => {
-  assert.deepEqual(pageErrors, [], "no uncaught errors in the pages");
-  await browser?.close();
-  await server?.stop().catch(() => {});
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-let userCount = 0;
-/** Uncaught errors in any page: a journey passes only if there are none. */
-const pageErrors = [];
-
-/** A fresh user, registered through the page, in a browser context of their own. */
-async function person(label, viewport) {
-  const name = `${label}${process.pid % 10000}x${userCount++}`;
-  const context = await browser.newContext({ viewport: viewport || { width: 1100, height: 760 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on("pageerror", (err) => {
-    console.error(`[${name}] page error:`, err);
-    pageErrors.push(`${name}: ${err}`);
-  });
-  // Every URL the page asks for, sockets included: the token must be in none of them.
-  const urls = [];
-  page.on("request", (r) => urls.push(r.url()));
-  page.on("websocket", (ws) => urls.push(ws.url()));
-  await page.goto(server.base);
-  await page.getByTestId("username").fill(name);
-  await page.getByTestId("password").fill("a long enough password");
-  await page.getByTestId("register").click();
-  await page.getByTestId("me").waitFor();
-  const token = await page.evaluate(() => localStorage.getItem("chatgate.token"));
-  const me = await (await fetch(`${server.base}/user/info`, { headers: { authorization: `Bearer ${token}` } })).json();
-  return { name, page, context, token, id: me.data.userinfo.id, urls };
-}
-
-async function dialog(page, first, second) {
-  await page.getByTestId("dialog-input").fill(first);
-  if (second !== undefined) await page.getByTestId("dialog-input2").fill(second);
-  await page.getByTestId("dialog-ok").click();
-}
-
-async function chatWith(page, username) {
-  await page.getByTestId("new-chat").click();
-  await dialog(page, username);
-  await page.getByTestId("chat-title").waitFor();
-}
-
-async function say(page, text) {
-  await page.getByTestId("text").fill(text);
-  await page.getByTestId("send").click();
-  await bubble(page, text).waitFor();
-}
-
-function bubble(page, text) {
-  return page.getByTestId("messages").getByTestId("message").filter({ hasText: text });
-}
-
-function conversation(page, title) {
-  return page.getByTestId("conversation").filter({ hasText: title });
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
-}
-
-/** The texts of the open conversation's messages, in the order shown. */
-function texts(page) {
-  return page.getByTestId("messages").locator("[data-testid=message] .text").allTextContents();
-}
-
+import { WAIT, browser, bubble, chatWith, conversation, dataDir, dialog, person, say, server, shot, texts } from "./helpers.mjs";
 test("two users chat both ways, live, with read receipts", async () => {
   const alice = await person("alice");
   const bob = await person("bob");
@@ -171,7 +29,7 @@ test("two users chat both ways, live, with read receipts", async () => {
   await bob.page.getByTestId("text").fill("typing something");
   await alice.page.getByTestId("typing").filter({ hasText: "is typing" }).waitFor();
   // A recall reaches the peer.
-  await alice.page.getByTestId("messages").getByTestId("recall").first().click();
+  await alice.page.getByTestId("messages").getByRole("button", { name: "Recall" }).first().click();
   await bob.page.getByTestId("messages").getByText("Message recalled").waitFor();
   await shot(alice.page, "chat-alice");
   await shot(bob.page, "chat-bob");

@@ -114,6 +114,7 @@ async fn web_client_and_sdk_are_served() {
     for (path, kind, file) in [
         ("/", "text/html", "web/index.html"),
         ("/app.js", "text/javascript", "web/app.js"),
+        ("/actions.js", "text/javascript", "web/actions.js"),
         ("/compose.js", "text/javascript", "web/compose.js"),
         ("/dialogs.js", "text/javascript", "web/dialogs.js"),
         ("/style.css", "text/css", "web/style.css"),

@@ -1,0 +1,73 @@
+// The conversation log in the web client: an edit, a reaction, a reply and a recall, made in
+// one browser and seen live in another, and by a third that was closed meanwhile once it is
+// opened again. Run by `cargo test` (tests/it/browser.rs), in headless Chromium.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { WAIT, browser, bubble, chatWith, conversation, person, say, server } from "./helpers.mjs";
+
+/** The open chat's message whose text is `text`, exactly. */
+function message(page, text) {
+  return page.getByTestId("message").filter({ has: page.locator(".text", { hasText: new RegExp(`^${text}$`) }) });
+}
+
+/** Logs `name` in on a page of a fresh browser context: another device of theirs. */
+async function device(name) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  await page.goto(server.base);
+  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Password").fill("a long enough password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByTestId("me").waitFor();
+  return { context, page };
+}
+
+test("an edit, a reaction, a reply and a recall are seen live by the other, and by a device that was closed", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "first draft");
+  await say(alice.page, "a slip");
+  await conversation(bob.page, alice.name).click();
+  await message(bob.page, "a slip").waitFor();
+  // Bob's other device has seen it all so far, then is closed.
+  const away = await device(bob.name);
+  await conversation(away.page, alice.name).click();
+  await message(away.page, "a slip").waitFor();
+  await away.page.close();
+
+  // Alice edits her first message.
+  await message(alice.page, "first draft").getByRole("button", { name: "Edit" }).click();
+  await alice.page.getByTestId("mode").filter({ hasText: "Editing your message" }).waitFor();
+  assert.equal(await alice.page.getByLabel("Message").inputValue(), "first draft");
+  await alice.page.getByLabel("Message").fill("first, edited");
+  await alice.page.getByRole("button", { name: "Send" }).click();
+  await message(alice.page, "first, edited").filter({ hasText: "edited ·" }).waitFor();
+  await message(bob.page, "first, edited").filter({ hasText: "edited ·" }).waitFor();
+
+  // Bob reacts to it, and replies to it.
+  await message(bob.page, "first, edited").getByRole("button", { name: "👍" }).click();
+  await message(alice.page, "first, edited").getByTestId("reaction").filter({ hasText: "👍 1" }).waitFor();
+  await message(bob.page, "first, edited").getByRole("button", { name: "Reply" }).click();
+  await bob.page.getByTestId("mode").filter({ hasText: "Replying to" }).waitFor();
+  await say(bob.page, "a reply");
+  const reply = message(alice.page, "a reply");
+  await reply.getByTestId("quote").filter({ hasText: "first, edited" }).waitFor();
+
+  // Alice recalls her slip.
+  await message(alice.page, "a slip").getByRole("button", { name: "Recall" }).click();
+  await bob.page.getByTestId("messages").getByText("Message recalled").waitFor();
+
+  // The closed device, opened again, shows all four.
+  const back = await away.context.newPage();
+  back.setDefaultTimeout(WAIT);
+  await back.goto(server.base);
+  await back.getByTestId("chat-title").filter({ hasText: alice.name }).waitFor();
+  await message(back, "first, edited").filter({ hasText: "edited ·" }).getByTestId("reaction").filter({ hasText: "👍 1" }).waitFor();
+  await message(back, "a reply").getByTestId("quote").filter({ hasText: "first, edited" }).waitFor();
+  await back.getByTestId("messages").getByText("Message recalled").waitFor();
+  assert.equal(await message(back, "a slip").count(), 0);
+  for (const c of [alice.context, bob.context, away.context]) await c.close();
+});
