@@ -85,6 +85,7 @@ async function start(client) {
   client.on("hidden", ({ message }) => { if (state.open?.conversationId === message.conversationId) show(message); });
   client.on("read", onRead);
   client.on("delivered", onDelivered);
+  client.on("readCount", onReadCount);
   client.on("typing", onTyping);
   client.on("conversation", (c) => { upsert(c); renderList(); });
   client.on("group", () => refreshSoon());
@@ -174,7 +175,8 @@ async function refreshList() {
 function renderList() {
   const list = $("conversations");
   list.replaceChildren();
-  const items = [...state.conversations.values()].filter((c) => !c.hidden);
+  const query = $("search").value.trim().toLowerCase();
+  const items = [...state.conversations.values()].filter((c) => !c.hidden && titleOf(c).toLowerCase().includes(query));
   items.sort((a, b) => (b.pinned - a.pinned) || (b.updatedAt - a.updatedAt));
   let total = 0;
   for (const c of items) {
@@ -252,6 +254,11 @@ async function openConversation(c) {
   }
   await markRead();
   renderReceipts();
+  // A group's read count of one's newest message, as it is now (later ones come pushed).
+  const own = [...$("messages").querySelectorAll("[data-testid=message].mine[data-id]")].at(-1);
+  if (c.chatType === "group" && own) {
+    state.client.readers(own.dataset.id).then((r) => showReadCount(own.dataset.id, r.count)).catch(() => {});
+  }
   $("text").focus();
 }
 
@@ -331,6 +338,7 @@ function openPicture(img) {
   $("lightbox").showModal();
 }
 $("lightbox").addEventListener("click", () => $("lightbox").close());
+$("search").addEventListener("input", () => renderList());
 
 /** Whether a message mentions this person: by id, or everyone in a group. */
 function mentionsMe(m) {
@@ -389,6 +397,30 @@ function renderReceipts() {
   if (state.peerDelivered > state.peerRead && mine.some(([seq]) => seq > (read ?? 0) && seq <= state.peerDelivered)) {
     tick(state.peerDelivered, "Delivered", "delivered");
   }
+}
+
+/** Group read counts under one's own messages: "Read by n", which lists who. */
+function showReadCount(messageId, read) {
+  const li = document.querySelector(`[data-testid=message][data-id="${messageId}"].mine`);
+  if (!li || state.open?.chatType !== "group") return;
+  li.querySelector("[data-testid=read-count]")?.remove();
+  if (read < 1) return;
+  const button = Object.assign(document.createElement("button"), { type: "button", className: "read-count", textContent: `Read by ${read}` });
+  button.dataset.testid = "read-count";
+  button.addEventListener("click", () => listReaders(messageId));
+  li.append(button);
+}
+
+async function listReaders(messageId) {
+  const { userIds } = await state.client.readers(messageId).catch(() => ({ userIds: [] }));
+  const names = userIds.map((id) => state.names.get(id) || `user ${id}`);
+  $("readers-list").replaceChildren(...names.map((n) => Object.assign(document.createElement("li"), { textContent: n })));
+  $("readers").showModal();
+}
+
+function onReadCount({ conversationId, counts }) {
+  if (state.open?.conversationId !== conversationId) return;
+  for (const c of counts) showReadCount(c.messageId, c.read);
 }
 
 function onDelivered(d) {

@@ -71,3 +71,46 @@ test("an edit, a reaction, a reply and a recall are seen live by the other, and 
   assert.equal(await message(back, "a slip").count(), 0);
   for (const c of [alice.context, bob.context, away.context]) await c.close();
 });
+
+test("in a group, the sender sees how many read each message, and who", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const carol = await person("carol");
+  await server.call(alice.token, "/group/room/add", { name: "Readers", members: [bob.id, carol.id] });
+  await conversation(alice.page, "Readers").click();
+  await say(alice.page, "who reads this");
+  const count = message(alice.page, "who reads this").getByTestId("read-count");
+  for (const [reader, n] of [[bob, 1], [carol, 2]]) {
+    await conversation(reader.page, "Readers").click();
+    await message(reader.page, "who reads this").waitFor();
+    await count.filter({ hasText: `Read by ${n}` }).waitFor();
+  }
+  await count.click();
+  const list = alice.page.getByTestId("readers-list");
+  await list.getByText(bob.name).waitFor();
+  await list.getByText(carol.name).waitFor();
+  assert.equal(await list.locator("li").count(), 2);
+  for (const p of [alice, bob, carol]) await p.context.close();
+});
+
+test("the list filters by name as the person types, and the page follows a dark colour scheme", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const carol = await person("carol");
+  for (const [from, key] of [[bob, "s1"], [carol, "s2"]]) {
+    await server.call(from.token, "/message/send", { chatType: "single", to: alice.id, kind: "text", content: { text: "hi" }, clientMsgId: key });
+  }
+  await conversation(alice.page, carol.name).waitFor();
+  await conversation(alice.page, bob.name).waitFor();
+  await alice.page.getByLabel("Search chats").fill(carol.name.slice(0, 5).toUpperCase());
+  await conversation(alice.page, bob.name).waitFor({ state: "detached" });
+  await conversation(alice.page, carol.name).waitFor();
+  await alice.page.getByLabel("Search chats").fill("");
+  await conversation(alice.page, bob.name).waitFor();
+
+  const dark = await browser.newContext({ colorScheme: "dark" });
+  const page = await dark.newPage();
+  await page.goto(server.base);
+  assert.equal(await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor), "rgb(15, 17, 21)");
+  for (const c of [alice.context, bob.context, carol.context, dark]) await c.close();
+});
