@@ -27,6 +27,8 @@ const state = {
   lastTypingSent: 0,
   /** The SDK's connection state. */
   socket: "idle",
+  /** The unread total the tab's icon shows. */
+  favicon: null,
 };
 
 function nameOf(user) {
@@ -215,6 +217,32 @@ function renderList() {
   $("total-unread").hidden = total === 0;
   $("total-unread").textContent = String(total);
   document.title = total ? `(${total}) chatgate` : "chatgate";
+  renderFavicon(total);
+}
+
+/** The tab's icon, with the unread total drawn on it when there is one. */
+function renderFavicon(total) {
+  if (state.favicon === total) return;
+  state.favicon = total;
+  const canvas = Object.assign(document.createElement("canvas"), { width: 32, height: 32 });
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#2563eb";
+  g.beginPath();
+  g.arc(16, 16, 14, 0, 2 * Math.PI);
+  g.fill();
+  if (total > 0) {
+    g.fillStyle = "#b91c1c";
+    g.beginPath();
+    g.arc(22, 10, 10, 0, 2 * Math.PI);
+    g.fill();
+    g.fillStyle = "#fff";
+    g.font = "bold 13px sans-serif";
+    g.textAlign = "center";
+    g.textBaseline = "middle";
+    g.fillText(total > 99 ? "99" : String(total), 22, 11);
+  }
+  $("favicon").href = canvas.toDataURL("image/png");
+  $("favicon").dataset.unread = String(total);
 }
 
 // ---- a conversation ----
@@ -292,6 +320,8 @@ function show(m, { prepend = false } = {}) {
   li.dataset.testid = "message";
   li.dataset.seq = String(m.seq);
   li.dataset.id = m.id;
+  // The message as shown, for what the keyboard does with it (↑ edits one's last).
+  li.message = m;
   li.replaceChildren();
   const mine = m.from === String(state.me.id);
   li.className = m.kind === "system" ? "system" : mine ? "mine" : "";

@@ -89,6 +89,20 @@ async function sendPending(c, text, options = {}) {
   }
 }
 
+// ↑ in an empty composer edits one's last text message; Esc leaves editing or replying.
+$("text").addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && mode()) {
+    setMode(null);
+    $("text").value = "";
+  }
+  if (e.key !== "ArrowUp" || $("text").value !== "") return;
+  const own = [...$("messages").querySelectorAll("[data-testid=message].mine")].map((li) => li.message);
+  const last = own.filter((m) => m?.kind === "text" && m.status === "normal").at(-1);
+  if (!last) return;
+  e.preventDefault();
+  setMode({ edit: last });
+});
+
 $("text").addEventListener("input", () => {
   checkLength();
   if (ctx.state.open) localStorage.setItem(draftKey(ctx.state.open.conversationId), $("text").value);

@@ -166,6 +166,10 @@ test("unread badges count up, and clear when the conversation is opened", async 
   await bob.page.getByTestId("total-unread").filter({ hasText: "3" }).waitFor();
   // The tab says so too.
   await bob.page.waitForFunction(() => document.title === "(3) chatgate");
+  await bob.page.waitForFunction(() => {
+    const icon = document.querySelector("link[rel=icon]");
+    return icon.href.startsWith("data:image/png") && icon.dataset.unread === "3";
+  });
   await shot(bob.page, "unread-badges");
   await item.click();
   await bubble(bob.page, "three").waitFor();

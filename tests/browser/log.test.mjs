@@ -114,3 +114,22 @@ test("the list filters by name as the person types, and the page follows a dark 
   assert.equal(await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor), "rgb(15, 17, 21)");
   for (const c of [alice.context, bob.context, carol.context, dark]) await c.close();
 });
+
+test("↑ in an empty composer edits one's last message; Esc leaves it", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "typo hre");
+  const input = alice.page.getByLabel("Message");
+  await input.press("ArrowUp");
+  await alice.page.getByTestId("mode").filter({ hasText: "Editing your message" }).waitFor();
+  assert.equal(await input.inputValue(), "typo hre");
+  await input.press("Escape");
+  await alice.page.getByTestId("mode").waitFor({ state: "hidden" });
+  assert.equal(await input.inputValue(), "");
+  await input.press("ArrowUp");
+  await input.fill("typo here");
+  await input.press("Enter");
+  await message(alice.page, "typo here").filter({ hasText: "edited ·" }).waitFor();
+  for (const p of [alice, bob]) await p.context.close();
+});
