@@ -11,10 +11,26 @@ const RECALL_WINDOW_MS = 120_000;
 
 let ctx;
 
-/** Wires the actions to the page: `{state, show, alertError, nameOf}`. */
+/** Wires the actions to the page: `{state, show, alertError, titleOf}`. */
 export function actions(page) {
   ctx = page;
   $("mode-cancel").addEventListener("click", () => setMode(null));
+}
+
+/** Asks where to forward `m` (one of the person's other conversations) and forwards it there. */
+function forward(m) {
+  const select = $("forward-to");
+  const others = [...ctx.state.conversations.values()].filter((c) => c.conversationId !== m.conversationId && c.peer);
+  select.replaceChildren(...others.map((c) => Object.assign(document.createElement("option"), { value: c.conversationId, textContent: ctx.titleOf(c) })));
+  $("forward-error").textContent = others.length ? "" : "There is no other chat to forward to yet.";
+  const dialog = $("forward");
+  dialog.showModal();
+  dialog.addEventListener("close", async () => {
+    const to = ctx.state.conversations.get(select.value);
+    if (dialog.returnValue !== "ok" || !to) return;
+    const chatType = to.chatType === "group" ? "group" : "single";
+    ctx.state.client.forward(chatType, to.peer.id, m.id).catch(ctx.alertError);
+  }, { once: true });
 }
 
 /** What the composer does with its text: a new message, a reply to `replyTo`, or an edit. */
@@ -60,6 +76,9 @@ export function quote(m) {
 
 /** The reactions, "edited" and the actions under a message as sent. */
 export function decorate(li, meta, m, mine) {
+  if (m.content?.forwardedFrom) {
+    li.prepend(Object.assign(document.createElement("span"), { className: "forwarded", textContent: "Forwarded" }));
+  }
   if (m.editedAt) meta.prepend(Object.assign(document.createElement("span"), { className: "edited", textContent: "edited · " }));
   if (m.reactions?.length) {
     const row = document.createElement("div");
@@ -83,6 +102,7 @@ export function decorate(li, meta, m, mine) {
   };
   for (const key of KEYS) tool(key, () => react(m, key, !m.reactions?.some((r) => r.key === key && r.mine)));
   tool("Reply", () => setMode({ reply: m }));
+  tool("Forward", () => forward(m));
   if (mine && m.kind === "text") tool("Edit", () => setMode({ edit: m }));
   tool("Delete for me", () => ctx.state.client.deleteForMe(m.id).then(({ message }) => ctx.show(message)).catch(ctx.alertError));
   if (mine && Date.now() - m.sentAt < RECALL_WINDOW_MS) {

@@ -575,7 +575,7 @@ function alertError(err) {
 // ---- boot ----
 
 composer({ state, show, scrollToEnd, adoptIfNew, alertError });
-actions({ state, show, alertError });
+actions({ state, show, alertError, titleOf });
 dialogs({ state, remember, openConversation, refreshList });
 
 const saved = localStorage.getItem("chatgate.token");

@@ -133,3 +133,20 @@ test("↑ in an empty composer edits one's last message; Esc leaves it", async (
   await message(alice.page, "typo here").filter({ hasText: "edited ·" }).waitFor();
   for (const p of [alice, bob]) await p.context.close();
 });
+
+test("a message is forwarded to another chat, which shows it as forwarded", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const carol = await person("carol");
+  await server.call(carol.token, "/message/send", { chatType: "single", to: alice.id, kind: "text", content: { text: "hello" }, clientMsgId: "c1" });
+  await conversation(alice.page, carol.name).waitFor();
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "pass it on");
+  await message(alice.page, "pass it on").getByRole("button", { name: "Forward" }).click();
+  const box = alice.page.getByRole("dialog", { name: "Forward" });
+  await box.getByLabel("To").selectOption({ label: carol.name });
+  await box.getByRole("button", { name: "Forward" }).click();
+  await conversation(carol.page, alice.name).click();
+  await message(carol.page, "pass it on").filter({ hasText: "Forwarded" }).waitFor();
+  for (const p of [alice, bob, carol]) await p.context.close();
+});
