@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::harness::{Api, Backend, Server, Via, user};
 use crate::on_both;
 
-on_both!(unread_counters_match_a_recount_after_a_random_workload);
+on_both!(unread_counters_match_a_recount_after_a_random_workload, a_hide_racing_a_recall_of_the_same_message_both_succeed);
 
 const USERS: usize = 4;
 const STEPS: usize = 150;
@@ -170,4 +170,22 @@ async fn unread_counters_match_a_recount_after_a_random_workload(backend: Backen
     }
     assert!(checked >= USERS * USERS, "every conversation was checked: {checked}");
     assert!(mentioned >= USERS as i64, "seed {seed}: the last mentions were counted: {mentioned}");
+}
+
+/// Deleting a message for oneself while its sender recalls it: both lock the message and its
+/// conversation, and must do so in the same order, or PostgreSQL finds a deadlock and one of
+/// them fails with `internal`.
+async fn a_hide_racing_a_recall_of_the_same_message_both_succeed(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (mut sender, _) = user(&server, Via::Http, "race-sender").await;
+    let (mut hider, hider_id) = user(&server, Via::Http, "race-hider").await;
+    for i in 0..40 {
+        let data = json!({"chatType": "single", "to": hider_id, "kind": "text", "content": {"text": "x"}, "clientMsgId": format!("r{i}")});
+        let id = sender.call("/message/send", data).await.ok()["message"]["id"].clone();
+        let (recalled, hidden) = futures::join!(
+            sender.call("/message/recall", json!({"messageId": id})),
+            hider.call("/message/hide", json!({"messageId": id})),
+        );
+        assert_eq!((recalled.error, hidden.error), (None, None), "round {i}");
+    }
 }

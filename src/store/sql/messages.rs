@@ -135,8 +135,12 @@ impl MessageStore for SqlStore {
 
     async fn hide_message(&self, user_id: UserId, message: &Message, now: i64) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        // Ordered with the message writer and reads by the conversation row, as they are.
+        // Ordered with the message writer and reads by the conversation row, as they are; the
+        // message first, as a change to it locks them, or a recall racing this deadlocks on
+        // PostgreSQL (the hide's row refers to the message, which the recall holds).
         let lock = if self.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let text = format!("SELECT id FROM message WHERE id = $1{lock}");
+        sqlx::query(sql(text)).bind(message.id).fetch_optional(&mut *tx).await?;
         let text = format!("SELECT id FROM conversation WHERE id = $1{lock}");
         sqlx::query(sql(text)).bind(&message.conversation_id).fetch_optional(&mut *tx).await?;
         let hidden = sqlx::query(
