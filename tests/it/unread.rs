@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use crate::harness::{Api, Backend, Server, Via, user};
 use crate::on_both;
 
-on_both!(unread_counters_match_a_recount_after_a_random_workload, a_hide_racing_a_recall_of_the_same_message_both_succeed);
+on_both!(
+    unread_counters_match_a_recount_after_a_random_workload,
+    a_hide_racing_a_recall_of_the_same_message_both_succeed
+);
 
 const USERS: usize = 4;
 const STEPS: usize = 150;
