@@ -28,8 +28,7 @@ function forward(m) {
   dialog.addEventListener("close", async () => {
     const to = ctx.state.conversations.get(select.value);
     if (dialog.returnValue !== "ok" || !to) return;
-    const chatType = to.chatType === "group" ? "group" : "single";
-    ctx.state.client.forward(chatType, to.peer.id, m.id).catch(ctx.alertError);
+    ctx.state.client.forward(to.chatType, to.peer.id, m.id).catch(ctx.alertError);
   }, { once: true });
 }
 

@@ -15,9 +15,9 @@ export function composer(page) {
   ctx = page;
 }
 
-function target() {
-  const c = ctx.state.open;
-  return c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
+/** Where a send to conversation `c` goes: `[chatType, to]`. */
+export function target(c) {
+  return [c.chatType, c.peer.id];
 }
 
 /** The longest text the server takes, in characters (its `--max-text-chars` default). */
@@ -73,9 +73,8 @@ async function sendPending(c, text, options = {}) {
   li.append(meta);
   $("messages").append(li);
   ctx.scrollToEnd();
-  const to = c.chatType === "group" ? ["group", c.peer.id] : ["single", c.peer.id];
   try {
-    const message = await ctx.state.client.send(...to, createText(text, options));
+    const message = await ctx.state.client.send(...target(c), createText(text, options));
     li.remove();
     if (ctx.state.open?.conversationId === message.conversationId) ctx.show(message);
     await ctx.adoptIfNew();
@@ -126,7 +125,7 @@ $("file").addEventListener("change", async () => {
     } else {
       built = createFile({ url: up.url, name: file.name.slice(0, 255) || "file", size: up.size, mime: up.mime });
     }
-    await ctx.state.client.send(...target(), built);
+    await ctx.state.client.send(...target(ctx.state.open), built);
     await ctx.adoptIfNew();
   } catch (err) {
     $("typing").textContent = "";

@@ -500,9 +500,7 @@ export class Chatgate {
           if (h.pos < c.from) await this._holdNewest(h, c.from);
           this._applySynced(h, c);
         }
-        if (h.stamp === (stamps.get(h.id) ?? 0) && this._takeConversation(h, c.conversation) && this._loaded) {
-          this._emit("conversation", h.conversation);
-        }
+        this._takeAnswered(h, c.conversation, stamps);
       }
       if (reply.feed) this._applyFeed(reply.feed, stamps);
       this._cursor = reply.cursor;
@@ -535,14 +533,21 @@ export class Chatgate {
     }, DELIVERED_DELAY);
   }
 
+  /**
+   * Takes a conversation's own state from a sync answer, unless a push changed it after the
+   * round began (its stamp moved past `stamps`), and tells of it once loaded.
+   */
+  _takeAnswered(h, conversation, stamps) {
+    if (h.stamp === (stamps.get(h.id) ?? 0) && this._takeConversation(h, conversation) && this._loaded) {
+      this._emit("conversation", h.conversation);
+    }
+  }
+
   /** Applies what changed in the user's own state, each thing as it is now. */
   _applyFeed(feed, stamps) {
     for (const change of feed.changes) {
       if (change.type === "conversation") {
-        const h = this._hold(change.conversation.conversationId);
-        if (h.stamp === (stamps.get(h.id) ?? 0) && this._takeConversation(h, change.conversation) && this._loaded) {
-          this._emit("conversation", h.conversation);
-        }
+        this._takeAnswered(this._hold(change.conversation.conversationId), change.conversation, stamps);
       } else if (change.type === "left") {
         const conversationId = `g:${change.groupId}`;
         this._held.delete(conversationId);

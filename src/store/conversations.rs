@@ -26,7 +26,7 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<()>;
     /// Moves a read position forward to `seq`, capped at the last seq.
     async fn mark_read(&self, conversation: &ConversationId, user_id: UserId, seq: i64, now: i64) -> Result<()>;
-    /// Moves `user_id`'s delivered position forward to `seq` (never past the last seq); the
-    /// position it moved to, or `None` if it was there already.
-    async fn mark_delivered(&self, conversation: &ConversationId, user_id: UserId, seq: i64) -> Result<Option<i64>>;
+    /// Moves `user_id`'s delivered position forward to `seq` (the caller caps it at the last
+    /// seq); whether it moved.
+    async fn mark_delivered(&self, conversation: &ConversationId, user_id: UserId, seq: i64) -> Result<bool>;
 }

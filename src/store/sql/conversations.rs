@@ -116,19 +116,16 @@ impl ConversationStore for SqlStore {
         Ok(())
     }
 
-    async fn mark_delivered(&self, conversation: &ConversationId, user_id: UserId, seq: i64) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "UPDATE conversation_member SET delivered_seq = \
-               (SELECT CASE WHEN c.last_seq < $3 THEN c.last_seq ELSE $3 END FROM conversation c WHERE c.id = $1) \
-             WHERE conversation_id = $1 AND user_id = $2 AND delivered_seq < $3 \
-               AND delivered_seq < (SELECT c.last_seq FROM conversation c WHERE c.id = $1) \
-             RETURNING delivered_seq",
+    async fn mark_delivered(&self, conversation: &ConversationId, user_id: UserId, seq: i64) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE conversation_member SET delivered_seq = $3 \
+             WHERE conversation_id = $1 AND user_id = $2 AND delivered_seq < $3",
         )
         .bind(conversation)
         .bind(user_id)
         .bind(seq)
-        .fetch_optional(&self.writer)
+        .execute(&self.writer)
         .await?;
-        row.map(|r| Ok(r.try_get(0)?)).transpose()
+        Ok(moved.rows_affected() > 0)
     }
 }

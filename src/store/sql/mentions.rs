@@ -84,13 +84,15 @@ pub(super) async fn unmention(
     conversation: &ConversationId,
     message: MessageId,
     seq: i64,
+    sender: UserId,
 ) -> Result<()> {
-    let rows = sqlx::query("SELECT user_id, sender_id FROM message_mention WHERE message_id = $1")
+    let rows = sqlx::query("SELECT user_id FROM message_mention WHERE message_id = $1")
         .bind(message)
         .fetch_all(&mut **tx)
         .await?;
-    let Some(first) = rows.first() else { return Ok(()) };
-    let sender: UserId = first.try_get(1)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
     let all = rows.iter().any(|r| r.try_get::<UserId, _>(0).is_ok_and(|u| u == UserId(0)));
     if all {
         sqlx::query("UPDATE conversation SET mentions_all = mentions_all - 1 WHERE id = $1")

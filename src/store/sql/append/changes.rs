@@ -110,7 +110,7 @@ async fn empty(tx: &mut Tx<'_>, id: MessageId, status: Status) -> Result<()> {
 /// it) holds, so that only those for whom it was unread see their count drop. Its mentions go
 /// the same way.
 async fn uncount(tx: &mut Tx<'_>, change: &NewChange, seq: i64, sender: UserId, counted: bool) -> Result<()> {
-    mentions::unmention(tx, &change.conversation_id, change.message_id, seq).await?;
+    mentions::unmention(tx, &change.conversation_id, change.message_id, seq, sender).await?;
     if !counted {
         return Ok(());
     }
