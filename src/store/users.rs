@@ -11,11 +11,11 @@ pub trait UserStore: Send + Sync {
     /// The entries of a user's change feed after position `after`, at most `limit`, and whether
     /// more follow.
     async fn feed_after(&self, user_id: UserId, after: i64, limit: i64) -> Result<(Vec<FeedEntry>, bool)>;
-    /// Creates a user with an empty profile; `UserExists` if the name is taken.
+    /// Creates a user with an empty profile; `UserExists` if the name is taken in any case.
     async fn create_user(&self, username: &str, password_hash: &str, now: i64) -> Result<User>;
     /// A user by id.
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
-    /// An account by username, with its credentials.
+    /// An account by username, whatever its ASCII case, with its credentials.
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>>;
     /// Replaces a user's profile and returns the user.
     async fn update_profile(&self, user_id: UserId, profile: &Profile, now: i64) -> Result<User>;

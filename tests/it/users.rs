@@ -10,7 +10,8 @@ on_both!(
     reset_and_logout_revoke_tokens,
     profile_validation,
     login_log_pages,
-    socket_revocation_kicks_sessions
+    socket_revocation_kicks_sessions,
+    usernames_ignore_case
 );
 
 /// Register, log in, read and change profiles, over every transport.
@@ -283,4 +284,24 @@ async fn socket_revocation_kicks_sessions(backend: Backend) {
         assert_eq!(ws.push("session.kicked").await["data"]["reason"], "password_reset");
         assert_eq!(ws.closed().await.code, Some(4001));
     }
+}
+
+/// A username is one name whatever its case: "Dana" logs in as "dana", is found as "DANA", and
+/// "DANA" can't be registered beside it. The name keeps the case it was registered with.
+async fn usernames_ignore_case(backend: Backend) {
+    let server = Server::start(backend).await;
+    let mut dana = Api::new(&server, Via::Http).await;
+    let me = dana.register("Dana", "correct horse").await;
+    assert_eq!(me["username"], "Dana");
+
+    let mut other = Api::new(&server, Via::Http).await;
+    other.call("/user/register", json!({"username": "DANA", "password": "another pass"})).await.fails("user.exists");
+    let login = other.call("/user/login", json!({"username": "dana", "password": "correct horse"})).await.ok();
+    assert_eq!(login["userinfo"]["id"], me["id"]);
+
+    let mut eve = Api::new(&server, Via::WsJson).await;
+    eve.register("eve", "correct horse").await;
+    let found = eve.call("/user/info", json!({"username": "dAnA"})).await.ok();
+    assert_eq!(found["userinfo"]["id"], me["id"]);
+    assert_eq!(found["userinfo"]["username"], "Dana");
 }

@@ -56,7 +56,7 @@ impl UserStore for SqlStore {
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
         let text = format!(
             "SELECT {USER_COLUMNS}, u.password_hash, u.token_version \
-             FROM users u JOIN profile p ON p.user_id = u.id WHERE u.username = $1"
+             FROM users u JOIN profile p ON p.user_id = u.id WHERE lower(u.username) = lower($1)"
         );
         let Some(row) = sqlx::query(sql(text)).bind(username).fetch_optional(&self.pool).await? else {
             return Ok(None);
