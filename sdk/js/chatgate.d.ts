@@ -278,6 +278,7 @@ export type Route =
   | "/message/versions"
   | "/message/typing"
   | "/message/readers"
+  | "/message/reactors"
   | "/conversation/list"
   | "/conversation/info"
   | "/conversation/update"
@@ -330,6 +331,8 @@ export class Chatgate {
    * How many have read a message (its sender aside) and how many have not, with a page of who
    * has (or with `unread`, who has not), ascending by id after `after`.
    */
+  /** Who reacted to a message with `key`, a page ascending by id after `after`. */
+  reactors(messageId: string, key: string, options?: { after?: string; limit?: number }): Promise<{ userIds: string[]; hasMore: boolean }>;
   readers(messageId: string, options?: { unread?: boolean; after?: string; limit?: number }): Promise<{ count: number; unreadCount: number; userIds: string[]; hasMore: boolean }>;
 
   conversations(options?: { cursor?: string; limit?: number }): Promise<{ conversations: Conversation[]; totalUnread: number; nextCursor: string | null }>;

@@ -988,6 +988,11 @@ export class Chatgate {
     return this.request("/message/typing", { conversationId });
   }
 
+  /** Who reacted to a message with `key`: `{userIds, hasMore}`, a page ascending by id after `after`. */
+  reactors(messageId, key, { after, limit } = {}) {
+    return this.request("/message/reactors", { messageId: String(messageId), key, after, limit });
+  }
+
   /**
    * Who has read a message: `{count, unreadCount, userIds, hasMore}`, the page of those who have
    * (or with `unread`, who have not) ascending by id after `after`.

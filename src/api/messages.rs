@@ -1,5 +1,5 @@
 //! The message routes: send, history, sync, the changes (recall, delete, edit, reactions),
-//! versions, typing, readers and mentions.
+//! versions, typing, readers, reactors and mentions.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,6 +182,33 @@ pub struct ReadersReply {
     pub has_more: bool,
 }
 
+/// `GET /message/reactors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReactorsQuery {
+    /// The message; malformed ids name nothing.
+    #[serde(deserialize_with = "de_loose_id")]
+    pub message_id: Option<MessageId>,
+    /// The reaction.
+    pub key: String,
+    /// The page after this user id.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub after: Option<i64>,
+    /// Page size, 1 to 500 (default 500).
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub limit: Option<i64>,
+}
+
+/// `{userIds, hasMore}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactorsReply {
+    /// A page of who reacted with the key, ascending by id.
+    pub user_ids: Vec<UserId>,
+    /// More follow: ask again with `after` the last of `userIds`.
+    pub has_more: bool,
+}
+
 /// `GET /message/readers`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -206,6 +233,7 @@ impl Request for EditMessage {}
 impl Request for ReactMessage {}
 impl Request for MessageRef {}
 impl Request for ReadersQuery {}
+impl Request for ReactorsQuery {}
 impl Request for ConversationArg {}
 
 impl Request for SendMessage {
@@ -312,4 +340,12 @@ pub(super) async fn readers(api: &Api, cx: &Ctx<'_>, req: ReadersQuery) -> Resul
         user_ids: readers.page,
         has_more: readers.has_more,
     })
+}
+
+/// `GET /message/reactors`.
+pub(super) async fn reactors(api: &Api, cx: &Ctx<'_>, req: ReactorsQuery) -> Result<ReactorsReply> {
+    let message_id = req.message_id.ok_or(Error::NotFound)?;
+    let after = req.after.map(UserId);
+    let (user_ids, has_more) = api.domain.messages.reactors(cx.who()?, message_id, &req.key, after, req.limit).await?;
+    Ok(ReactorsReply { user_ids, has_more })
 }

@@ -179,6 +179,7 @@ pub static ROUTES: &[Route] = &[
     route!(Get "/message/versions", User, Client, MessageRef => VersionsReply, messages::versions),
     route!(Post "/message/typing", User, Client, ConversationArg => Done, messages::typing),
     route!(Get "/message/readers", User, Client, ReadersQuery => ReadersReply, messages::readers),
+    route!(Get "/message/reactors", User, Client, ReactorsQuery => ReactorsReply, messages::reactors),
     route!(Get "/conversation/list", User, Client, ConversationListQuery => ConversationListReply, conversations::list),
     route!(Get "/conversation/info", User, Client, ConversationArg => ConversationReply, conversations::info),
     route!(Post "/conversation/update", User, Client, Order::Key("conversationId"), ConversationUpdate => ConversationReply, conversations::update),

@@ -107,6 +107,8 @@ pub trait MessageStore: Send + Sync {
         after: UserId,
         limit: i64,
     ) -> Result<Vec<UserId>>;
+    /// Who reacted to a message with `key`, ascending by id after `after`: at most `limit`.
+    async fn reactors(&self, message_id: MessageId, key: &str, after: UserId, limit: i64) -> Result<Vec<UserId>>;
     /// How many participants other than `except` have read up to `seq`, and how many have not.
     async fn reader_counts(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<(i64, i64)>;
     /// The read positions past `after` of a conversation's participants.

@@ -2,15 +2,35 @@
 //! messages, at most once a second per conversation (reads in between come together in the
 //! next push); `/message/readers` pages who has read a message and who has not. One-to-one, a
 //! device acknowledges what it received, and the peer hears it (a delivered receipt).
+//! `/message/reactors` pages who reacted to a message with one key.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Server, Via, Wire, device, user};
+use crate::harness::{Api, Backend, Server, Via, Wire, device, user};
 use crate::on_both;
 
-on_both!(senders_hear_read_counts_debounced_and_readers_are_paged, one_to_one_has_delivered_receipts);
+on_both!(
+    senders_hear_read_counts_debounced_and_readers_are_paged,
+    one_to_one_has_delivered_receipts,
+    who_reacted_is_paged_per_key
+);
+
+/// A group made by `<prefix>-owner` (over HTTP) with three members (over `via`): the owner,
+/// the members, their ids and the group's id.
+async fn group_of_four(server: &Server, prefix: &str, via: Via) -> (Api, Vec<Api>, Vec<String>, String) {
+    let (mut owner, _) = user(server, Via::Http, &format!("{prefix}-owner")).await;
+    let (mut members, mut ids) = (Vec::new(), Vec::new());
+    for name in ["b", "c", "d"] {
+        let (api, id) = user(server, via, &format!("{prefix}-{name}")).await;
+        members.push(api);
+        ids.push(id);
+    }
+    let group = owner.call("/group/room/add", json!({"name": prefix, "members": ids})).await.ok();
+    let group = group["group"]["id"].as_str().unwrap().to_owned();
+    (owner, members, ids, group)
+}
 
 fn counts(push: &Value) -> Vec<(String, i64)> {
     let counts = push["data"]["counts"].as_array().unwrap();
@@ -19,16 +39,7 @@ fn counts(push: &Value) -> Vec<(String, i64)> {
 
 async fn senders_hear_read_counts_debounced_and_readers_are_paged(backend: Backend) {
     let server = Server::start(backend).await;
-    let (mut owner, _) = user(&server, Via::Http, "receipt-owner").await;
-    let mut readers = Vec::new();
-    let mut ids = Vec::new();
-    for name in ["receipt-b", "receipt-c", "receipt-d"] {
-        let (api, id) = user(&server, Via::Http, name).await;
-        readers.push(api);
-        ids.push(id);
-    }
-    let group = owner.call("/group/room/add", json!({"name": "Receipts", "members": ids})).await.ok();
-    let group = group["group"]["id"].as_str().unwrap().to_owned();
+    let (mut owner, mut readers, ids, group) = group_of_four(&server, "receipt", Via::Http).await;
     let conversation = format!("g:{group}");
     let mut sent = Vec::new();
     for i in 0..3 {
@@ -116,4 +127,38 @@ async fn one_to_one_has_delivered_receipts(backend: Backend) {
     bob.call("/conversation/delivered", in_group).await.fails("validation.conversationId");
     let info = alice.call("/conversation/info", json!({"conversationId": group})).await.ok();
     assert_eq!(peer(&info["conversation"]), (Value::Null, Value::Null));
+}
+
+/// Who reacted with a key, paged by id; an unreact takes one out; outsiders learn nothing.
+async fn who_reacted_is_paged_per_key(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (mut owner, mut members, ids, group) = group_of_four(&server, "react", Via::WsJson).await;
+    let data =
+        json!({"chatType": "group", "to": group, "kind": "text", "content": {"text": "vote"}, "clientMsgId": "v"});
+    let message = owner.call("/message/send", data).await.ok()["message"]["id"].as_str().unwrap().to_owned();
+    for (i, member) in members.iter_mut().enumerate() {
+        let key = if i == 1 { "❤️" } else { "👍" };
+        member.call("/message/react", json!({"messageId": message, "key": key})).await.ok();
+    }
+    let who = |extra: Value| {
+        let mut query = json!({"messageId": message, "key": "👍"});
+        query.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        query
+    };
+    let all = owner.call("/message/reactors", who(json!({}))).await.ok();
+    assert_eq!(all, json!({"userIds": [ids[0], ids[2]], "hasMore": false}));
+    let one = owner.call("/message/reactors", who(json!({"limit": 1}))).await.ok();
+    assert_eq!(one, json!({"userIds": [ids[0]], "hasMore": true}));
+    let next = owner.call("/message/reactors", who(json!({"limit": 1, "after": ids[0]}))).await.ok();
+    assert_eq!(next, json!({"userIds": [ids[2]], "hasMore": false}));
+    let heart = owner.call("/message/reactors", json!({"messageId": message, "key": "❤️"})).await.ok();
+    assert_eq!(heart["userIds"], json!([ids[1]]));
+
+    members[0].call("/message/unreact", json!({"messageId": message, "key": "👍"})).await.ok();
+    let after = owner.call("/message/reactors", who(json!({}))).await.ok();
+    assert_eq!(after["userIds"], json!([ids[2]]));
+
+    let (mut outsider, _) = user(&server, Via::Http, "react-outsider").await;
+    outsider.call("/message/reactors", who(json!({}))).await.fails("not_found");
+    owner.call("/message/reactors", who(json!({"limit": 501}))).await.fails("validation.limit");
 }

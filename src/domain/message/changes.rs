@@ -5,14 +5,17 @@
 use serde_json::Value;
 
 use super::super::content::validate_content;
-use super::Messages;
+use super::{Messages, page_limit};
 use crate::error::{Error, Result};
 use crate::model::{
-    Alteration, Change, ConversationRef, Identity, Message, MessageId, NewChange, Status, Turn, now_ms,
+    Alteration, Change, ConversationRef, Identity, Message, MessageId, NewChange, Status, Turn, UserId, now_ms,
 };
 
 /// Longest reaction key, in bytes: an emoji sequence (flags and families are long) or a name.
 const MAX_REACTION_KEY: usize = 32;
+
+/// Largest page of who reacted with one key: user ids are short, so a full page is a few KiB.
+const MAX_REACTORS: i64 = 500;
 
 /// A change made: the message as it is now, and the change as logged (none when the message
 /// was in that state already and nothing was logged).
@@ -106,6 +109,25 @@ impl Messages {
         let (message, _) = self.changeable(who, message_id).await?;
         let what = if add { Alteration::React { key } } else { Alteration::Unreact { key } };
         self.change(who, message, what, turn).await
+    }
+
+    /// Who reacted to a message with `key`, for its participants: a page ascending by id after
+    /// `after`, and whether more follow.
+    pub async fn reactors(
+        &self,
+        who: &Identity,
+        message_id: MessageId,
+        key: &str,
+        after: Option<UserId>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<UserId>, bool)> {
+        let limit = page_limit(limit, MAX_REACTORS, MAX_REACTORS)?;
+        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
+        self.participant(who, &message.conversation_id).await?;
+        let mut page = self.store.reactors(message_id, key, after.unwrap_or(UserId(0)), limit + 1).await?;
+        let has_more = page.len() as i64 > limit;
+        page.truncate(limit as usize);
+        Ok((page, has_more))
     }
 
     /// A message's earlier versions, oldest first, for its participants.

@@ -254,6 +254,20 @@ impl MessageStore for SqlStore {
         query.fetch_all(&self.pool).await?.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    async fn reactors(&self, message_id: MessageId, key: &str, after: UserId, limit: i64) -> Result<Vec<UserId>> {
+        let rows = sqlx::query(
+            "SELECT user_id FROM message_reaction WHERE message_id = $1 AND reaction = $2 AND user_id > $3 \
+             ORDER BY user_id LIMIT $4",
+        )
+        .bind(message_id)
+        .bind(key)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     async fn reader_counts(&self, conversation: &ConversationId, seq: i64, except: UserId) -> Result<(i64, i64)> {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN read_seq >= $2 THEN 1 ELSE 0 END), 0), COUNT(*) FROM conversation_member \
