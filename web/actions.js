@@ -2,6 +2,8 @@
 // a message shows of what was done to it: the quote it replies to, its reactions, "edited".
 // Changes come back as the SDK's `changed` events, so every device shows them alike.
 
+import { titleOf } from "/text.js";
+
 const $ = (id) => document.getElementById(id);
 
 /** The reactions offered in a message's actions. */
@@ -11,7 +13,7 @@ const RECALL_WINDOW_MS = 120_000;
 
 let ctx;
 
-/** Wires the actions to the page: `{state, show, alertError, titleOf}`. */
+/** Wires the actions to the page: `{state, show, alertError}`. */
 export function actions(page) {
   ctx = page;
   $("mode-cancel").addEventListener("click", () => setMode(null));
@@ -21,7 +23,7 @@ export function actions(page) {
 function forward(m) {
   const select = $("forward-to");
   const others = [...ctx.state.conversations.values()].filter((c) => c.conversationId !== m.conversationId && c.peer);
-  select.replaceChildren(...others.map((c) => Object.assign(document.createElement("option"), { value: c.conversationId, textContent: ctx.titleOf(c) })));
+  select.replaceChildren(...others.map((c) => Object.assign(document.createElement("option"), { value: c.conversationId, textContent: titleOf(c) })));
   $("forward-error").textContent = others.length ? "" : "There is no other chat to forward to yet.";
   const dialog = $("forward");
   dialog.showModal();

@@ -1,7 +1,9 @@
 // chatgate's web client: the SDK (/sdk/chatgate.js) and the DOM, nothing else.
 import { Chatgate } from "/sdk/chatgate.js";
 import { checkLength, composer, draftKey } from "/compose.js";
-import { actions, decorate, quote } from "/actions.js";
+import { actions } from "/actions.js";
+import { mentionsMe, messages, onDelivered, onReadCount, renderReceipts, show, showReadCount } from "/messages.js";
+import { nameOf, preview, titleOf } from "/text.js";
 import { dialogs } from "/dialogs.js";
 
 const $ = (id) => document.getElementById(id);
@@ -31,48 +33,8 @@ const state = {
   favicon: null,
 };
 
-function nameOf(user) {
-  return user?.nickname || user?.username || `user ${user?.id ?? "?"}`;
-}
-
 function remember(user) {
   if (user?.id) state.names.set(String(user.id), nameOf(user));
-}
-
-function titleOf(c) {
-  if (!c.peer) return c.conversationId;
-  return c.chatType === "group" ? c.peer.name : nameOf(c.peer);
-}
-
-function preview(m) {
-  if (!m) return "";
-  if (m.status === "recalled") return "message recalled";
-  switch (m.kind) {
-    case "text": return m.content.text;
-    case "image": return "Picture";
-    case "file": return `File: ${m.content.name}`;
-    case "system": return systemText(m);
-    case "unsupported": return "This message can't be displayed";
-    default: return m.kind;
-  }
-}
-
-function systemText(m) {
-  const c = m.content || {};
-  const who = (c.userIds || []).map((id) => state.names.get(String(id)) || `user ${id}`).join(", ");
-  const by = state.names.get(String(c.by)) || "someone";
-  switch (c.event) {
-    case "created": return `${by} created the group “${c.name}”`;
-    case "joined": return `${who} joined`;
-    case "left": return `${who} left`;
-    case "kicked": return `${by} removed ${who}`;
-    case "invited": return `${by} added ${who}`;
-    case "renamed": case "updated": return `${by} updated the group`;
-    case "role": return `${who}: role changed`;
-    case "muted": return `${by} changed mutes`;
-    case "dismissed": return `${by} dismissed the group`;
-    default: return c.event || "group event";
-  }
 }
 
 // ---- login ----
@@ -198,7 +160,7 @@ function renderList() {
     if (c.pinned) name.append(Object.assign(document.createElement("span"), { className: "pin", textContent: "pinned" }));
     const text = document.createElement("div");
     text.className = "preview";
-    text.textContent = preview(c.lastMessage);
+    text.textContent = preview(c.lastMessage, state.names);
     summary.append(name, text);
     li.append(avatar, summary);
     if (c.mentionUnread > 0) {
@@ -312,152 +274,7 @@ $("back").addEventListener("click", () => {
   renderList();
 });
 
-function show(m, { prepend = false } = {}) {
-  const list = $("messages");
-  const existing = state.shown.get(m.seq);
-  const li = existing || document.createElement("li");
-  state.shown.set(m.seq, li);
-  li.dataset.testid = "message";
-  li.dataset.seq = String(m.seq);
-  li.dataset.id = m.id;
-  // The message as shown, for what the keyboard does with it (↑ edits one's last).
-  li.message = m;
-  li.replaceChildren();
-  const mine = m.from === String(state.me.id);
-  li.className = m.kind === "system" ? "system" : mine ? "mine" : "";
-  if (m.status !== "normal" && m.kind !== "system") {
-    li.classList.add("recalled");
-    const gone = { recalled: mine ? "You recalled a message" : "Message recalled", hidden: "You deleted this message" };
-    li.textContent = gone[m.status] || "Message deleted";
-  } else if (m.kind === "system") {
-    li.textContent = systemText(m);
-  } else {
-    if (!mine && state.open?.chatType === "group") {
-      li.append(Object.assign(document.createElement("span"), { className: "from", textContent: state.names.get(m.from) || `user ${m.from}` }));
-    }
-    const replied = quote(m);
-    if (replied) li.append(replied);
-    li.append(body(m));
-    if (m.kind === "text" && mentionsMe(m)) {
-      li.classList.add("mention");
-      li.append(Object.assign(document.createElement("span"), { className: "mention-mark", textContent: "mentions you" }));
-    }
-    const meta = document.createElement("span");
-    meta.className = "meta";
-    meta.textContent = new Date(m.sentAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    li.append(meta);
-    decorate(li, meta, m, mine);
-  }
-  if (!existing) {
-    // Keep seq order whatever order messages are shown in; those still sending stay last.
-    const after = [...list.children].find((x) => Number(x.dataset.seq) > m.seq || x.classList.contains("pending"));
-    if (prepend || after) list.insertBefore(li, prepend && !after ? list.firstChild : after);
-    else list.append(li);
-  }
-}
-
-/** Points `el[attr]` at a signed link to the file `url` names, once the server has minted it. */
-function showFile(el, attr, url) {
-  state.client.fileLink(url).then((link) => { el[attr] = link; }).catch(() => {});
-}
-
-/** Shows a picture as large as the window allows; Esc, or a click, closes it. */
-function openPicture(img) {
-  if (!img.src) return;
-  $("lightbox-image").src = img.src;
-  $("lightbox").showModal();
-}
-$("lightbox").addEventListener("click", () => $("lightbox").close());
 $("search").addEventListener("input", () => renderList());
-
-/** Whether a message mentions this person: by id, or everyone in a group. */
-function mentionsMe(m) {
-  const listed = m.content?.mentions;
-  if (m.from === String(state.me.id) || !listed) return false;
-  return (listed === "all" && m.conversationId.startsWith("g:")) || (Array.isArray(listed) && listed.includes(String(state.me.id)));
-}
-
-function body(m) {
-  const c = m.content;
-  if (m.kind === "text") return Object.assign(document.createElement("span"), { textContent: c.text, className: "text" });
-  if (m.kind === "image") {
-    const img = document.createElement("img");
-    showFile(img, "src", c.url);
-    img.alt = "picture";
-    img.dataset.testid = "image";
-    // Sized before it loads, so that the view does not jump when it does.
-    img.width = Math.min(240, c.width || 240);
-    if (c.width && c.height) img.height = Math.round((img.width * c.height) / c.width);
-    img.addEventListener("load", () => { if (state.atEnd) scrollToEnd(); });
-    img.tabIndex = 0;
-    img.setAttribute("role", "button");
-    img.setAttribute("aria-label", "Open the picture");
-    img.addEventListener("click", () => openPicture(img));
-    img.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") openPicture(img); });
-    return img;
-  }
-  if (m.kind === "file") {
-    const a = Object.assign(document.createElement("a"), { textContent: c.name, target: "_blank", rel: "noopener" });
-    showFile(a, "href", c.url);
-    // Signed links expire: one about to be followed is renewed first (cached while fresh).
-    a.addEventListener("pointerenter", () => showFile(a, "href", c.url));
-    a.addEventListener("focus", () => showFile(a, "href", c.url));
-    a.className = "file";
-    a.dataset.testid = "file-link";
-    return a;
-  }
-  if (m.kind === "unsupported") return Object.assign(document.createElement("span"), { textContent: "This message can't be displayed", className: "unsupported" });
-  return Object.assign(document.createElement("span"), { textContent: `[${m.kind}]` });
-}
-
-/** One-to-one ticks: "Read" under the newest own message the peer has read, "Delivered" under a newer one their devices have. */
-function renderReceipts() {
-  for (const li of document.querySelectorAll("[data-testid=receipt], [data-testid=delivered]")) li.remove();
-  if (state.open?.chatType !== "single") return;
-  const mine = [...state.shown.entries()].filter(([, li]) => li.classList.contains("mine")).sort((a, b) => a[0] - b[0]);
-  const tick = (upto, text, testid) => {
-    const last = mine.filter(([seq]) => seq <= upto).at(-1);
-    if (!last) return null;
-    const receipt = Object.assign(document.createElement("span"), { className: "meta", textContent: text });
-    receipt.dataset.testid = testid;
-    last[1].append(receipt);
-    return last[0];
-  };
-  const read = tick(state.peerRead, "Read", "receipt");
-  if (state.peerDelivered > state.peerRead && mine.some(([seq]) => seq > (read ?? 0) && seq <= state.peerDelivered)) {
-    tick(state.peerDelivered, "Delivered", "delivered");
-  }
-}
-
-/** Group read counts under one's own messages: "Read by n", which lists who. */
-function showReadCount(messageId, read) {
-  const li = document.querySelector(`[data-testid=message][data-id="${messageId}"].mine`);
-  if (!li || state.open?.chatType !== "group") return;
-  li.querySelector("[data-testid=read-count]")?.remove();
-  if (read < 1) return;
-  const button = Object.assign(document.createElement("button"), { type: "button", className: "read-count", textContent: `Read by ${read}` });
-  button.dataset.testid = "read-count";
-  button.addEventListener("click", () => listReaders(messageId));
-  li.append(button);
-}
-
-async function listReaders(messageId) {
-  const { userIds } = await state.client.readers(messageId).catch(() => ({ userIds: [] }));
-  const names = userIds.map((id) => state.names.get(id) || `user ${id}`);
-  $("readers-list").replaceChildren(...names.map((n) => Object.assign(document.createElement("li"), { textContent: n })));
-  $("readers").showModal();
-}
-
-function onReadCount({ conversationId, counts }) {
-  if (state.open?.conversationId !== conversationId) return;
-  for (const c of counts) showReadCount(c.messageId, c.read);
-}
-
-function onDelivered(d) {
-  if (state.open?.conversationId !== d.conversationId) return;
-  state.peerDelivered = Math.max(state.peerDelivered, d.seq);
-  renderReceipts();
-}
 
 function scrollToEnd() {
   const list = $("messages");
@@ -574,8 +391,9 @@ function alertError(err) {
 
 // ---- boot ----
 
+messages({ state, scrollToEnd });
 composer({ state, show, scrollToEnd, adoptIfNew, alertError });
-actions({ state, show, alertError, titleOf });
+actions({ state, show, alertError });
 dialogs({ state, remember, openConversation, refreshList });
 
 const saved = localStorage.getItem("chatgate.token");

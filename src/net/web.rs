@@ -50,6 +50,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/app.js", file(include_str!("../../web/app.js"), JS))
         .route("/actions.js", file(include_str!("../../web/actions.js"), JS))
         .route("/compose.js", file(include_str!("../../web/compose.js"), JS))
+        .route("/messages.js", file(include_str!("../../web/messages.js"), JS))
+        .route("/text.js", file(include_str!("../../web/text.js"), JS))
         .route("/dialogs.js", file(include_str!("../../web/dialogs.js"), JS))
         .route("/style.css", file(include_str!("../../web/style.css"), "text/css; charset=utf-8"))
         .route("/sdk/chatgate.js", file(include_str!("../../sdk/js/chatgate.js"), JS))

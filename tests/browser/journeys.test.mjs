@@ -269,10 +269,11 @@ test("new chat, new group and join say what is wrong in the dialog, which stays 
   await box.getByRole("button", { name: "OK" }).click();
   await problem.filter({ hasText: "No user named “nobody-here”." }).waitFor();
   assert.ok(await box.isVisible(), "the dialog stays open");
-  await box.getByLabel("Username").fill(`  ${alice.name}  `);
+  // Names are trimmed, and found whatever their case, as the server treats them.
+  await box.getByLabel("Username").fill(`  ${alice.name.toUpperCase()}  `);
   await box.getByRole("button", { name: "OK" }).click();
   await problem.filter({ hasText: "That is you" }).waitFor();
-  await box.getByLabel("Username").fill(` ${bob.name} `);
+  await box.getByLabel("Username").fill(` ${bob.name[0].toUpperCase()}${bob.name.slice(1)} `);
   await box.getByRole("button", { name: "OK" }).click();
   await box.waitFor({ state: "hidden" });
   assert.equal(await page.getByTestId("chat-title").textContent(), bob.name);
@@ -282,7 +283,7 @@ test("new chat, new group and join say what is wrong in the dialog, which stays 
   await box.getByLabel("Members").fill(`${bob.name}, ghost-one, ghost-two`);
   await box.getByRole("button", { name: "OK" }).click();
   await problem.filter({ hasText: "No user named “ghost-one”, “ghost-two”." }).waitFor();
-  await box.getByLabel("Members").fill(bob.name);
+  await box.getByLabel("Members").fill(bob.name.toUpperCase());
   await box.getByRole("button", { name: "OK" }).click();
   await box.waitFor({ state: "hidden" });
   // The group's id shows with it: what someone else types to join.

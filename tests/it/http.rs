@@ -116,6 +116,8 @@ async fn web_client_and_sdk_are_served() {
         ("/app.js", "text/javascript", "web/app.js"),
         ("/actions.js", "text/javascript", "web/actions.js"),
         ("/compose.js", "text/javascript", "web/compose.js"),
+        ("/messages.js", "text/javascript", "web/messages.js"),
+        ("/text.js", "text/javascript", "web/text.js"),
         ("/dialogs.js", "text/javascript", "web/dialogs.js"),
         ("/style.css", "text/css", "web/style.css"),
         ("/reset-password", "text/html", "web/reset.html"),
