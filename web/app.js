@@ -1,6 +1,7 @@
 // chatgate's web client: the SDK (/sdk/chatgate.js) and the DOM, nothing else.
 import { Chatgate } from "/sdk/chatgate.js";
-import { checkLength, composer, draftKey } from "/compose.js";
+import { checkLength, composer, draftKey, fitComposer, showKept, transmit } from "/compose.js";
+import { dropOutbox, openOutbox } from "/outbox.js";
 import { actions } from "/actions.js";
 import { mentionsMe, messages, onDelivered, onReadCount, renderReceipts, show, showReadCount } from "/messages.js";
 import { nameOf, preview, titleOf } from "/text.js";
@@ -62,6 +63,8 @@ async function start(client) {
   $("me").textContent = nameOf(state.me);
   $("login").hidden = true;
   $("app").hidden = false;
+  // What a closed page left unsent goes first, in the order it was typed.
+  for (const send of await openOutbox(state.me.id)) if (!send.failed) transmit(send);
   await refreshList();
   // Where the person left off, after a reload.
   const last = state.conversations.get(localStorage.getItem(OPEN_KEY));
@@ -109,6 +112,7 @@ async function logout(tellServer = true) {
   if (tellServer) await state.client?.logout().catch(() => {});
   state.client?.close();
   // What was this person's goes with them.
+  if (state.me) await dropOutbox(state.me.id);
   for (const key of Object.keys(localStorage).filter((k) => k.startsWith("chatgate."))) localStorage.removeItem(key);
   location.reload();
 }
@@ -224,9 +228,11 @@ async function openConversation(c) {
     ? `${c.peer?.memberCount ?? ""} members · group id ${c.peer?.id ?? ""}`
     : `@${c.peer?.username ?? ""}`;
   $("messages").replaceChildren();
+  showKept(c.conversationId);
   $("typing").textContent = "";
   $("text").value = localStorage.getItem(draftKey(c.conversationId)) ?? "";
   checkLength();
+  fitComposer();
   $("members").hidden = true;
   $("show-members").hidden = c.chatType !== "group";
   renderList();
@@ -376,7 +382,7 @@ document.addEventListener("visibilitychange", () => markRead());
 /** A conversation started here exists on the server after its first message. */
 async function adoptIfNew() {
   const c = state.open;
-  if (!state.conversations.get(c.conversationId)?.local) return;
+  if (!c || !state.conversations.get(c.conversationId)?.local) return;
   const fresh = await state.client.conversation(c.conversationId).catch(() => null);
   if (fresh) {
     upsert(fresh);

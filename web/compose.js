@@ -1,6 +1,7 @@
 // The composer: the length check, drafts kept across reloads, sending (shown at once as
 // pending, in order) and uploads. The page's state and views come in from app.js.
-import { createFile, createImage, createText } from "/sdk/chatgate.js";
+import { createFile, createImage, createText, randomId } from "/sdk/chatgate.js";
+import { done, keep, keptFor, refuse } from "/outbox.js";
 import { mode, setMode } from "/actions.js";
 
 const $ = (id) => document.getElementById(id);
@@ -46,6 +47,7 @@ $("composer").addEventListener("submit", (e) => {
     return;
   }
   $("text").value = "";
+  fitComposer();
   localStorage.removeItem(draftKey(ctx.state.open.conversationId));
   // Typing after this send is news again.
   ctx.state.lastTypingSent = 0;
@@ -58,38 +60,87 @@ $("composer").addEventListener("submit", (e) => {
   sendPending(ctx.state.open, text, now?.reply ? { replyTo: now.reply.id } : {});
 });
 
+/** The pending bubbles shown, by clientMsgId (kept sends are in the outbox, without their DOM). */
+const bubbles = new Map();
+
 /**
- * Shows `text` at once as sending, at the end of `c`'s messages, and sends it (the SDK queues
- * it while offline, in order): once acknowledged it takes its place as the message; refused, it
- * stays, marked as not sent, with a retry.
+ * Sends `text` to `c`: kept in the outbox first (so that closing the page loses nothing), shown at
+ * once as sending, at the end of `c`'s messages, then handed to the SDK (which queues it while
+ * offline, in order). Acknowledged, it takes its place as the message; refused, it stays, marked
+ * as not sent, with a retry.
  */
-async function sendPending(c, text, options = {}) {
-  const li = document.createElement("li");
-  li.className = "mine pending";
-  li.dataset.testid = "message";
-  li.dataset.pending = "sending";
-  li.append(Object.assign(document.createElement("span"), { textContent: text, className: "text" }));
-  const meta = Object.assign(document.createElement("span"), { className: "meta", textContent: "sending…" });
-  li.append(meta);
-  $("messages").append(li);
+function sendPending(c, text, options = {}) {
+  const send = { clientMsgId: randomId(), conversationId: c.conversationId, chatType: c.chatType, to: String(c.peer.id), text, options };
+  showPending(send);
   ctx.scrollToEnd();
-  try {
-    const message = await ctx.state.client.send(...target(c), createText(text, options));
-    li.remove();
-    if (ctx.state.open?.conversationId === message.conversationId) ctx.show(message);
-    await ctx.adoptIfNew();
-  } catch (err) {
-    li.dataset.pending = "failed";
-    li.classList.add("failed");
-    meta.textContent = `not sent: ${err.message || err}`;
-    const retry = Object.assign(document.createElement("button"), { className: "retry", textContent: "retry", type: "button" });
-    retry.addEventListener("click", () => { li.remove(); sendPending(c, text, options); });
-    meta.append(retry);
-  }
+  keep(send).then(() => transmit(send));
 }
 
+/** Sends a kept send (again, after a reload, with its clientMsgId: the server stores it once). */
+export function transmit(send) {
+  delete send.failed;
+  showPending(send);
+  ctx.state.client.send(send.chatType, send.to, createText(send.text, send.options), { clientMsgId: send.clientMsgId }).then(
+    async (message) => {
+      done(send.clientMsgId);
+      bubbles.get(send.clientMsgId)?.remove();
+      bubbles.delete(send.clientMsgId);
+      if (ctx.state.open?.conversationId === message.conversationId) ctx.show(message);
+      await ctx.adoptIfNew();
+    },
+    (err) => {
+      refuse(send.clientMsgId, err.message || String(err));
+      showPending(send);
+    },
+  );
+}
+
+/** Shows the kept sends of the open conversation, after its history. */
+export function showKept(conversationId) {
+  for (const send of keptFor(conversationId)) showPending(send);
+}
+
+/** The bubble of a send not yet acknowledged: sending, or not sent with a retry and a discard. */
+function showPending(send) {
+  if (ctx.state.open?.conversationId !== send.conversationId) return;
+  const existing = bubbles.get(send.clientMsgId);
+  const li = existing?.isConnected ? existing : document.createElement("li");
+  bubbles.set(send.clientMsgId, li);
+  li.className = send.failed ? "mine pending failed" : "mine pending";
+  li.dataset.testid = "message";
+  li.dataset.pending = send.failed ? "failed" : "sending";
+  // Written to this browser's outbox: closing the page now loses nothing.
+  li.dataset.kept = send.order !== undefined ? "yes" : "no";
+  li.replaceChildren(Object.assign(document.createElement("span"), { textContent: send.text, className: "text" }));
+  const meta = Object.assign(document.createElement("span"), { className: "meta", textContent: send.failed ? `not sent: ${send.failed}` : "sending…" });
+  li.append(meta);
+  if (send.failed) {
+    const button = (label, run) => {
+      const b = Object.assign(document.createElement("button"), { className: "retry", textContent: label, type: "button" });
+      b.addEventListener("click", run);
+      meta.append(b);
+    };
+    button("retry", () => transmit(send));
+    button("discard", () => { done(send.clientMsgId); li.remove(); bubbles.delete(send.clientMsgId); });
+  }
+  if (!li.isConnected) $("messages").append(li);
+}
+
+/** Grows the composer with its text, up to its CSS max-height. */
+export function fitComposer() {
+  const box = $("text");
+  box.style.height = "auto";
+  box.style.height = `${box.scrollHeight + 2}px`;
+}
+
+// Enter sends and Shift+Enter starts a new line (as does Enter while an input method composes).
 // ↑ in an empty composer edits one's last text message; Esc leaves editing or replying.
 $("text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $("composer").requestSubmit();
+    return;
+  }
   if (e.key === "Escape" && mode()) {
     setMode(null);
     $("text").value = "";
@@ -104,6 +155,7 @@ $("text").addEventListener("keydown", (e) => {
 
 $("text").addEventListener("input", () => {
   checkLength();
+  fitComposer();
   if (ctx.state.open) localStorage.setItem(draftKey(ctx.state.open.conversationId), $("text").value);
   if (!ctx.state.open || !ctx.state.conversations.has(ctx.state.open.conversationId)) return;
   if (Date.now() - ctx.state.lastTypingSent < 2000) return;

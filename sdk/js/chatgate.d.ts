@@ -239,6 +239,8 @@ export function createFile(c: { url: string; name: string; size: number; mime: s
 export function createLocation(c: { latitude: number; longitude: number; title?: string }): Built;
 export function createCustom(data: unknown): Built;
 export function singleConversation(a: string | number, b: string | number): string;
+/** A fresh idempotency key, for a send's `clientMsgId` (one kept across a reload makes a resend safe). */
+export function randomId(): string;
 
 /** Every route a request frame can name (the server's route table; a test keeps them equal). */
 export type Route =

@@ -28,7 +28,8 @@ const RESET_PAGE = 50;
 // The fields of a conversation that are the user's own, rather than its messages'.
 const OWN_FIELDS = ["readSeq", "pinned", "muted", "hidden", "draft"];
 
-function randomId() {
+/** A fresh idempotency key, for a send's `clientMsgId`. */
+export function randomId() {
   if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }

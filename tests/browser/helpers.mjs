@@ -94,16 +94,9 @@ const pageErrors = [];
 export async function person(label, viewport) {
   const name = `${label}${process.pid % 10000}x${userCount++}`;
   const context = await browser.newContext({ viewport: viewport || { width: 1100, height: 760 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on("pageerror", (err) => {
-    console.error(`[${name}] page error:`, err);
-    pageErrors.push(`${name}: ${err}`);
-  });
   // Every URL the page asks for, sockets included: the token must be in none of them.
   const urls = [];
-  page.on("request", (r) => urls.push(r.url()));
-  page.on("websocket", (ws) => urls.push(ws.url()));
+  const page = await watched(context, name, urls);
   await page.goto(server.base);
   await page.getByTestId("username").fill(name);
   await page.getByTestId("password").fill("a long enough password");
@@ -112,6 +105,27 @@ export async function person(label, viewport) {
   const token = await page.evaluate(() => localStorage.getItem("chatgate.token"));
   const me = await (await fetch(`${server.base}/user/info`, { headers: { authorization: `Bearer ${token}` } })).json();
   return { name, page, context, token, id: me.data.userinfo.id, urls };
+}
+
+/** A new page of `context`, whose uncaught errors fail the journeys and whose URLs go to `urls`. */
+async function watched(context, name, urls) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on("pageerror", (err) => {
+    console.error(`[${name}] page error:`, err);
+    pageErrors.push(`${name}: ${err}`);
+  });
+  page.on("request", (r) => urls.push(r.url()));
+  page.on("websocket", (ws) => urls.push(ws.url()));
+  return page;
+}
+
+/** Opens chatgate again in a new tab of the person's browser (the old one, if open, stays). */
+export async function reopen(who) {
+  const page = await watched(who.context, who.name, who.urls);
+  await page.goto(server.base);
+  await page.getByTestId("me").waitFor();
+  return page;
 }
 
 export async function dialog(page, first, second) {

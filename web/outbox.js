@@ -1,0 +1,86 @@
+// The page's outbox: every text sent is kept in IndexedDB, with its clientMsgId, until the server
+// acknowledges it, so that one typed offline survives closing the tab. When the page opens
+// again, what is kept is sent again in the order typed, with the same clientMsgId: the server
+// stores each once, whether or not an earlier try had reached it.
+
+const DB_VERSION = 1;
+const STORE = "outbox";
+
+let db = null;
+/** clientMsgId → the kept send, in the order typed (a Map keeps insertion order). */
+const kept = new Map();
+
+function request(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+/** One database per user, so that a shared browser never sends one person's text as another. */
+function dbName(userId) {
+  return `chatgate.outbox.${userId}`;
+}
+
+/**
+ * Opens this user's outbox and resolves to what it holds, oldest first: the sends a closed
+ * page left unacknowledged. A browser without IndexedDB (or refusing it) keeps them in memory.
+ */
+export async function openOutbox(userId) {
+  kept.clear();
+  try {
+    const open = indexedDB.open(dbName(userId), DB_VERSION);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE, { keyPath: "order", autoIncrement: true });
+    db = await request(open);
+    const all = await request(db.transaction(STORE).objectStore(STORE).getAll());
+    for (const send of all) kept.set(send.clientMsgId, send);
+  } catch {
+    db = null;
+  }
+  return [...kept.values()];
+}
+
+/** Keeps to IndexedDB one after another, so that sends resolve (and go) in the order typed. */
+let writes = Promise.resolve();
+
+/**
+ * Keeps `send` (`{clientMsgId, conversationId, chatType, to, text, options}`) until `done`;
+ * resolves once it is written.
+ */
+export function keep(send) {
+  kept.set(send.clientMsgId, send);
+  writes = writes.then(async () => {
+    if (!db) return;
+    const store = db.transaction(STORE, "readwrite").objectStore(STORE);
+    send.order = await request(store.add(send)).catch(() => undefined);
+  });
+  return writes;
+}
+
+/** Marks a kept send as refused (`reason`), so that the page shows it so after a reload too. */
+export function refuse(clientMsgId, reason) {
+  const send = kept.get(clientMsgId);
+  if (!send) return;
+  send.failed = reason;
+  if (db && send.order !== undefined) request(db.transaction(STORE, "readwrite").objectStore(STORE).put(send)).catch(() => {});
+}
+
+/** Forgets a send: acknowledged by the server, or discarded by the person. */
+export function done(clientMsgId) {
+  const send = kept.get(clientMsgId);
+  kept.delete(clientMsgId);
+  if (db && send?.order !== undefined) request(db.transaction(STORE, "readwrite").objectStore(STORE).delete(send.order)).catch(() => {});
+}
+
+/** The kept sends to one conversation, oldest first. */
+export function keptFor(conversationId) {
+  return [...kept.values()].filter((s) => s.conversationId === conversationId);
+}
+
+/** Deletes this user's outbox (at logout: what was theirs goes with them). */
+export function dropOutbox(userId) {
+  db?.close();
+  db = null;
+  kept.clear();
+  return request(indexedDB.deleteDatabase(dbName(userId))).catch(() => {});
+}
