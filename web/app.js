@@ -3,6 +3,8 @@ import { Chatgate } from "/sdk/chatgate.js";
 import { checkLength, composer, draftKey, fitComposer, showKept, transmit } from "/compose.js";
 import { dropOutbox, openOutbox } from "/outbox.js";
 import { actions } from "/actions.js";
+import { mentions } from "/mention.js";
+import { notifications, notify } from "/notify.js";
 import { mentionsMe, messages, onDelivered, onReadCount, renderReceipts, show, showReadCount } from "/messages.js";
 import { nameOf, preview, titleOf } from "/text.js";
 import { dialogs } from "/dialogs.js";
@@ -22,6 +24,8 @@ const state = {
   shown: new Map(),
   peerRead: 0,
   peerDelivered: 0,
+  /** The open group's members, as `/group/member/list` gives them (for mentions). */
+  members: [],
   /** Whether the open conversation's view is at its newest message. */
   atEnd: true,
   hasOlder: false,
@@ -216,6 +220,7 @@ function renderFavicon(total) {
 async function openConversation(c) {
   state.open = c;
   state.shown = new Map();
+  state.members = [];
   state.peerRead = c.peerReadSeq ?? 0;
   state.peerDelivered = c.peerDeliveredSeq ?? 0;
   localStorage.setItem(OPEN_KEY, c.conversationId);
@@ -260,6 +265,7 @@ async function openConversation(c) {
 
 async function loadMembers(groupId) {
   const { members } = await state.client.members(groupId, { limit: 100 });
+  state.members = members;
   const box = $("members");
   box.replaceChildren();
   for (const m of members) {
@@ -340,9 +346,14 @@ function onMessage(m) {
       known.unread += 1;
       if (mentionsMe(m)) known.mentionUnread = (known.mentionUnread ?? 0) + 1;
     }
+    notify(m, known, mentionsMe(m));
     renderList();
   } else {
-    refreshSoon();
+    // A conversation new to this page: listed (and notified of) once the server says what it is.
+    refreshList().then(() => {
+      const c = state.conversations.get(m.conversationId);
+      if (c) notify(m, c, mentionsMe(m));
+    }).catch(() => {});
   }
   if (state.open?.conversationId === m.conversationId) {
     const atEnd = isAtEnd();
@@ -398,6 +409,8 @@ function alertError(err) {
 // ---- boot ----
 
 messages({ state, scrollToEnd });
+mentions({ state });
+notifications({ state, openConversation, title: titleOf, preview: (m) => preview(m, state.names) });
 composer({ state, show, scrollToEnd, adoptIfNew, alertError });
 actions({ state, show, alertError });
 dialogs({ state, remember, openConversation, refreshList });

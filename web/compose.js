@@ -1,6 +1,7 @@
 // The composer: the length check, drafts kept across reloads, sending (shown at once as
 // pending, in order) and uploads. The page's state and views come in from app.js.
 import { createFile, createImage, createText, randomId } from "/sdk/chatgate.js";
+import { mentionKey, mentionsIn } from "/mention.js";
 import { done, keep, keptFor, refuse } from "/outbox.js";
 import { mode, setMode } from "/actions.js";
 
@@ -57,7 +58,8 @@ $("composer").addEventListener("submit", (e) => {
     ctx.state.client.edit(now.edit.id, text).then(({ message }) => ctx.show(message)).catch(ctx.alertError);
     return;
   }
-  sendPending(ctx.state.open, text, now?.reply ? { replyTo: now.reply.id } : {});
+  const options = { replyTo: now?.reply?.id, mentions: mentionsIn(text) };
+  sendPending(ctx.state.open, text, Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)));
 });
 
 /** The pending bubbles shown, by clientMsgId (kept sends are in the outbox, without their DOM). */
@@ -136,6 +138,7 @@ export function fitComposer() {
 // Enter sends and Shift+Enter starts a new line (as does Enter while an input method composes).
 // ↑ in an empty composer edits one's last text message; Esc leaves editing or replying.
 $("text").addEventListener("keydown", (e) => {
+  if (mentionKey(e)) return;
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     $("composer").requestSubmit();

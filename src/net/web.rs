@@ -51,6 +51,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/actions.js", file(include_str!("../../web/actions.js"), JS))
         .route("/compose.js", file(include_str!("../../web/compose.js"), JS))
         .route("/messages.js", file(include_str!("../../web/messages.js"), JS))
+        .route("/mention.js", file(include_str!("../../web/mention.js"), JS))
+        .route("/notify.js", file(include_str!("../../web/notify.js"), JS))
         .route("/outbox.js", file(include_str!("../../web/outbox.js"), JS))
         .route("/text.js", file(include_str!("../../web/text.js"), JS))
         .route("/dialogs.js", file(include_str!("../../web/dialogs.js"), JS))

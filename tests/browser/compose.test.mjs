@@ -59,3 +59,45 @@ test("Enter sends, Shift+Enter starts a new line, and the text keeps its lines f
   assert.equal(shown, "first line\nsecond line", "shown on two lines");
   for (const p of [alice, bob]) await p.context.close();
 });
+
+test("@ in a group lists its members as they are typed; the one picked is mentioned, and the owner may mention all", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const carol = await person("carol");
+  await server.call(alice.token, "/group/room/add", { name: "Picks", members: [bob.id, carol.id] });
+  const page = alice.page;
+  await conversation(page, "Picks").click();
+  await page.getByTestId("member").nth(2).waitFor({ state: "attached" });
+  const box = page.getByRole("textbox", { name: "Message" });
+  const list = page.getByRole("listbox", { name: "Mention a member" });
+  await box.click();
+  await page.keyboard.type("hi @");
+  // Everyone but oneself, and "all" for the owner.
+  await list.waitFor();
+  const offered = await list.getByRole("option").allTextContents();
+  assert.equal(offered.length, 3, `offered ${offered}`);
+  assert.ok(offered[0].startsWith("@all"));
+  await page.keyboard.type(bob.name.slice(0, 3));
+  await list.getByRole("option").filter({ hasText: bob.name }).waitFor();
+  await page.keyboard.press("Enter");
+  assert.equal(await box.inputValue(), `hi @${bob.name} `, "Enter picks, and sends nothing");
+  await list.waitFor({ state: "hidden" });
+  await page.keyboard.type("look");
+  await page.keyboard.press("Enter");
+  await bubble(page, "look").waitFor();
+
+  await conversation(bob.page, "Picks").getByTestId("mention-badge").filter({ hasText: "@1" }).waitFor();
+  await conversation(carol.page, "Picks").getByTestId("unread").filter({ hasText: "1" }).waitFor();
+  assert.equal(await conversation(carol.page, "Picks").getByTestId("mention-badge").count(), 0);
+
+  // A click picks too; @all reaches everyone.
+  await page.keyboard.type("@a");
+  await list.getByRole("option").filter({ hasText: "@all" }).click();
+  await page.keyboard.type("meeting");
+  await page.keyboard.press("Enter");
+  await bubble(page, "meeting").waitFor();
+  await conversation(carol.page, "Picks").getByTestId("mention-badge").filter({ hasText: "@1" }).waitFor();
+  await conversation(carol.page, "Picks").click();
+  await bubble(carol.page, "meeting").filter({ hasText: "mentions you" }).waitFor();
+  for (const p of [alice, bob, carol]) await p.context.close();
+});

@@ -117,6 +117,8 @@ async fn web_client_and_sdk_are_served() {
         ("/actions.js", "text/javascript", "web/actions.js"),
         ("/compose.js", "text/javascript", "web/compose.js"),
         ("/messages.js", "text/javascript", "web/messages.js"),
+        ("/mention.js", "text/javascript", "web/mention.js"),
+        ("/notify.js", "text/javascript", "web/notify.js"),
         ("/outbox.js", "text/javascript", "web/outbox.js"),
         ("/text.js", "text/javascript", "web/text.js"),
         ("/dialogs.js", "text/javascript", "web/dialogs.js"),

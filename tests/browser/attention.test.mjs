@@ -1,0 +1,67 @@
+// Attention and access: desktop notifications asked for by a visible control, raised with the
+// tab hidden and opening their chat when clicked; every control reachable by Tab and named.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { chatWith, person, say, server } from "./helpers.mjs";
+
+/** Records what the page asks of the Notification API, passing everything on to Chromium's own. */
+function spyOnNotifications() {
+  window.__asked = 0;
+  window.__shown = [];
+  const Real = window.Notification;
+  const ask = Real.requestPermission.bind(Real);
+  class Recorded extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__shown.push({ title, body: options?.body, tag: options?.tag, notification: this });
+    }
+  }
+  Recorded.requestPermission = (...args) => { window.__asked += 1; return ask(...args); };
+  window.Notification = Recorded;
+}
+
+/** What the browser reports of the tab: hidden (another tab in front) or visible again. */
+async function tabHidden(page, hidden) {
+  await page.evaluate((h) => {
+    Object.defineProperty(document, "visibilityState", { value: h ? "hidden" : "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+}
+
+test("notifications are asked for by a button, never on load; a hidden tab is notified of what isn't muted, and a click opens the chat", async () => {
+  const bob = await person("bob");
+  const carol = await person("carol");
+  const alice = await person("alice");
+  const page = alice.page;
+  await page.addInitScript(spyOnNotifications);
+  await page.reload();
+  const button = page.getByRole("button", { name: "Turn on notifications" });
+  await button.waitFor();
+  assert.equal(await page.evaluate(() => window.__asked), 0, "nothing is asked on load");
+  await alice.context.grantPermissions(["notifications"], { origin: server.base });
+  await button.click();
+  await button.waitFor({ state: "hidden" });
+  assert.equal(await page.evaluate(() => window.__asked), 1);
+
+  await chatWith(bob.page, alice.name);
+  await chatWith(carol.page, alice.name);
+  await say(carol.page, "first from carol");
+  const quiet = `s:${[alice.id, carol.id].sort((a, b) => a - b).join(":")}`;
+  await page.getByTestId("conversation").filter({ hasText: carol.name }).waitFor();
+  await server.call(alice.token, "/conversation/update", { conversationId: quiet, muted: true });
+  await tabHidden(page, true);
+  await say(carol.page, "muted, so silent");
+  await say(bob.page, "are you there?");
+  const shown = await page.waitForFunction(() => window.__shown.length > 0 && window.__shown.map((n) => [n.title, n.body]));
+  assert.deepEqual(await shown.jsonValue(), [[bob.name, "are you there?"]]);
+  // Visible, nothing is raised.
+  await tabHidden(page, false);
+  await say(bob.page, "never mind");
+  await page.getByTestId("conversation").filter({ hasText: "never mind" }).waitFor();
+  assert.equal(await page.evaluate(() => window.__shown.length), 1);
+
+  await page.evaluate(() => window.__shown[0].notification.dispatchEvent(new Event("click")));
+  await page.getByTestId("chat-title").filter({ hasText: bob.name }).waitFor();
+  for (const p of [alice, bob, carol]) await p.context.close();
+});
