@@ -2,6 +2,7 @@
 // a message shows of what was done to it: the quote it replies to, its reactions, "edited".
 // Changes come back as the SDK's `changed` events, so every device shows them alike.
 
+import { showList } from "/dialogs.js";
 import { titleOf } from "/text.js";
 
 const $ = (id) => document.getElementById(id);
@@ -80,7 +81,12 @@ export function decorate(li, meta, m, mine) {
   if (m.content?.forwardedFrom) {
     li.prepend(Object.assign(document.createElement("span"), { className: "forwarded", textContent: "Forwarded" }));
   }
-  if (m.editedAt) meta.prepend(Object.assign(document.createElement("span"), { className: "edited", textContent: "edited · " }));
+  if (m.editedAt) {
+    const edited = Object.assign(document.createElement("button"), { type: "button", className: "edited", textContent: "edited" });
+    edited.setAttribute("aria-label", "Edited: show the earlier versions");
+    edited.addEventListener("click", () => history(m));
+    meta.prepend(edited, " · ");
+  }
   if (m.reactions?.length) {
     const row = document.createElement("div");
     row.className = "reactions";
@@ -92,6 +98,10 @@ export function decorate(li, meta, m, mine) {
       chip.addEventListener("click", () => react(m, r.key, !r.mine));
       row.append(chip);
     }
+    const whoButton = Object.assign(document.createElement("button"), { type: "button", className: "chip who", textContent: "who?" });
+    whoButton.setAttribute("aria-label", "Who reacted");
+    whoButton.addEventListener("click", () => reactors(m));
+    row.append(whoButton);
     li.append(row);
   }
   const tools = document.createElement("div");
@@ -110,6 +120,22 @@ export function decorate(li, meta, m, mine) {
     tool("Recall", () => ctx.state.client.recall(m.id).then(({ message }) => ctx.show(message)).catch(ctx.alertError));
   }
   li.append(tools);
+}
+
+/** The message's earlier versions, oldest first, then its text now. */
+async function history(m) {
+  const versions = await ctx.state.client.versions(m.id).catch((err) => { ctx.alertError(err); return null; });
+  if (!versions) return;
+  const at = (ms) => new Date(ms).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  const lines = versions.map((v) => `${v.content?.text ?? ""} (until ${at(v.replacedAt)})`);
+  lines.push(`${m.content.text} (now)`);
+  showList("Edit history", lines);
+}
+
+/** Who reacted with each of the message's reactions: one line per reaction. */
+async function reactors(m) {
+  const pages = await Promise.all(m.reactions.map((r) => ctx.state.client.reactors(m.id, r.key).catch(() => ({ userIds: [] }))));
+  showList("Reactions", m.reactions.map((r, i) => `${r.key} ${pages[i].userIds.map(who).join(", ")}`));
 }
 
 function react(m, key, add) {

@@ -56,6 +56,13 @@ function ask(title, label, { label2, placeholder2 } = {}, act = async (...values
   });
 }
 
+/** Shows a list (who read a message, who reacted, a message's versions) in a dialog titled `title`. */
+export function showList(title, lines) {
+  $("readers-title").textContent = title;
+  $("readers-list").replaceChildren(...lines.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
+  $("readers").showModal();
+}
+
 /** The user named `username`, or an error that names the one not found. */
 async function userByName(username) {
   try {

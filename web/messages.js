@@ -1,6 +1,7 @@
 // How a message shows in the open conversation: its body (text, picture, file, video, audio),
 // mention marks, one-to-one ticks, group read counts and their reader lists, the lightbox.
 import { decorate, quote } from "/actions.js";
+import { showList } from "/dialogs.js";
 import { systemText } from "/text.js";
 
 const $ = (id) => document.getElementById(id);
@@ -142,9 +143,7 @@ export function showReadCount(messageId, read) {
 
 async function listReaders(messageId) {
   const { userIds } = await ctx.state.client.readers(messageId).catch(() => ({ userIds: [] }));
-  const names = userIds.map((id) => ctx.state.names.get(id) || `user ${id}`);
-  $("readers-list").replaceChildren(...names.map((n) => Object.assign(document.createElement("li"), { textContent: n })));
-  $("readers").showModal();
+  showList("Read by", userIds.map((id) => ctx.state.names.get(id) || `user ${id}`));
 }
 
 export function onReadCount({ conversationId, counts }) {

@@ -11,9 +11,12 @@ function message(page, text) {
   return page.getByTestId("message").filter({ has: page.locator(".text", { hasText: new RegExp(`^${text}$`) }) });
 }
 
+const DESKTOP = { width: 1100, height: 760 };
+const PHONE = { width: 390, height: 800 };
+
 /** Logs `name` in on a page of a fresh browser context: another device of theirs. */
-async function device(name) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+async function device(name, viewport = DESKTOP) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   await page.goto(server.base);
@@ -24,16 +27,16 @@ async function device(name) {
   return { context, page };
 }
 
-test("an edit, a reaction, a reply and a recall are seen live by the other, and by a device that was closed", async () => {
-  const alice = await person("alice");
-  const bob = await person("bob");
+for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) test(`an edit, a reaction, a reply and a recall are seen live by the other, and by a device that was closed (${size})`, async () => {
+  const alice = await person("alice", viewport);
+  const bob = await person("bob", viewport);
   await chatWith(alice.page, bob.name);
   await say(alice.page, "first draft");
   await say(alice.page, "a slip");
   await conversation(bob.page, alice.name).click();
   await message(bob.page, "a slip").waitFor();
   // Bob's other device has seen it all so far, then is closed.
-  const away = await device(bob.name);
+  const away = await device(bob.name, viewport);
   await conversation(away.page, alice.name).click();
   await message(away.page, "a slip").waitFor();
   await away.page.close();
@@ -46,10 +49,21 @@ test("an edit, a reaction, a reply and a recall are seen live by the other, and 
   await alice.page.getByRole("button", { name: "Send" }).click();
   await message(alice.page, "first, edited").filter({ hasText: "edited ·" }).waitFor();
   await message(bob.page, "first, edited").filter({ hasText: "edited ·" }).waitFor();
+  // Either can see what it said before.
+  await message(bob.page, "first, edited").getByRole("button", { name: "Edited: show the earlier versions" }).click();
+  const history = bob.page.getByRole("dialog", { name: "Edit history" });
+  await history.getByRole("listitem").filter({ hasText: "first, edited (now)" }).waitFor();
+  assert.match((await history.getByRole("listitem").allTextContents())[0], /^first draft \(until /);
+  await history.getByRole("button", { name: "Close" }).click();
+  await history.waitFor({ state: "hidden" });
 
   // Bob reacts to it, and replies to it.
   await message(bob.page, "first, edited").getByRole("button", { name: "👍" }).click();
   await message(alice.page, "first, edited").getByTestId("reaction").filter({ hasText: "👍 1" }).waitFor();
+  await message(alice.page, "first, edited").getByRole("button", { name: "Who reacted" }).click();
+  const reactions = alice.page.getByRole("dialog", { name: "Reactions" });
+  await reactions.getByRole("listitem").filter({ hasText: `👍 ${bob.name}` }).waitFor();
+  await reactions.getByRole("button", { name: "Close" }).click();
   await message(bob.page, "first, edited").getByRole("button", { name: "Reply" }).click();
   await bob.page.getByTestId("mode").filter({ hasText: "Replying to" }).waitFor();
   await say(bob.page, "a reply");
