@@ -4,6 +4,7 @@ import { checkLength, composer, draftKey, fitComposer, showKept, transmit } from
 import { dropOutbox, openOutbox } from "/outbox.js";
 import { actions } from "/actions.js";
 import { mentions } from "/mention.js";
+import { uploads } from "/upload.js";
 import { notifications, notify } from "/notify.js";
 import { mentionsMe, messages, onDelivered, onReadCount, renderReceipts, show, showReadCount } from "/messages.js";
 import { nameOf, preview, titleOf } from "/text.js";
@@ -410,6 +411,7 @@ function alertError(err) {
 
 messages({ state, scrollToEnd });
 mentions({ state });
+uploads({ state, adoptIfNew, alertError });
 notifications({ state, openConversation, title: titleOf, preview: (m) => preview(m, state.names) });
 composer({ state, show, scrollToEnd, adoptIfNew, alertError });
 actions({ state, show, alertError });

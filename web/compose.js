@@ -1,6 +1,6 @@
-// The composer: the length check, drafts kept across reloads, sending (shown at once as
-// pending, in order) and uploads. The page's state and views come in from app.js.
-import { createFile, createImage, createText, randomId } from "/sdk/chatgate.js";
+// The composer: the length check, drafts kept across reloads, and sending (shown at once as
+// pending, in order). The page's state and views come in from app.js.
+import { createText, randomId } from "/sdk/chatgate.js";
 import { mentionKey, mentionsIn } from "/mention.js";
 import { done, keep, keptFor, refuse } from "/outbox.js";
 import { mode, setMode } from "/actions.js";
@@ -75,7 +75,9 @@ function sendPending(c, text, options = {}) {
   const send = { clientMsgId: randomId(), conversationId: c.conversationId, chatType: c.chatType, to: String(c.peer.id), text, options };
   showPending(send);
   ctx.scrollToEnd();
-  keep(send).then(() => transmit(send));
+  const written = keep(send);
+  transmit(send);
+  written.then(() => { const li = bubbles.get(send.clientMsgId); if (li && send.order !== undefined) li.dataset.kept = "yes"; });
 }
 
 /** Sends a kept send (again, after a reload, with its clientMsgId: the server stores it once). */
@@ -165,34 +167,3 @@ $("text").addEventListener("input", () => {
   ctx.state.lastTypingSent = Date.now();
   ctx.state.client.typing(ctx.state.open.conversationId).catch(() => {});
 });
-
-$("file").addEventListener("change", async () => {
-  const file = $("file").files[0];
-  $("file").value = "";
-  if (!file || !ctx.state.open) return;
-  try {
-    const up = await ctx.state.client.upload(file, { onProgress: (sent, total) => { $("typing").textContent = `Uploading… ${Math.round((100 * sent) / (total || 1))}%`; } });
-    $("typing").textContent = "";
-    let built;
-    if (up.mime.startsWith("image/")) {
-      const { width, height } = await imageSize(file);
-      built = createImage({ url: up.url, width, height, size: up.size, mime: up.mime });
-    } else {
-      built = createFile({ url: up.url, name: file.name.slice(0, 255) || "file", size: up.size, mime: up.mime });
-    }
-    await ctx.state.client.send(...target(ctx.state.open), built);
-    await ctx.adoptIfNew();
-  } catch (err) {
-    $("typing").textContent = "";
-    ctx.alertError(err);
-  }
-});
-
-function imageSize(file) {
-  return new Promise((resolve) => {
-    const img = new Image();
-    img.onload = () => { resolve({ width: img.naturalWidth, height: img.naturalHeight }); URL.revokeObjectURL(img.src); };
-    img.onerror = () => resolve({ width: 0, height: 0 });
-    img.src = URL.createObjectURL(file);
-  });
-}

@@ -96,6 +96,20 @@ function body(m) {
     img.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") openPicture(img); });
     return img;
   }
+  if (m.kind === "video" || m.kind === "audio") {
+    const player = document.createElement(m.kind);
+    player.controls = true;
+    player.preload = "metadata";
+    player.dataset.testid = m.kind;
+    player.setAttribute("aria-label", m.kind === "video" ? "Video" : "Audio");
+    if (m.kind === "video" && c.width && c.height) {
+      player.width = Math.min(320, c.width);
+      player.height = Math.round((player.width * c.height) / c.width);
+    }
+    player.addEventListener("loadedmetadata", () => { if (ctx.state.atEnd) ctx.scrollToEnd(); });
+    showFile(player, "src", c.url);
+    return player;
+  }
   if (m.kind === "file") {
     const a = Object.assign(document.createElement("a"), { textContent: c.name, target: "_blank", rel: "noopener" });
     showFile(a, "href", c.url);

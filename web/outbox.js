@@ -1,5 +1,7 @@
 // The page's outbox: every text sent is kept in IndexedDB, with its clientMsgId, until the server
-// acknowledges it, so that one typed offline survives closing the tab. When the page opens
+// acknowledges it, so that one typed offline survives closing the tab. Sending doesn't wait for
+// the write (that would delay every message); writes and deletes are chained, so they land in
+// order whatever the acknowledgements do. When the page opens
 // again, what is kept is sent again in the order typed, with the same clientMsgId: the server
 // stores each once, whether or not an earlier try had reached it.
 
@@ -40,17 +42,17 @@ export async function openOutbox(userId) {
   return [...kept.values()];
 }
 
-/** Keeps to IndexedDB one after another, so that sends resolve (and go) in the order typed. */
+/** The writes to IndexedDB, one after another. */
 let writes = Promise.resolve();
 
 /**
  * Keeps `send` (`{clientMsgId, conversationId, chatType, to, text, options}`) until `done`;
- * resolves once it is written.
+ * resolves once it is written (at once when it was done meanwhile).
  */
 export function keep(send) {
   kept.set(send.clientMsgId, send);
   writes = writes.then(async () => {
-    if (!db) return;
+    if (!db || !kept.has(send.clientMsgId)) return;
     const store = db.transaction(STORE, "readwrite").objectStore(STORE);
     send.order = await request(store.add(send)).catch(() => undefined);
   });
@@ -62,14 +64,19 @@ export function refuse(clientMsgId, reason) {
   const send = kept.get(clientMsgId);
   if (!send) return;
   send.failed = reason;
-  if (db && send.order !== undefined) request(db.transaction(STORE, "readwrite").objectStore(STORE).put(send)).catch(() => {});
+  writes = writes.then(async () => {
+    if (db && send.order !== undefined) await request(db.transaction(STORE, "readwrite").objectStore(STORE).put(send)).catch(() => {});
+  });
 }
 
 /** Forgets a send: acknowledged by the server, or discarded by the person. */
 export function done(clientMsgId) {
   const send = kept.get(clientMsgId);
   kept.delete(clientMsgId);
-  if (db && send?.order !== undefined) request(db.transaction(STORE, "readwrite").objectStore(STORE).delete(send.order)).catch(() => {});
+  // After its own write, which a quick acknowledgement can overtake.
+  writes = writes.then(async () => {
+    if (db && send?.order !== undefined) await request(db.transaction(STORE, "readwrite").objectStore(STORE).delete(send.order)).catch(() => {});
+  });
 }
 
 /** The kept sends to one conversation, oldest first. */

@@ -19,6 +19,8 @@ export function preview(m, names) {
   switch (m.kind) {
     case "text": return m.content.text;
     case "image": return "Picture";
+    case "video": return "Video";
+    case "audio": return "Audio";
     case "file": return `File: ${m.content.name}`;
     case "system": return systemText(m, names);
     case "unsupported": return "This message can't be displayed";

@@ -362,7 +362,7 @@ export class Chatgate {
   mute(groupId: string, until: number, userId?: string): Promise<Group>;
   dismiss(groupId: string): Promise<Record<string, never>>;
 
-  upload(file: Blob | Uint8Array, options?: { onProgress?: (sent: number, total: number) => void }): Promise<Upload>;
+  upload(file: Blob | Uint8Array, options?: { onProgress?: (sent: number, total: number) => void; signal?: AbortSignal }): Promise<Upload>;
   /** A URL an `<img>` or a link can use: a signed link of 10 to 15 min for `/file/…`, reused while fresh. */
   fileLink(url: string): Promise<string>;
 }

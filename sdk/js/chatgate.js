@@ -1145,9 +1145,12 @@ export class Chatgate {
 
   /**
    * Uploads a file (a Blob or File in browsers, bytes elsewhere); `onProgress(sent, total)` is
-   * called as it goes where the platform can tell. Resolves to `{fileId, url, size, mime, sha256}`.
+   * called as it goes where the platform can tell, and aborting `signal` cancels it (rejecting
+   * with `aborted`). Resolves to `{fileId, url, size, mime, sha256}`.
    */
-  upload(file, { onProgress } = {}) {
+  upload(file, { onProgress, signal } = {}) {
+    const aborted = () => new ChatgateError("aborted", "the upload was cancelled");
+    if (signal?.aborted) return Promise.reject(aborted());
     const url = `${this.url}/file/upload`;
     if (typeof XMLHttpRequest !== "undefined") {
       return new Promise((resolve, reject) => {
@@ -1167,11 +1170,16 @@ export class Chatgate {
           else reject(new ChatgateError(reply.error, reply.message, { status: xhr.status }));
         };
         xhr.onerror = () => reject(new ChatgateError("connection.lost", "the upload failed"));
+        xhr.onabort = () => reject(aborted());
+        signal?.addEventListener("abort", () => xhr.abort(), { once: true });
         xhr.send(file);
       });
     }
     const headers = { authorization: `Bearer ${this.token}` };
-    return this.fetch(url, { method: "POST", headers, body: file }).then(async (response) => {
+    const sent = this.fetch(url, { method: "POST", headers, body: file, signal }).catch((err) => {
+      throw signal?.aborted ? aborted() : err;
+    });
+    return sent.then(async (response) => {
       const reply = await response.json();
       if (reply.code !== 0) throw new ChatgateError(reply.error, reply.message, { status: response.status });
       if (onProgress) onProgress(reply.data.size, reply.data.size);

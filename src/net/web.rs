@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 
 /// What the page may load and where it may connect: this server only (and the blob: URLs of
-/// pictures being sent).
-const POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' ws: wss:; \
+/// pictures, videos and audio being sent, which the page reads the size and duration of).
+const POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self' ws: wss:; \
                       style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -53,6 +53,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/messages.js", file(include_str!("../../web/messages.js"), JS))
         .route("/mention.js", file(include_str!("../../web/mention.js"), JS))
         .route("/notify.js", file(include_str!("../../web/notify.js"), JS))
+        .route("/upload.js", file(include_str!("../../web/upload.js"), JS))
         .route("/outbox.js", file(include_str!("../../web/outbox.js"), JS))
         .route("/text.js", file(include_str!("../../web/text.js"), JS))
         .route("/dialogs.js", file(include_str!("../../web/dialogs.js"), JS))

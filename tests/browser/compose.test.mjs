@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { bubble, chatWith, conversation, person, reopen, say, server, texts } from "./helpers.mjs";
+import { bubble, chatWith, conversation, person, png, reopen, say, server, texts, wav } from "./helpers.mjs";
 
 test("what is typed offline survives closing the tab: reopened, it goes once, in the order typed", async () => {
   const alice = await person("alice");
@@ -100,4 +100,103 @@ test("@ in a group lists its members as they are typed; the one picked is mentio
   await conversation(carol.page, "Picks").click();
   await bubble(carol.page, "meeting").filter({ hasText: "mentions you" }).waitFor();
   for (const p of [alice, bob, carol]) await p.context.close();
+});
+
+/** A file put on the page's side, where drag and drop and the clipboard carry them. */
+function transfer(page, name, type, bytes) {
+  return page.evaluateHandle(([n, t, b]) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(b)], n, { type: t }));
+    return dt;
+  }, [name, type, [...bytes]]);
+}
+
+test("a file dropped on the chat is sent, and so is a picture pasted into the composer", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  const page = alice.page;
+  const dropped = await transfer(page, "dropped.txt", "text/plain", Buffer.from("dropped words"));
+  await page.dispatchEvent("#chat", "dragover", { dataTransfer: dropped });
+  assert.ok(await page.locator("#chat.dropping").count(), "the chat shows where to drop");
+  await page.dispatchEvent("#chat", "drop", { dataTransfer: dropped });
+  await page.getByTestId("file-link").filter({ hasText: "dropped.txt" }).waitFor();
+  assert.equal(await page.locator("#chat.dropping").count(), 0);
+
+  const picture = await transfer(page, "image.png", "image/png", png(30, 20));
+  await page.getByRole("textbox", { name: "Message" }).focus();
+  await page.evaluate((dt) => document.activeElement.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true })), picture);
+  await page.getByTestId("image").waitFor();
+  assert.equal(await page.getByRole("textbox", { name: "Message" }).inputValue(), "", "the picture is not pasted as text");
+  await conversation(bob.page, alice.name).click();
+  await bob.page.getByTestId("file-link").filter({ hasText: "dropped.txt" }).waitFor();
+  await bob.page.waitForFunction(() => document.querySelector("[data-testid=image]")?.naturalWidth === 30);
+  for (const p of [alice, bob]) await p.context.close();
+});
+
+test("an upload shows its progress and can be cancelled: nothing is sent until it is done again", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "a big one comes");
+  const page = alice.page;
+  // A slow line, so that the upload takes a while: 256 KiB/s for 2 MiB.
+  const cdp = await alice.context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
+  const big = Buffer.alloc(2 * 1024 * 1024, 7);
+  await page.getByTestId("file").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: big });
+  const progress = page.getByRole("progressbar", { name: "Upload progress" });
+  await progress.waitFor();
+  await page.waitForFunction(() => document.getElementById("upload-progress").value > 0);
+  await page.getByRole("button", { name: "Cancel upload" }).click();
+  await progress.waitFor({ state: "hidden" });
+  await page.getByTestId("typing").filter({ hasText: "Upload of “big.bin” cancelled: nothing was sent." }).waitFor();
+  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  await page.getByTestId("file").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: big });
+  await page.getByTestId("file-link").filter({ hasText: "big.bin" }).waitFor();
+  await conversation(bob.page, alice.name).click();
+  await bob.page.getByTestId("file-link").filter({ hasText: "big.bin" }).waitFor();
+  assert.equal(await bob.page.getByTestId("file-link").count(), 1, "the cancelled upload sent nothing");
+  for (const p of [alice, bob]) await p.context.close();
+});
+
+test("audio and video play inline, for the sender and the peer", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  const page = alice.page;
+  await page.getByTestId("file").setInputFiles({ name: "tone.wav", mimeType: "audio/wav", buffer: wav(1) });
+  await page.getByTestId("audio").waitFor();
+  // A short recording, made by the browser itself: VP8 in WebM.
+  const webm = await page.evaluate(async () => {
+    const canvas = Object.assign(document.createElement("canvas"), { width: 160, height: 120 });
+    const g = canvas.getContext("2d");
+    const recorder = new MediaRecorder(canvas.captureStream(15), { mimeType: "video/webm" });
+    const chunks = [];
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    const stopped = new Promise((r) => { recorder.onstop = r; });
+    recorder.start();
+    for (let i = 0; i < 12; i++) {
+      g.fillStyle = `hsl(${i * 30} 80% 50%)`;
+      g.fillRect(0, 0, 160, 120);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    recorder.stop();
+    await stopped;
+    return [...new Uint8Array(await new Blob(chunks).arrayBuffer())];
+  });
+  await page.getByTestId("file").setInputFiles({ name: "clip.webm", mimeType: "video/webm", buffer: Buffer.from(webm) });
+  await page.getByTestId("video").waitFor();
+  await conversation(bob.page, alice.name).click();
+  await bob.page.getByTestId("video").waitFor();
+  const played = await bob.page.waitForFunction(() => {
+    const audio = document.querySelector("[data-testid=audio]");
+    const video = document.querySelector("[data-testid=video]");
+    return audio?.readyState >= 1 && video?.readyState >= 1 && { audio: audio.duration, width: video.videoWidth };
+  });
+  const { audio, width } = await played.jsonValue();
+  assert.ok(Math.abs(audio - 1) < 0.05, `the tone lasts ${audio} s`);
+  assert.equal(width, 160);
+  for (const p of [alice, bob]) await p.context.close();
 });

@@ -5,9 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { deflateSync } from "node:zlib";
 
-import { WAIT, browser, bubble, chatWith, conversation, dataDir, dialog, person, say, server, shot, texts } from "./helpers.mjs";
+import { WAIT, browser, bubble, chatWith, conversation, dataDir, dialog, person, png, say, server, shot, texts } from "./helpers.mjs";
 test("two users chat both ways, live, with read receipts", async () => {
   const alice = await person("alice");
   const bob = await person("bob");
@@ -37,36 +36,6 @@ test("two users chat both ways, live, with read receipts", async () => {
   await bob.context.close();
 });
 
-/** A small PNG of `w` by `h` pixels, made here. */
-function png(w, h) {
-  const crc = (buf) => {
-    let c = ~0;
-    for (const b of buf) {
-      c ^= b;
-      for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-    }
-    return ~c >>> 0;
-  };
-  const chunk = (type, data) => {
-    const head = Buffer.alloc(8);
-    head.writeUInt32BE(data.length, 0);
-    head.write(type, 4, "ascii");
-    const sum = Buffer.alloc(4);
-    sum.writeUInt32BE(crc(Buffer.concat([Buffer.from(type, "ascii"), data])), 0);
-    return Buffer.concat([head, data, sum]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const rows = [];
-  for (let y = 0; y < h; y++) {
-    rows.push(0);
-    for (let x = 0; x < w; x++) rows.push((x * 7) & 255, (y * 5) & 255, 180);
-  }
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr),
-    chunk("IDAT", deflateSync(Buffer.from(rows))), chunk("IEND", Buffer.alloc(0))]);
-}
 
 test("an uploaded image renders in the peer's view, and a file comes as a link", async () => {
   const alice = await person("carol");

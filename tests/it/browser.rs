@@ -58,7 +58,14 @@ fn browser_journeys() {
     run(
         &dir,
         "node",
-        &["--test", "--test-concurrency=1", "journeys.test.mjs", "log.test.mjs", "compose.test.mjs", "attention.test.mjs"],
+        &[
+            "--test",
+            "--test-concurrency=1",
+            "journeys.test.mjs",
+            "log.test.mjs",
+            "compose.test.mjs",
+            "attention.test.mjs",
+        ],
         &[("CHATGATE_BIN", env!("CARGO_BIN_EXE_chatgate")), ("CHROMIUM", &chromium)],
     );
 }

@@ -119,6 +119,7 @@ async fn web_client_and_sdk_are_served() {
         ("/messages.js", "text/javascript", "web/messages.js"),
         ("/mention.js", "text/javascript", "web/mention.js"),
         ("/notify.js", "text/javascript", "web/notify.js"),
+        ("/upload.js", "text/javascript", "web/upload.js"),
         ("/outbox.js", "text/javascript", "web/outbox.js"),
         ("/text.js", "text/javascript", "web/text.js"),
         ("/dialogs.js", "text/javascript", "web/dialogs.js"),
