@@ -65,6 +65,7 @@ fn browser_journeys() {
             "log.test.mjs",
             "compose.test.mjs",
             "attention.test.mjs",
+            "view.test.mjs",
         ],
         &[("CHATGATE_BIN", env!("CARGO_BIN_EXE_chatgate")), ("CHROMIUM", &chromium)],
     );
