@@ -65,3 +65,58 @@ test("notifications are asked for by a button, never on load; a hidden tab is no
   await page.getByTestId("chat-title").filter({ hasText: bob.name }).waitFor();
   for (const p of [alice, bob, carol]) await p.context.close();
 });
+
+/** The controls Chromium's accessibility tree finds without a name. */
+async function unnamed(page) {
+  const cdp = await page.context().newCDPSession(page);
+  const { nodes } = await cdp.send("Accessibility.getFullAXTree");
+  const controls = new Set(["button", "textbox", "link", "combobox", "checkbox", "listbox", "searchbox", "progressbar", "slider", "option"]);
+  return nodes
+    .filter((n) => !n.ignored && controls.has(n.role?.value) && !String(n.name?.value ?? "").trim())
+    .map((n) => n.role.value);
+}
+
+test("every control on the page is reachable by Tab and has an accessible name; Esc closes a dialog", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  await chatWith(alice.page, bob.name);
+  await say(alice.page, "one for the tools");
+  await bob.page.getByTestId("conversation").filter({ hasText: alice.name }).click();
+  await say(bob.page, "warm-up");
+  const page = alice.page;
+  await page.getByTestId("message").filter({ hasText: "one for the tools" }).getByRole("button", { name: "👍" }).click();
+  await page.getByTestId("reaction").waitFor();
+  assert.deepEqual(await unnamed(page), [], "controls without a name");
+
+  // Every visible control, in the order Tab should reach them.
+  const count = await page.evaluate(() => {
+    const all = [...document.querySelectorAll("button, input, textarea, select, a[href], [tabindex]")];
+    const shown = all.filter((el) => el.tabIndex >= 0 && !el.disabled && !el.closest("dialog:not([open])") && el.getClientRects().length > 0
+      && getComputedStyle(el).visibility !== "hidden");
+    shown.forEach((el, i) => { el.dataset.reach = String(i); });
+    return shown.length;
+  });
+  assert.ok(count > 15, `found ${count} controls`);
+  const reached = new Set();
+  await page.evaluate(() => document.activeElement?.blur());
+  for (let i = 0; i < count + 10 && reached.size < count; i++) {
+    await page.keyboard.press("Tab");
+    const at = await page.evaluate(() => document.activeElement?.dataset?.reach);
+    if (at !== undefined) reached.add(at);
+  }
+  const missed = await page.evaluate((got) => [...document.querySelectorAll("[data-reach]")]
+    .filter((el) => !got.includes(el.dataset.reach)).map((el) => el.outerHTML.slice(0, 80)), [...reached]);
+  assert.deepEqual(missed, [], "controls Tab never reaches");
+
+  // Attaching is a control of its own, just before the message box.
+  await page.getByRole("textbox", { name: "Message" }).focus();
+  await page.keyboard.press("Shift+Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "Attach a file");
+
+  await page.getByRole("button", { name: "New chat" }).click();
+  const box = page.getByRole("dialog");
+  await box.waitFor();
+  await page.keyboard.press("Escape");
+  await box.waitFor({ state: "hidden" });
+  for (const p of [alice, bob]) await p.context.close();
+});

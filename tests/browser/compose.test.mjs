@@ -23,6 +23,10 @@ test("what is typed offline survives closing the tab: reopened, it goes once, in
   const again = await reopen(alice);
   await bubble(again, "three").waitFor();
   await again.waitForFunction(() => !document.querySelector("[data-pending]"));
+  const conversationId = `s:${[alice.id, bob.id].sort((a, b) => a - b).join(":")}`;
+  const stored = await fetch(`${server.base}/message/history?conversationId=${conversationId}`, { headers: { authorization: `Bearer ${bob.token}` } });
+  // The server holds each once, in order; and the page shows that.
+  assert.deepEqual((await stored.json()).data.messages.map((m) => m.content.text), ["before", "one", "two", "three"]);
   assert.deepEqual(await texts(again), ["before", "one", "two", "three"]);
   await conversation(bob.page, alice.name).click();
   await bubble(bob.page, "three").waitFor();
