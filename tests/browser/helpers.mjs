@@ -88,6 +88,9 @@ after(async () => {
 });
 
 let userCount = 0;
+/** Console errors a server stopped (or a browser taken offline) on purpose causes. */
+const EXPECTED_CONSOLE = [/ERR_CONNECTION_REFUSED/, /WebSocket connection to .* failed/, /ERR_INTERNET_DISCONNECTED/, /ERR_NETWORK_CHANGED/];
+
 /** Uncaught errors in any page: a journey passes only if there are none. */
 const pageErrors = [];
 
@@ -115,6 +118,13 @@ async function watched(context, name, urls) {
   page.on("pageerror", (err) => {
     console.error(`[${name}] page error:`, err);
     pageErrors.push(`${name}: ${err}`);
+  });
+  // Console errors fail the journeys too, but for the failed connections of a server that is
+  // down or a browser that is offline, which the journeys cause on purpose.
+  page.on("console", (m) => {
+    if (m.type() !== "error" || EXPECTED_CONSOLE.some((re) => re.test(m.text()))) return;
+    console.error(`[${name}] console error:`, m.text());
+    pageErrors.push(`${name}: console: ${m.text()}`);
   });
   page.on("request", (r) => urls.push(r.url()));
   page.on("websocket", (ws) => urls.push(ws.url()));
