@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { chatWith, person, say, server } from "./helpers.mjs";
+import { SIZES, chatWith, person, say, server } from "./helpers.mjs";
 
 /** Records what the page asks of the Notification API, passing everything on to Chromium's own. */
 function spyOnNotifications() {
@@ -76,8 +76,8 @@ async function unnamed(page) {
     .map((n) => n.role.value);
 }
 
-test("every control on the page is reachable by Tab and has an accessible name; Esc closes a dialog", async () => {
-  const alice = await person("alice");
+for (const [size, viewport] of SIZES) test(`every control on the page is reachable by Tab and has an accessible name; Esc closes a dialog (${size})`, async () => {
+  const alice = await person("alice", viewport);
   const bob = await person("bob");
   await chatWith(alice.page, bob.name);
   await say(alice.page, "one for the tools");
@@ -113,6 +113,8 @@ test("every control on the page is reachable by Tab and has an accessible name; 
   await page.keyboard.press("Shift+Tab");
   assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "Attach a file");
 
+  // On a phone the list (and its New chat) is behind Back.
+  if (await page.getByRole("button", { name: "Back" }).isVisible()) await page.getByRole("button", { name: "Back" }).click();
   await page.getByRole("button", { name: "New chat" }).click();
   const box = page.getByRole("dialog");
   await box.waitFor();

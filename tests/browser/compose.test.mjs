@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { bubble, chatWith, conversation, person, png, reopen, say, server, texts, wav } from "./helpers.mjs";
+import { SIZES, bubble, chatWith, conversation, person, png, reopen, say, server, texts, wav } from "./helpers.mjs";
 
 test("what is typed offline survives closing the tab: reopened, it goes once, in the order typed", async () => {
   const alice = await person("alice");
@@ -64,9 +64,9 @@ test("Enter sends, Shift+Enter starts a new line, and the text keeps its lines f
   for (const p of [alice, bob]) await p.context.close();
 });
 
-test("@ in a group lists its members as they are typed; the one picked is mentioned, and the owner may mention all", async () => {
-  const alice = await person("alice");
-  const bob = await person("bob");
+for (const [size, viewport] of SIZES) test(`@ in a group lists its members as they are typed; the one picked is mentioned, and the owner may mention all (${size})`, async () => {
+  const alice = await person("alice", viewport);
+  const bob = await person("bob", viewport);
   const carol = await person("carol");
   await server.call(alice.token, "/group/room/add", { name: "Picks", members: [bob.id, carol.id] });
   const page = alice.page;
@@ -115,9 +115,9 @@ function transfer(page, name, type, bytes) {
   }, [name, type, [...bytes]]);
 }
 
-test("a file dropped on the chat is sent, and so is a picture pasted into the composer", async () => {
-  const alice = await person("alice");
-  const bob = await person("bob");
+for (const [size, viewport] of SIZES) test(`a file dropped on the chat is sent, and so is a picture pasted into the composer (${size})`, async () => {
+  const alice = await person("alice", viewport);
+  const bob = await person("bob", viewport);
   await chatWith(alice.page, bob.name);
   const page = alice.page;
   const dropped = await transfer(page, "dropped.txt", "text/plain", Buffer.from("dropped words"));
@@ -165,9 +165,9 @@ test("an upload shows its progress and can be cancelled: nothing is sent until i
   for (const p of [alice, bob]) await p.context.close();
 });
 
-test("audio and video play inline, for the sender and the peer", async () => {
-  const alice = await person("alice");
-  const bob = await person("bob");
+for (const [size, viewport] of SIZES) test(`audio and video play inline, for the sender and the peer (${size})`, async () => {
+  const alice = await person("alice", viewport);
+  const bob = await person("bob", viewport);
   await chatWith(alice.page, bob.name);
   const page = alice.page;
   await page.getByTestId("file").setInputFiles({ name: "tone.wav", mimeType: "audio/wav", buffer: wav(1) });

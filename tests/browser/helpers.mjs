@@ -16,6 +16,8 @@ const BIN = process.env.CHATGATE_BIN;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
 export const WAIT = 15_000;
+/** The window sizes journeys run at: a desktop's and a phone's. */
+export const SIZES = [["desktop", { width: 1100, height: 760 }], ["phone", { width: 390, height: 800 }]];
 
 export function freePort() {
   return new Promise((resolve, reject) => {

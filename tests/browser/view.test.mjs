@@ -4,9 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { bubble, conversation, person, png, server } from "./helpers.mjs";
-
-const SIZES = [["desktop", { width: 1100, height: 760 }], ["phone", { width: 390, height: 800 }]];
+import { SIZES, bubble, conversation, person, png, server } from "./helpers.mjs";
 
 /** Sends `text` from `who` to `to` over HTTP, as another device of theirs would. */
 function send(who, to, content, kind = "text", key = Math.random().toString(36).slice(2)) {
