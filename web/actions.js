@@ -7,8 +7,9 @@ import { titleOf } from "/text.js";
 
 const $ = (id) => document.getElementById(id);
 
-/** The reactions offered in a message's actions. */
+/** The reactions offered in a message's actions, and the more its picker offers. */
 const KEYS = ["👍", "❤️", "😂"];
+const MORE = ["🎉", "😮", "😢", "🙏", "🔥", "👀", "✅", "👎", "🤔", "💯", "😡", "🚀"];
 /** How long after sending its sender may recall a message, as the server's default. */
 const RECALL_WINDOW_MS = 120_000;
 
@@ -18,6 +19,7 @@ let ctx;
 export function actions(page) {
   ctx = page;
   $("mode-cancel").addEventListener("click", () => setMode(null));
+  $("picker").addEventListener("click", (e) => { if (e.target === $("picker")) $("picker").close(); });
 }
 
 /** Asks where to forward `m` (one of the person's other conversations) and forwards it there. */
@@ -112,6 +114,8 @@ export function decorate(li, meta, m, mine) {
     tools.append(b);
   };
   for (const key of KEYS) tool(key, () => react(m, key, !m.reactions?.some((r) => r.key === key && r.mine)));
+  tool("＋", () => pick(m));
+  tools.lastChild.setAttribute("aria-label", "More reactions");
   tool("Reply", () => setMode({ reply: m }));
   tool("Forward", () => forward(m));
   if (mine && m.kind === "text") tool("Edit", () => setMode({ edit: m }));
@@ -120,6 +124,21 @@ export function decorate(li, meta, m, mine) {
     tool("Recall", () => ctx.state.client.recall(m.id).then(({ message }) => ctx.show(message)).catch(ctx.alertError));
   }
   li.append(tools);
+}
+
+/** The reaction picker: one of many keys, for `m`; Esc or a click outside closes it. */
+function pick(m) {
+  const dialog = $("picker");
+  $("picker-keys").replaceChildren(...MORE.map((key) => {
+    const b = Object.assign(document.createElement("button"), { type: "button", textContent: key, className: "chip" });
+    b.setAttribute("aria-label", `React with ${key}`);
+    b.addEventListener("click", () => {
+      dialog.close();
+      react(m, key, !m.reactions?.some((r) => r.key === key && r.mine));
+    });
+    return b;
+  }));
+  dialog.showModal();
 }
 
 /** The message's earlier versions, oldest first, then its text now. */

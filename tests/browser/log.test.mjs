@@ -60,9 +60,14 @@ for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) test(`a
   // Bob reacts to it, and replies to it.
   await message(bob.page, "first, edited").getByRole("button", { name: "👍" }).click();
   await message(alice.page, "first, edited").getByTestId("reaction").filter({ hasText: "👍 1" }).waitFor();
+  // More reactions come from the picker.
+  await message(bob.page, "first, edited").getByRole("button", { name: "More reactions" }).click();
+  await bob.page.getByRole("dialog", { name: "Pick a reaction" }).getByRole("button", { name: "React with 🎉" }).click();
+  await message(alice.page, "first, edited").getByTestId("reaction").filter({ hasText: "🎉 1" }).waitFor();
   await message(alice.page, "first, edited").getByRole("button", { name: "Who reacted" }).click();
   const reactions = alice.page.getByRole("dialog", { name: "Reactions" });
   await reactions.getByRole("listitem").filter({ hasText: `👍 ${bob.name}` }).waitFor();
+  await reactions.getByRole("listitem").filter({ hasText: `🎉 ${bob.name}` }).waitFor();
   await reactions.getByRole("button", { name: "Close" }).click();
   await message(bob.page, "first, edited").getByRole("button", { name: "Reply" }).click();
   await bob.page.getByTestId("mode").filter({ hasText: "Replying to" }).waitFor();
