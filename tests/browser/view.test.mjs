@@ -18,6 +18,11 @@ async function readBacklog(alice, bob, n, label) {
   await server.call(alice.token, "/conversation/read", { conversationId: last.message.conversationId, seq: last.message.seq });
 }
 
+/** The open chat's text that is `text` exactly (a bubble's time would extend "line 8" to "line 801:05"). */
+function exactly(page, text) {
+  return page.getByTestId("messages").locator(".text", { hasText: new RegExp(`^${text}$`) });
+}
+
 /** Whether `el` is wholly inside the message list's visible box. */
 async function inView(page, locator) {
   const list = await page.getByTestId("messages").boundingBox();
@@ -32,7 +37,7 @@ for (const [size, viewport] of SIZES) {
     await readBacklog(alice, bob, 30, "filler");
     const page = alice.page;
     await conversation(page, bob.name).click();
-    await bubble(page, "filler 30").waitFor();
+    await exactly(page, "filler 30").waitFor();
     await send(bob, alice, { text: "a new one" });
     await bubble(page, "a new one").waitFor();
     assert.ok(await inView(page, bubble(page, "a new one")), "a new message scrolls into view");
@@ -54,7 +59,7 @@ test("scrolling up loads older history above, and what was in view stays where i
   await readBacklog(alice, bob, 80, "line");
   const page = alice.page;
   await conversation(page, bob.name).click();
-  await bubble(page, "line 80").waitFor();
+  await exactly(page, "line 80").waitFor();
   const shownBefore = await page.getByTestId("message").count();
   assert.ok(shownBefore < 80, `a page at first, not all: ${shownBefore}`);
   const oldest = page.getByTestId("messages").getByTestId("message").first();
