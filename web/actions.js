@@ -3,7 +3,7 @@
 // Changes come back as the SDK's `changed` events, so every device shows them alike.
 
 import { showList } from "/dialogs.js";
-import { titleOf } from "/text.js";
+import { nameFor, titleOf } from "/text.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -54,7 +54,7 @@ export function setMode(next) {
 }
 
 function who(userId) {
-  return userId === String(ctx.state.me.id) ? "you" : ctx.state.names.get(userId) || `user ${userId}`;
+  return userId === String(ctx.state.me.id) ? "you" : nameFor(ctx.state.names, userId);
 }
 
 function snippet(text = "") {

@@ -2,7 +2,7 @@
 // mention marks, one-to-one ticks, group read counts and their reader lists, the lightbox.
 import { decorate, quote } from "/actions.js";
 import { showList } from "/dialogs.js";
-import { systemText } from "/text.js";
+import { nameFor, systemText } from "/text.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,7 +34,7 @@ export function show(m, { prepend = false } = {}) {
     li.textContent = systemText(m, ctx.state.names);
   } else {
     if (!mine && ctx.state.open?.chatType === "group") {
-      li.append(Object.assign(document.createElement("span"), { className: "from", textContent: ctx.state.names.get(m.from) || `user ${m.from}` }));
+      li.append(Object.assign(document.createElement("span"), { className: "from", textContent: nameFor(ctx.state.names, m.from) }));
     }
     const replied = quote(m);
     if (replied) li.append(replied);
@@ -157,7 +157,7 @@ export function showReadCount(messageId, read) {
 
 async function listReaders(messageId) {
   const { userIds } = await ctx.state.client.readers(messageId).catch(() => ({ userIds: [] }));
-  showList("Read by", userIds.map((id) => ctx.state.names.get(id) || `user ${id}`));
+  showList("Read by", userIds.map((id) => nameFor(ctx.state.names, id)));
 }
 
 export function onReadCount({ conversationId, counts }) {

@@ -45,18 +45,21 @@ export async function openOutbox(userId) {
 /** The writes to IndexedDB, one after another. */
 let writes = Promise.resolve();
 
+/** Runs `op(store)` after the writes before it (none without a database); a failure stops no later one. */
+function write(op) {
+  writes = writes.then(() => db && op(db.transaction(STORE, "readwrite").objectStore(STORE))).catch(() => {});
+  return writes;
+}
+
 /**
  * Keeps `send` (`{clientMsgId, conversationId, chatType, to, text, options}`) until `done`;
  * resolves once it is written (at once when it was done meanwhile).
  */
 export function keep(send) {
   kept.set(send.clientMsgId, send);
-  writes = writes.then(async () => {
-    if (!db || !kept.has(send.clientMsgId)) return;
-    const store = db.transaction(STORE, "readwrite").objectStore(STORE);
-    send.order = await request(store.add(send)).catch(() => undefined);
+  return write(async (store) => {
+    if (kept.has(send.clientMsgId)) send.order = await request(store.add(send));
   });
-  return writes;
 }
 
 /** Marks a kept send as refused (`reason`), so that the page shows it so after a reload too. */
@@ -64,9 +67,7 @@ export function refuse(clientMsgId, reason) {
   const send = kept.get(clientMsgId);
   if (!send) return;
   send.failed = reason;
-  writes = writes.then(async () => {
-    if (db && send.order !== undefined) await request(db.transaction(STORE, "readwrite").objectStore(STORE).put(send)).catch(() => {});
-  });
+  write((store) => send.order !== undefined && request(store.put(send)));
 }
 
 /** Forgets a send: acknowledged by the server, or discarded by the person. */
@@ -74,9 +75,7 @@ export function done(clientMsgId) {
   const send = kept.get(clientMsgId);
   kept.delete(clientMsgId);
   // After its own write, which a quick acknowledgement can overtake.
-  writes = writes.then(async () => {
-    if (db && send?.order !== undefined) await request(db.transaction(STORE, "readwrite").objectStore(STORE).delete(send.order)).catch(() => {});
-  });
+  write((store) => send?.order !== undefined && request(store.delete(send.order)));
 }
 
 /** The kept sends to one conversation, oldest first. */

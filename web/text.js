@@ -6,6 +6,11 @@ export function nameOf(user) {
   return user?.nickname || user?.username || `user ${user?.id ?? "?"}`;
 }
 
+/** The name learned for the user `id`, else a placeholder that names the id. */
+export function nameFor(names, id) {
+  return names.get(String(id)) || `user ${id}`;
+}
+
 /** A conversation's title: the peer's name, or the group's. */
 export function titleOf(c) {
   if (!c.peer) return c.conversationId;
@@ -31,7 +36,7 @@ export function preview(m, names) {
 /** What a group event says, naming whom it was done to and by. */
 export function systemText(m, names) {
   const c = m.content || {};
-  const who = (c.userIds || []).map((id) => names.get(String(id)) || `user ${id}`).join(", ");
+  const who = (c.userIds || []).map((id) => nameFor(names, id)).join(", ");
   const by = names.get(String(c.by)) || "someone";
   switch (c.event) {
     case "created": return `${by} created the group “${c.name}”`;

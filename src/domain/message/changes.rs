@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::super::content::validate_content;
-use super::{Messages, page_limit};
+use super::{Messages, page_limit, split_page};
 use crate::error::{Error, Result};
 use crate::model::{
     Alteration, Change, ConversationRef, Identity, Message, MessageId, NewChange, Status, Turn, UserId, now_ms,
@@ -122,18 +122,13 @@ impl Messages {
         limit: Option<i64>,
     ) -> Result<(Vec<UserId>, bool)> {
         let limit = page_limit(limit, MAX_REACTORS, MAX_REACTORS)?;
-        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
-        self.participant(who, &message.conversation_id).await?;
-        let mut page = self.store.reactors(message_id, key, after.unwrap_or(UserId(0)), limit + 1).await?;
-        let has_more = page.len() as i64 > limit;
-        page.truncate(limit as usize);
-        Ok((page, has_more))
+        self.participants_message(who, message_id).await?;
+        Ok(split_page(self.store.reactors(message_id, key, after.unwrap_or(UserId(0)), limit + 1).await?, limit))
     }
 
     /// A message's earlier versions, oldest first, for its participants.
     pub async fn versions(&self, who: &Identity, message_id: MessageId) -> Result<Vec<Version>> {
-        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
-        self.participant(who, &message.conversation_id).await?;
+        self.participants_message(who, message_id).await?;
         let versions = self.store.versions(message_id).await?;
         Ok(versions
             .into_iter()
@@ -143,8 +138,7 @@ impl Messages {
 
     /// A message the caller takes part in, which is not a system message.
     async fn changeable(&self, who: &Identity, message_id: MessageId) -> Result<(Message, ConversationRef)> {
-        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
-        let conversation = self.participant(who, &message.conversation_id).await?;
+        let (message, conversation) = self.participants_message(who, message_id).await?;
         if message.kind == "system" {
             return Err(Error::Forbidden);
         }

@@ -223,6 +223,18 @@ impl Messages {
         if self.store.is_participant(conversation_id, who.user_id).await? { Ok(parsed) } else { Err(Error::NotFound) }
     }
 
+    /// A message of a conversation the caller takes part in (`NotFound` to anyone else), and
+    /// that conversation.
+    pub(super) async fn participants_message(
+        &self,
+        who: &Identity,
+        message_id: MessageId,
+    ) -> Result<(Message, ConversationRef)> {
+        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
+        let conversation = self.participant(who, &message.conversation_id).await?;
+        Ok((message, conversation))
+    }
+
     /// A page of history, ascending by seq: before `before_seq` (the newest by default) or after
     /// `after_seq`.
     pub async fn history(
@@ -240,9 +252,8 @@ impl Messages {
         self.participant(who, conversation_id).await?;
         let (mut page, has_more) = match after_seq {
             Some(after) => {
-                let mut page = self.store.messages_after(conversation_id, after, limit + 1).await?;
-                let mut has_more = page.len() as i64 > limit;
-                page.truncate(limit as usize);
+                let (mut page, mut has_more) =
+                    split_page(self.store.messages_after(conversation_id, after, limit + 1).await?, limit);
                 // Within the byte budget too, keeping the first ones going forward.
                 let fit = Budget::new(REPLY_BUDGET).fitting(&page);
                 has_more |= fit < page.len();
@@ -341,8 +352,7 @@ impl Messages {
     /// Deletes a message for the caller only: their devices show it as `hidden`, and it no
     /// longer counts as their unread. Others see it as it is.
     pub async fn hide(&self, who: &Identity, message_id: MessageId) -> Result<Message> {
-        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
-        self.participant(who, &message.conversation_id).await?;
+        let (message, _) = self.participants_message(who, message_id).await?;
         if self.store.hide_message(who.user_id, &message, now_ms()).await? {
             self.events.publish(Event::MessageHidden {
                 user_id: who.user_id,
@@ -368,14 +378,12 @@ impl Messages {
         limit: Option<i64>,
     ) -> Result<Readers> {
         let limit = page_limit(limit, MAX_READERS, MAX_READERS)?;
-        let message = self.store.message(message_id).await?.ok_or(Error::NotFound)?;
-        self.participant(who, &message.conversation_id).await?;
+        let (message, _) = self.participants_message(who, message_id).await?;
         let (conversation, seq, sender) = (&message.conversation_id, message.seq, message.from);
         let (read_count, unread_count) = self.store.reader_counts(conversation, seq, sender).await?;
         let after = after.unwrap_or(UserId(0));
-        let mut page = self.store.readers(conversation, seq, sender, read, after, limit + 1).await?;
-        let has_more = page.len() as i64 > limit;
-        page.truncate(limit as usize);
+        let (page, has_more) =
+            split_page(self.store.readers(conversation, seq, sender, read, after, limit + 1).await?, limit);
         Ok(Readers { read: read_count, unread: unread_count, page, has_more })
     }
 }
@@ -405,6 +413,13 @@ pub(super) fn audience(conversation: ConversationRef, except: Option<UserId>) ->
 }
 
 /// A page size asked for, `default` when not, refused outside 1 to `max`.
+/// A page asked for with one row more than `limit`: the first `limit` rows, and whether more follow.
+fn split_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    (rows, has_more)
+}
+
 fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64> {
     let limit = limit.unwrap_or(default);
     if !(1..=max).contains(&limit) {

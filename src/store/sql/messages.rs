@@ -135,14 +135,20 @@ impl MessageStore for SqlStore {
 
     async fn hide_message(&self, user_id: UserId, message: &Message, now: i64) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        // Ordered with the message writer and reads by the conversation row, as they are; the
-        // message first, as a change to it locks them, or a recall racing this deadlocks on
-        // PostgreSQL (the hide's row refers to the message, which the recall holds).
-        let lock = if self.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
-        let text = format!("SELECT id FROM message WHERE id = $1{lock}");
-        sqlx::query(sql(text)).bind(message.id).fetch_optional(&mut *tx).await?;
-        let text = format!("SELECT id FROM conversation WHERE id = $1{lock}");
-        sqlx::query(sql(text)).bind(&message.conversation_id).fetch_optional(&mut *tx).await?;
+        // On PostgreSQL, ordered with the message writer and reads by the conversation row, as
+        // they are; the message first, as a change to it locks them, or a recall racing this
+        // deadlocks (the hide's row refers to the message, which the recall holds). SQLite's one
+        // writer connection orders everything already.
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM message WHERE id = $1 FOR UPDATE")
+                .bind(message.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            sqlx::query("SELECT id FROM conversation WHERE id = $1 FOR UPDATE")
+                .bind(&message.conversation_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         let hidden = sqlx::query(
             "INSERT INTO message_hidden (user_id, message_id, at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, message_id) DO NOTHING",
