@@ -11,11 +11,14 @@ function send(who, to, content, kind = "text", key = Math.random().toString(36).
   return server.call(who.token, "/message/send", { chatType: "single", to: to.id, kind, content, clientMsgId: key });
 }
 
-/** Sends `n` texts from `bob` to `alice`, which she reads on another device. */
+/** Sends `n` texts from `bob` to `alice`, which she reads on another device; her page hears of both. */
 async function readBacklog(alice, bob, n, label) {
   let last;
   for (let i = 1; i <= n; i++) last = await send(bob, alice, { text: `${label} ${i}` });
   await server.call(alice.token, "/conversation/read", { conversationId: last.message.conversationId, seq: last.message.seq });
+  const item = conversation(alice.page, bob.name).filter({ hasText: `${label} ${n}` });
+  await item.waitFor();
+  await item.getByTestId("unread").waitFor({ state: "detached" });
 }
 
 /** The open chat's text that is `text` exactly (a bubble's time would extend "line 8" to "line 801:05"). */
